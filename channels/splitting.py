@@ -1,0 +1,100 @@
+"""Cutting a Markdown text that outgrew one message into a message that fits and the rest.
+
+Platform-neutral: the caller says what "fits" means (Telegram counts UTF-16 units after rendering, Slack counts
+Markdown characters). The cut is made at the best boundary the message can hold — paragraph, then line, then
+sentence, then word, then anywhere — so that no message is less than half full just to reach a nicer boundary.
+A code fence left open by the cut is closed in the first message and reopened (same info string) in the next,
+so both render as code. Only the whitespace at the cut is dropped; every other character is kept exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
+_BOUNDARIES = (
+    re.compile(r"\n[ \t]*\n\s*"),  # paragraph
+    re.compile(r"\n\s*"),  # line
+    re.compile(r"(?<=[.!?…。！？])\s+"),  # sentence
+    re.compile(r"\s+"),  # word
+)
+_LOOKAHEAD = 64
+"""How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
+
+
+def open_fence(text: str) -> str | None:
+    """The opening line of a code fence that `text` leaves open, or None.
+
+    A closing fence uses the same character, at least as many of them, and no info string (CommonMark).
+    """
+    opening: str | None = None
+    marker = ""
+    for match in _FENCE_LINE.finditer(text):
+        run, rest = match.group(1), match.group(2)
+        if opening is None:
+            if run[0] == "`" and "`" in rest:
+                continue  # not a fence: an info string may not contain a backtick
+            opening, marker = match.group(0).strip(), run
+        elif run[0] == marker[0] and len(run) >= len(marker) and not rest.strip():
+            opening = None
+    return opening
+
+
+def _closed(head: str) -> tuple[str, str]:
+    """`head` with an open fence closed, and the line that reopens it in the next message ("" if none)."""
+    opening = open_fence(head)
+    if opening is None:
+        return head, ""
+    marker = re.match(r"`+|~+", opening)
+    assert marker is not None  # open_fence only returns fence lines
+    return head.rstrip() + "\n" + marker.group(0), opening + "\n"
+
+
+def _best_cut(text: str, longest: int) -> tuple[int, int]:
+    """Where the first message ends and the next begins, for a first message of at most `longest` characters."""
+    floor = longest // 2
+    region = text[floor : longest + _LOOKAHEAD]
+    for boundary in _BOUNDARIES:
+        last = None
+        for match in boundary.finditer(region):
+            if floor + match.start() > longest:
+                break
+            if match.start() > 0:  # a cut at the very start of the region would leave an empty message
+                last = match
+        if last is not None:
+            return floor + last.start(), floor + last.end()
+    return longest, longest
+
+
+def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tuple[str, str]:
+    """Split `text` into a first message that fits and the text that continues in the next message.
+
+    Args:
+        text: Markdown that does not fit in one message.
+        fits: Whether a candidate first message fits the platform's limit.
+        window: How many leading characters to consider; bounds the work for a huge text (the rest is tail).
+
+    Returns:
+        (head, tail): `head` fits, is not empty and ends at the best boundary; `tail` is the remaining text
+        (with a reopened code fence first, where the cut was inside one).
+
+    Raises:
+        ValueError: When not even one character fits (a limit no platform has).
+    """
+    lo, hi = 1, min(len(text), window)
+    if not fits(_closed(text[:lo])[0]):
+        raise ValueError("not even one character fits in a message")
+    while lo < hi:  # the longest prefix that fits once its fence is closed
+        mid = (lo + hi + 1) // 2
+        if fits(_closed(text[:mid])[0]):
+            lo = mid
+        else:
+            hi = mid - 1
+    longest = lo
+    while True:
+        cut, resume = _best_cut(text, longest)
+        head, reopen = _closed(text[:cut])
+        if fits(head) or longest == 1:
+            return head, reopen + text[resume:]
+        longest = cut - 1  # closing the fence at the nicer boundary made it too long: look earlier
