@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from dataclasses import replace
@@ -71,7 +72,7 @@ async def test_at_most_one_update_per_interval_always_with_the_latest_text(clock
         await clock.advance(0.1)
     await clock.advance(1.0)
     calls = surface.ops()
-    gaps = [b.t - a.t for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(calls)]
     assert all(gap >= 1.0 - 1e-9 for gap in gaps), gaps
     assert 5 <= len(calls) <= 7
     assert surface.visible == ["w0 " + "".join(f"w{i} " for i in range(1, 50)).rstrip()]
@@ -144,9 +145,7 @@ async def test_final_only_surface_gets_one_message_at_the_end(clock: FakeClock) 
     await clock.advance(5)
     assert surface.calls == []
     assert await handler.stop()
-    assert [(c.op, c.text, c.final) for c in surface.calls] == [
-        ("send", "Before the tool.\n\nAfter the tool.", True)
-    ]
+    assert [(c.op, c.text, c.final) for c in surface.calls] == [("send", "Before the tool.\n\nAfter the tool.", True)]
 
 
 # -- live modes --------------------------------------------------------------------------------------------------

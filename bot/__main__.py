@@ -1,0 +1,5 @@
+"""`python -m bot console|telegram|slack`."""
+
+from bot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Wiring for `python -m bot console`: settings -> agent -> runtime -> console channel."""
+
+from __future__ import annotations
+
+from agent.run import open_agent
+from bot.runtime import DEMO_HELP, Runtime
+from bot.settings import Settings
+from channels.console import ConsoleChannel
+from tools import default_tools
+
+
+def banner(settings: Settings, *, demo: bool, interactive: bool) -> str:
+    """The first lines a console user sees: what answers them and how to leave."""
+    model = "offline demo model" if demo else f"model {settings.llm_model}"
+    lines = [f"livebot console — {model}. /help for commands."]
+    if interactive:
+        lines.append("Ctrl-C stops a reply; Ctrl-D (or Ctrl-C at the prompt) quits.")
+    if demo:
+        lines.append(DEMO_HELP.strip().replace("**", ""))
+    return "\n".join(lines)
+
+
+async def run_console(settings: Settings, *, name: str) -> int:
+    """Run the console chat until EOF or Ctrl-C. Returns the exit status."""
+    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
+    async with open_agent(settings.agent_config(), tools) as agent:
+        channel = ConsoleChannel(name=name, mode=settings.live_mode, interval=settings.stream_edit_interval)
+        channel.banner = banner(settings, demo=agent.is_demo, interactive=channel.interactive)
+        return await channel.run(Runtime(agent).answer)

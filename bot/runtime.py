@@ -1,0 +1,99 @@
+"""The conversation runtime: turns one incoming message into one streamed reply.
+
+Commands are answered here, the same on every channel; anything else runs the agent and feeds its events to a
+StreamingHandler. The only rule about tools lives here too: `take()` before a tool runs, so the text before a
+tool is finished and the answer after it opens a new message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent.events import Done, Failed, TextDelta, ToolCall, ToolResult
+from agent.run import Agent
+from bot.clock import Clock
+from bot.streaming import StreamingHandler
+from channels.inbound import Incoming
+from channels.surface import ReplySurface
+
+log = logging.getLogger(__name__)
+
+STOPPED_MARK = "⏹ _Stopped._"
+EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
+HELP = (
+    "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
+    "timezone and read web pages.\n\n"
+    "Commands: /reset forgets this conversation; /help shows this."
+)
+DEMO_HELP = (
+    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic and tell "
+    "the time. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
+    "to a real model."
+)
+RESET_DONE = "Done: I forgot this conversation. The next message starts fresh."
+
+
+class Runtime:
+    """Answers messages with the agent.
+
+    Args:
+        agent: The agent every conversation talks to.
+        clock: Passed to each StreamingHandler (tests control time with it).
+    """
+
+    def __init__(self, agent: Agent, *, clock: Clock | None = None) -> None:
+        self._agent = agent
+        self._clock = clock
+
+    async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
+        """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
+        command = incoming.text.split(maxsplit=1)[0].lower() if incoming.text.startswith("/") else ""
+        command = command.split("@", 1)[0]  # "/help@livebot" in groups
+        if command in ("/start", "/help"):
+            await self._say(surface, HELP + (DEMO_HELP if self._agent.is_demo else ""))
+        elif command == "/reset":
+            await self._agent.reset(incoming.conversation)
+            await self._say(surface, RESET_DONE)
+        else:
+            await self._reply(incoming, surface)
+
+    async def _say(self, surface: ReplySurface, text: str) -> None:
+        async with StreamingHandler(surface, clock=self._clock) as handler:
+            handler.emit(text)
+
+    async def _reply(self, incoming: Incoming, surface: ReplySurface) -> None:
+        handler = StreamingHandler(surface, clock=self._clock)
+        await handler.start()
+        events = self._agent.run(incoming.text, thread_id=incoming.conversation)
+        wrote = False
+        try:
+            async for event in events:
+                match event:
+                    case TextDelta(text=text):
+                        handler.emit(text)
+                        wrote = True
+                    case ToolCall(name=name):
+                        await handler.take()  # the tool does not start until this returns
+                        await handler.tool_started(name)
+                    case ToolResult(name=name, ok=False, content=content):
+                        log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
+                    case Failed(notice=notice):
+                        handler.emit(f"\n\n⚠️ {notice}")
+                        wrote = True
+                    case Done(usage=usage):
+                        log.debug(
+                            "%s: answered (%d tokens in, %d out)",
+                            incoming.conversation,
+                            usage.input_tokens,
+                            usage.output_tokens,
+                        )
+            if not wrote:
+                handler.emit(EMPTY_ANSWER)
+        except asyncio.CancelledError:
+            handler.emit(f"\n\n{STOPPED_MARK}")
+            raise
+        finally:
+            await events.aclose()  # closes the model's HTTP stream at once when the reply was stopped
+            if not await handler.stop():
+                log.warning("%s: part of the reply could not be delivered", incoming.conversation)

@@ -1,0 +1,136 @@
+"""Settings from the environment and `.env`; the names are a public interface (DESIGN.md, "Settings").
+
+A malformed value stops start-up with one line naming the setting (`SettingsError`); secrets are `SecretStr`, so
+they print as '**********' wherever a settings object is shown, and `secret_values` feeds the log redactor.
+Settings a channel needs (tokens) are checked when that channel starts, so the console runs with none of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agent.config import DEFAULT_SYSTEM_PROMPT, AgentConfig
+from channels.capabilities import LiveMode
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line that names it."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. See .env.example for what each one means."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    agent_step_limit: int = Field(8, ge=1, le=100)
+    tool_timeout: float = Field(30.0, gt=0, le=600)
+    web_fetch_allow_private: bool = False
+    demo_token_delay: float = Field(0.03, ge=0, le=5)
+
+    bot_data_dir: Path = Path("data")
+    database_url: SecretStr | None = None
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_allowed_users: Annotated[list[str], NoDecode] = []
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_port: int = Field(3000, ge=1, le=65535)
+
+    stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
+    stream_edit_interval: float | None = Field(None, gt=0, le=60)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+
+    @field_validator("telegram_allowed_users", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lstrip("@") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("openai_base_url", "telegram_api_base_url", "slack_api_url", "telegram_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def live_mode(self) -> LiveMode | None:
+        """STREAM_MODE as the capability registry takes it (None = auto)."""
+        return None if self.stream_mode == "auto" else LiveMode(self.stream_mode)
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every secret's value, for the log redactor."""
+        return [
+            value.get_secret_value()
+            for value in (
+                self.openai_api_key,
+                self.database_url,
+                self.telegram_bot_token,
+                self.telegram_webhook_secret,
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.slack_signing_secret,
+            )
+            if value is not None and value.get_secret_value()
+        ]
+
+    def agent_config(self) -> AgentConfig:
+        """The agent's part of the settings (the agent package never reads settings itself)."""
+        return AgentConfig(
+            api_key=self.openai_api_key.get_secret_value() if self.openai_api_key else None,
+            base_url=self.openai_base_url,
+            model=self.llm_model,
+            system_prompt=self.system_prompt,
+            data_dir=self.bot_data_dir,
+            step_limit=self.agent_step_limit,
+            tool_timeout=self.tool_timeout,
+            demo_delay=self.demo_token_delay,
+        )
+
+    def require(self, *names: str) -> None:
+        """Stop start-up with one line when a setting the chosen channel needs is missing.
+
+        Raises:
+            SettingsError: Naming the first missing setting.
+        """
+        for name in names:
+            if getattr(self, name.lower()) in (None, ""):
+                raise SettingsError(f"{name} is not set; it is needed for this channel (see .env.example)")
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read the settings, turning pydantic's report into one line about the first bad setting.
+
+    Raises:
+        SettingsError: Naming the setting and what is wrong; the value is shown only for non-secrets.
+    """
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
+        got = "" if secret or "input" not in error else f" (got {error['input']!r})"
+        message = error["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"setting {name} is invalid: {message}{got}") from None

@@ -1,0 +1,78 @@
+"""The console bot with piped stdin/stdout: one whole answer per line, against a real OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
+from tests.scenarios.conftest import bot_env, run_bot
+
+
+async def test_plain_answer_is_printed_once_whole(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    answer = "Hello! This answer arrives in many small pieces but is printed once."
+    llm.script(Text(answer, chunk_size=3))
+    done = await run_bot(["console"], stdin="hi there\n", env=model_env, cwd=tmp_path)
+    assert (done.code, done.out) == (0, answer + "\n")
+    assert llm.requests[0]["messages"][-1] == {"role": "user", "content": "hi there"}
+    assert llm.requests[0]["stream"] is True
+
+
+async def test_tool_round_trip_then_the_answer(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    llm.script(
+        ToolCalls([("calculator", {"expression": "6*7"})], text_before="Let me compute that."),
+        Text("6 × 7 is **42**."),
+    )
+    done = await run_bot(["console"], stdin="what is 6*7?\n", env=model_env, cwd=tmp_path)
+    assert (done.code, done.out) == (0, "Let me compute that.\n\n6 × 7 is **42**.\n")
+    tool_answer = llm.requests[1]["messages"][-1]
+    assert (tool_answer["role"], tool_answer["content"]) == ("tool", "42")  # the real calculator ran
+
+
+async def test_broken_stream_keeps_the_text_so_far_and_the_bot_keeps_answering(
+    llm: OpenAIDouble, model_env: dict, tmp_path: Path
+) -> None:
+    llm.script(Break("The first answer was going well until", after_chars=24), Text("Second answer."))
+    done = await run_bot(["console"], stdin="one\ntwo\n", env=model_env, cwd=tmp_path)
+    first, second = done.out.split("\n\n", 1)[0], done.out.split("\n\n", 1)[1]
+    assert done.code == 0
+    assert first == "The first answer was goi"
+    assert second.startswith("⚠️ ") and second.endswith("Second answer.\n")
+    assert len(llm.requests) == 2
+
+
+async def test_memory_survives_a_restart(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    llm.script(Text("Nice to meet you, Ada."), Text("You are Ada."))
+    await run_bot(["console"], stdin="my name is Ada\n", env=model_env, cwd=tmp_path)
+    done = await run_bot(["console"], stdin="who am I?\n", env=model_env, cwd=tmp_path)
+    assert done.out == "You are Ada.\n"
+    contents = [m["content"] for m in llm.requests[1]["messages"]]
+    assert contents[-3:] == ["my name is Ada", "Nice to meet you, Ada.", "who am I?"]
+
+
+async def test_reset_forgets_the_conversation(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    llm.script(Text("Noted."), Text("Fresh start."))
+    done = await run_bot(["console"], stdin="remember 7\n/reset\nwhat number?\n", env=model_env, cwd=tmp_path)
+    assert "forgot this conversation" in done.out
+    assert [m["role"] for m in llm.requests[1]["messages"]] == ["system", "user"]
+
+
+async def test_offline_demo_answers_with_a_tool_round_trip(tmp_path: Path) -> None:
+    done = await run_bot(["console"], stdin="what is 2+2\n", env=bot_env(tmp_path), cwd=tmp_path)
+    assert done.code == 0
+    assert "calculator" in done.out and "**4**" in done.out  # the answer quotes the tool's result
+    assert "demo" in done.out.lower() and "OPENAI_API_KEY" in done.out
+
+
+async def test_malformed_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    done = await run_bot(["console"], stdin="", env=bot_env(tmp_path, STREAM_MODE="fast"), cwd=tmp_path)
+    assert done.code == 2
+    assert done.err.count("\n") == 1 and "STREAM_MODE" in done.err and "Traceback" not in done.err
+
+
+async def test_no_secret_reaches_the_log(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    llm.script(Text("ok"))
+    env = {**model_env, "LOG_LEVEL": "DEBUG"}
+    done = await run_bot(["console"], stdin="hi\n", env=env, cwd=tmp_path)
+    assert done.out == "ok\n"
+    assert "DEBUG" in done.err  # logging was on
+    assert env["OPENAI_API_KEY"] not in done.err + done.out
