@@ -12,8 +12,8 @@ import logging
 
 from agent.events import Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.run import Agent
-from bot.clock import Clock
 from bot.streaming import StreamingHandler
+from channels.clock import Clock
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
 

@@ -25,8 +25,8 @@ import threading
 from collections import deque
 from types import TracebackType
 
-from bot.clock import Clock, LoopClock
 from channels.capabilities import LiveMode
+from channels.clock import Clock, LoopClock
 from channels.errors import (
     ChannelError,
     FormattingRejected,

@@ -1,0 +1,135 @@
+"""One shared rate budget per chat and per bot, with the platform's retry_after gate inside it.
+
+Every platform call of a channel passes through `RateLimiter.acquire` before it is made (the limiter wraps the
+call, not the caller). Two kinds of callers:
+
+- urgent calls (a reply's first message, every final message) wait here until the chat's budget, the bot's
+  budget and any retry_after allow them, so the final text lands however long the platform makes us wait;
+- other calls (intermediate edits, drafts, typing) never wait: when the budget is short they raise `RateLimited`
+  with the time until they could go, and the StreamingHandler simply shows the latest text later. They also
+  leave a reserve of each budget to urgent calls and yield while any urgent call is waiting, which is what
+  "under pressure intermediate edits are dropped first" means.
+
+After a 429 the channel calls `penalize`: no call to that chat, urgent or not, goes out before retry_after.
+Budgets are sliding windows ("at most N calls in any T seconds"), slightly stricter than the platforms' own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from channels.clock import Clock, LoopClock
+from channels.errors import RateLimited
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """At most `limit` calls in any `period` seconds."""
+
+    limit: int
+    period: float
+
+    @property
+    def reserve(self) -> int:
+        """Slots that only urgent calls may use: a fifth of the budget, at least one where there are two."""
+        return min(self.limit - 1, max(1, math.ceil(self.limit / 5))) if self.limit > 1 else 0
+
+
+@dataclass(slots=True)
+class _Window:
+    budget: Budget
+    times: deque[float] = field(default_factory=deque)
+
+    def wait(self, now: float, *, reserve: int) -> float:
+        """Seconds until one more call fits, leaving `reserve` slots free."""
+        times, period = self.times, self.budget.period
+        while times and times[0] <= now - period:
+            times.popleft()
+        allowed = self.budget.limit - reserve
+        if len(times) < allowed:
+            return 0.0
+        return times[len(times) - allowed] + period - now
+
+
+class RateLimiter:
+    """The budgets of one bot token: one window for the bot, one per (chat, lane), one retry_after gate per chat.
+
+    Args:
+        bot: The budget all calls of this bot share (Telegram: 30 per second).
+        clock: Injected in tests; the event loop's clock otherwise.
+    """
+
+    def __init__(self, bot: Budget, *, clock: Clock | None = None) -> None:
+        self._clock = clock or LoopClock()
+        self._bot = _Window(bot)
+        self._windows: dict[tuple[Hashable, str], _Window] = {}
+        self._gates: dict[Hashable, float] = {}
+        self._urgent_waiting = 0
+        self._sweep_at = 1024
+
+    async def acquire(self, chat: Hashable, budget: Budget | None, *, lane: str = "messages", urgent: bool) -> None:
+        """Count one call to `chat`, waiting for room if `urgent`.
+
+        Args:
+            chat: The chat the call goes to; its retry_after gate applies to every lane.
+            budget: The chat's budget for this lane, or None when only the bot's budget applies (typing).
+            lane: Calls that the platform budgets separately within a chat (messages, drafts).
+            urgent: Wait for room instead of failing.
+
+        Raises:
+            RateLimited: Not urgent and no room now; `retry_after` says when to try again.
+        """
+        window = self._window(chat, lane, budget)
+        if urgent:
+            self._urgent_waiting += 1
+            try:
+                while (wait := self._wait(chat, window, urgent=True)) > 0:
+                    await self._clock.sleep(wait)
+            finally:
+                self._urgent_waiting -= 1
+        else:
+            wait = self._wait(chat, window, urgent=False)
+            if wait > 0:
+                raise RateLimited(wait, "local rate budget")
+        now = self._clock.now()
+        self._bot.times.append(now)
+        if window is not None:
+            window.times.append(now)
+
+    def penalize(self, chat: Hashable, retry_after: float) -> None:
+        """The platform answered 429 for `chat`: close its gate for `retry_after` seconds."""
+        until = self._clock.now() + retry_after
+        self._gates[chat] = max(self._gates.get(chat, 0.0), until)
+
+    def blocked_for(self, chat: Hashable) -> float:
+        """Seconds until `chat`'s retry_after gate opens (0 when open)."""
+        return max(0.0, self._gates.get(chat, 0.0) - self._clock.now())
+
+    def _wait(self, chat: Hashable, window: _Window | None, *, urgent: bool) -> float:
+        now = self._clock.now()
+        gate = self._gates.get(chat, 0.0) - now
+        if not urgent and self._urgent_waiting:
+            return max(gate, self._bot.budget.period / self._bot.budget.limit)
+        bot = self._bot.wait(now, reserve=0 if urgent else self._bot.budget.reserve)
+        own = 0.0 if window is None else window.wait(now, reserve=0 if urgent else window.budget.reserve)
+        return max(gate, bot, own)
+
+    def _window(self, chat: Hashable, lane: str, budget: Budget | None) -> _Window | None:
+        if budget is None:
+            return None
+        window = self._windows.get((chat, lane))
+        if window is None or window.budget != budget:
+            window = self._windows[(chat, lane)] = _Window(budget)
+            if len(self._windows) > self._sweep_at:
+                self._sweep()
+        return window
+
+    def _sweep(self) -> None:
+        """Forget chats that have been quiet for a whole period, so memory follows the chats in flight."""
+        now = self._clock.now()
+        self._windows = {k: w for k, w in self._windows.items() if w.times and w.times[-1] > now - w.budget.period}
+        self._gates = {chat: until for chat, until in self._gates.items() if until > now}
+        self._sweep_at = max(1024, 2 * len(self._windows))
