@@ -50,6 +50,9 @@ class InstantSurface:
         if final:
             self.chars_final += len(text)
 
+    async def close(self) -> None:
+        pass
+
 
 async def one_reply(profile: Profile, tokens: int) -> tuple[float, float, InstantSurface]:
     surface = InstantSurface(profile)

@@ -45,4 +45,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.console_app import run_console
 
         return await run_console(settings, name=args.name)
+    if args.channel == "telegram":
+        from bot.telegram_app import run_telegram
+
+        return await run_telegram(settings)
     raise SettingsError(f"the {args.channel} channel is not built yet; try `python -m bot console`")

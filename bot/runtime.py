@@ -51,14 +51,15 @@ class Runtime:
         command = incoming.text.split(maxsplit=1)[0].lower() if incoming.text.startswith("/") else ""
         command = command.split("@", 1)[0]  # "/help@livebot" in groups
         if command in ("/start", "/help"):
-            await self._say(surface, HELP + (DEMO_HELP if self._agent.is_demo else ""))
+            await self.say(surface, HELP + (DEMO_HELP if self._agent.is_demo else ""))
         elif command == "/reset":
             await self._agent.reset(incoming.conversation)
-            await self._say(surface, RESET_DONE)
+            await self.say(surface, RESET_DONE)
         else:
             await self._reply(incoming, surface)
 
-    async def _say(self, surface: ReplySurface, text: str) -> None:
+    async def say(self, surface: ReplySurface, text: str) -> None:
+        """Send a fixed text (help, a refusal) through the same streaming path as an answer."""
         async with StreamingHandler(surface, clock=self._clock) as handler:
             handler.emit(text)
 

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     tool_timeout: float = Field(30.0, gt=0, le=600)
     web_fetch_allow_private: bool = False
     demo_token_delay: float = Field(0.03, ge=0, le=5)
+    max_input_chars: int = Field(4000, ge=1)
 
     bot_data_dir: Path = Path("data")
     database_url: SecretStr | None = None
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
     telegram_allowed_users: Annotated[list[str], NoDecode] = []
 
     slack_bot_token: SecretStr | None = None

@@ -33,6 +33,7 @@ from channels.errors import (
     MessageGone,
     MessageTooLong,
     NotModified,
+    PermanentError,
     RateLimited,
     StreamingRefused,
 )
@@ -154,6 +155,7 @@ class StreamingHandler:
                 self._held = []
             await self._finish_segment()
             await self._clear_status()
+            await self._quietly(self._surface.close())
         return not self.undelivered
 
     async def __aenter__(self) -> StreamingHandler:
@@ -314,6 +316,8 @@ class StreamingHandler:
                 continue
             except MessageTooLong:
                 raise
+            except PermanentError as exc:
+                return self._give_up(view, final, str(exc))
             except ChannelError as exc:
                 failures += 1
                 if not final:

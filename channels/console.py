@@ -74,6 +74,10 @@ class TerminalSurface:
             self._write(f"{_DIM}  ⚙ {text}{_RESET}\n")
             self._status = True
 
+    async def close(self) -> None:
+        await self.status(None)
+        self.end_line()
+
     def end_line(self) -> None:
         """Move below the newest message, so nothing else is written into it."""
         if self._line_open:
@@ -110,6 +114,9 @@ class PipedSurface:
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
         raise RuntimeError("a piped console cannot edit; its profile says so")
+
+    async def close(self) -> None:
+        pass
 
 
 class ConsoleChannel:
@@ -170,9 +177,6 @@ class ConsoleChannel:
             self._interrupted = False
             self._reply = asyncio.create_task(answer(incoming, surface))
             await asyncio.wait([self._reply])
-            if isinstance(surface, TerminalSurface):
-                await surface.status(None)
-                surface.end_line()
             if not self._reply.cancelled() and self._reply.exception() is not None:
                 raise self._reply.exception()  # type: ignore[misc]
             self._reply = None

@@ -10,7 +10,8 @@ Each channel translates its library's exceptions into these, so the handler can 
     ├── MessageGone               the message to edit no longer exists: continue in a new one
     ├── MessageTooLong            the platform counted more than the profile allows: split again
     ├── StreamingRefused          a draft or native stream is not allowed here: fall back to edits
-    └── TransientError            network failure or 5xx: retry with backoff
+    ├── TransientError            network failure or 5xx: retry with backoff
+    └── PermanentError            refused for good (bot blocked, chat gone): do not retry
 
 Misuse (calling a method a surface does not declare in its profile) is a programming error and raises
 `RuntimeError`, never a `ChannelError`.
@@ -57,3 +58,7 @@ class StreamingRefused(ChannelError):
 
 class TransientError(ChannelError):
     """A network error or server-side failure that may succeed if tried again."""
+
+
+class PermanentError(ChannelError):
+    """The platform refused the call in a way retrying cannot fix (the bot was blocked, the chat is gone)."""

@@ -1,7 +1,7 @@
 """The reply surface: the narrow interface between the StreamingHandler and one platform chat.
 
 A channel builds one surface per reply. The handler calls only what the surface's `profile` declares: `send`,
-`edit` and `measure` always; `draft` when `profile.draft`; the `stream_*` methods when `profile.native_stream`;
+`edit`, `measure` and `close` always; `draft` when `profile.draft`; the `stream_*` methods when `profile.native_stream`;
 `typing` when `profile.typing`; `status` when `profile.status`. Methods raise the errors of `channels.errors`,
 never a library's own exceptions, so the handler's error rules hold on every platform.
 
@@ -38,6 +38,10 @@ class ReplySurface(Protocol):
 
     async def edit(self, ref: MessageRef, text: str, *, final: bool, plain: bool = False) -> None:
         """Replace the whole text of a message this surface sent."""
+        ...
+
+    async def close(self) -> None:
+        """The reply is over: release what was only shown while it streamed (a status message, an open line)."""
         ...
 
 

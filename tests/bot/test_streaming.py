@@ -16,6 +16,7 @@ from channels.errors import (
     MessageGone,
     MessageTooLong,
     NotModified,
+    PermanentError,
     RateLimited,
     StreamingRefused,
     TransientError,
@@ -87,6 +88,8 @@ async def test_no_update_when_the_shown_text_would_not_change(clock: FakeClock) 
     assert len(surface.calls) == 1
     assert await handler.stop()
     assert len(surface.calls) == 1  # the final text is already shown: no identical edit
+    assert await handler.stop()  # stop is idempotent
+    assert surface.closed == 1
 
 
 async def test_stale_states_are_skipped_not_queued(clock: FakeClock) -> None:
@@ -386,6 +389,15 @@ async def test_final_that_never_lands_is_reported_undelivered(clock: FakeClock) 
     await clock.advance(sum(FINAL_BACKOFF) + 1)
     assert await stopping is False
     assert handler.undelivered == ["lost?"]
+
+
+async def test_permanent_refusal_is_not_retried(clock: FakeClock) -> None:
+    handler, surface = await started(EDIT, clock)
+    handler.emit("to a blocked chat")
+    surface.failures["send"] = [PermanentError("bot was blocked by the user")]
+    assert await handler.stop() is False
+    assert len(surface.ops("send")) == 1
+    assert handler.undelivered == ["to a blocked chat"]
 
 
 async def test_failed_final_edit_sends_the_whole_segment_anew(clock: FakeClock) -> None:

@@ -1,0 +1,159 @@
+"""Wiring for `python -m bot telegram`: a python-telegram-bot Application that streams every answer.
+
+Updates arrive by long polling, or by webhook when TELEGRAM_WEBHOOK_URL is set (python-telegram-bot checks
+TELEGRAM_WEBHOOK_SECRET on every request and answers 403 without it). The update handler only decides and
+queues: the reply runs in its conversation's queue, so a slow reply never holds up another chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application, ContextTypes, TypeHandler
+
+from agent.run import Agent, open_agent
+from bot.conversations import Conversations
+from bot.runtime import Runtime
+from bot.settings import Settings, SettingsError
+from channels.capabilities import LiveMode, resolve
+from channels.ratelimit import RateLimiter
+from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update
+from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
+from tools import default_tools
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("start", "What this bot does"),
+    BotCommand("help", "What this bot does"),
+    BotCommand("reset", "Forget this conversation"),
+]
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+class TelegramBot:
+    """Turns updates into replies. One per running bot.
+
+    Args:
+        application: The initialised python-telegram-bot Application (its `bot` makes the calls).
+        runtime: Answers messages with the agent.
+        settings: For the streaming mode and interval.
+        me: Who the bot is and whom it serves.
+    """
+
+    def __init__(self, application: Application, runtime: Runtime, settings: Settings, me: BotIdentity) -> None:
+        self.application = application
+        self.runtime = runtime
+        self.me = me
+        self.conversations = Conversations()
+        self.limiter = RateLimiter(BOT_BUDGET)
+        self._settings = settings
+        self._no_drafts: set[int] = set()
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """python-telegram-bot's handler: decide, queue, return at once."""
+        verdict = read_update(update, self.me)
+        match verdict:
+            case Answer(incoming=incoming, target=target):
+                surface = self.surface(target)
+                self.conversations.submit(incoming.conversation, lambda: self.runtime.answer(incoming, surface))
+            case Refuse(target=target, text=text):
+                surface = self.surface(target)
+                self.conversations.submit(f"telegram:{target.chat_id}", lambda: self.runtime.say(surface, text))
+            case Ignore(reason=reason):
+                log.debug("update %s ignored: %s", update.update_id, reason)
+
+    def surface(self, target: Target) -> TelegramSurface:
+        """A reply surface for `target`, streaming the way the registry says (edits where drafts were refused)."""
+        mode = self._settings.live_mode
+        if target.chat_id in self._no_drafts and mode in (None, LiveMode.DRAFT):
+            mode = LiveMode.EDIT
+        profile = resolve("telegram", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
+        return TelegramSurface(
+            self.application.bot, self.limiter, target, profile, on_drafts_refused=self._no_drafts.add
+        )
+
+
+def build_application(settings: Settings) -> Application:
+    """The python-telegram-bot Application, pointed at TELEGRAM_API_BASE_URL."""
+    settings.require("TELEGRAM_BOT_TOKEN")
+    assert settings.telegram_bot_token is not None
+    root = settings.telegram_api_base_url.rstrip("/")
+    return (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .build()
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_telegram(settings: Settings, agent: Agent) -> AsyncIterator[TelegramBot]:
+    """Run the bot (polling or webhook) for the duration of the block; replies in flight finish on exit.
+
+    Raises:
+        SettingsError: The token was refused or the Bot API server could not be reached (one line).
+    """
+    application = build_application(settings)
+    try:
+        await application.initialize()
+    except InvalidToken:
+        raise SettingsError("TELEGRAM_BOT_TOKEN was refused by the Bot API server") from None
+    except NetworkError as exc:
+        raise SettingsError(f"cannot reach the Bot API at TELEGRAM_API_BASE_URL ({exc.message})") from None
+    me = BotIdentity(
+        id=application.bot.id,
+        username=application.bot.username,
+        allowed=frozenset(user.lower() for user in settings.telegram_allowed_users),
+        max_input_chars=settings.max_input_chars,
+    )
+    bot = TelegramBot(application, Runtime(agent), settings, me)
+    application.add_handler(TypeHandler(Update, bot.on_update))
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+        await application.start()
+        assert application.updater is not None
+        if settings.telegram_webhook_url:
+            await application.updater.start_webhook(
+                listen=settings.telegram_webhook_listen,
+                port=settings.telegram_webhook_port,
+                url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
+                webhook_url=settings.telegram_webhook_url,
+                secret_token=(
+                    settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
+                ),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: @%s is %s", me.username, "on webhook" if settings.telegram_webhook_url else "polling")
+        yield bot
+    finally:
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await bot.conversations.drain()
+        with contextlib.suppress(TelegramError):
+            await application.shutdown()
+
+
+async def run_telegram(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM. Returns the exit status."""
+    settings.require("TELEGRAM_BOT_TOKEN")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
+    async with open_agent(settings.agent_config(), tools) as agent, serve_telegram(settings, agent):
+        await stop.wait()
+    return 0

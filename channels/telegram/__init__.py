@@ -1,0 +1,1 @@
+"""The Telegram channel: rendering, the reply surface, and reading updates."""

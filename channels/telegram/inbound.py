@@ -1,0 +1,112 @@
+"""Deciding what to do with a Telegram update: answer it, refuse it politely, or ignore it.
+
+In a private chat every text message is for the bot. In a group the bot answers only when addressed: an
+@mention of its username, a reply to one of its messages, or a command (bare, or `/cmd@thisbot`); everything
+else is ignored without a model call. Edited messages, other bots' messages and service messages are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from telegram import Message, MessageEntity, Update
+from telegram.constants import ChatType
+
+from channels.inbound import Incoming
+from channels.telegram.surface import Target
+
+NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
+ONLY_TEXT = "I read text: send me your question as a message (a caption on a photo works too)."
+TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is and whom it serves."""
+
+    id: int
+    username: str
+    allowed: frozenset[str] = frozenset()
+    """User ids and lower-case usernames allowed to talk to the bot; empty for everyone."""
+    max_input_chars: int = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Run the agent on `incoming` and stream the reply to `target`."""
+
+    incoming: Incoming
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Reply `text` to `target`, with no model call."""
+
+    target: Target
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Do nothing; `reason` is for the debug log."""
+
+    reason: str
+
+
+Verdict = Answer | Refuse | Ignore
+
+
+def read_update(update: Update, me: BotIdentity) -> Verdict:
+    """What to do with one update."""
+    message = update.message
+    if message is None:
+        return Ignore("not a new message (edited, channel post, callback, ...)")
+    user = message.from_user
+    if user is None or user.is_bot:
+        return Ignore("from a bot or anonymous")
+    private = message.chat.type == ChatType.PRIVATE
+    text = message.text if message.text is not None else message.caption
+    if not private and not _addressed(message, me):
+        return Ignore("group message not addressed to the bot")
+    target = _target(message)
+    if me.allowed and str(user.id) not in me.allowed and (user.username or "").lower() not in me.allowed:
+        return Refuse(target, NOT_ALLOWED)
+    if text is None:
+        return Refuse(target, ONLY_TEXT)
+    text = _without_mention(text, me.username).strip() or "/help"
+    if len(text) > me.max_input_chars:
+        return Refuse(target, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
+    key = f"telegram:{message.chat.id}" if target.kind != "topic" else f"telegram:{message.chat.id}:{target.thread_id}"
+    return Answer(Incoming(key, text, user_id=str(user.id), user_name=user.username or user.first_name), target)
+
+
+def _target(message: Message) -> Target:
+    chat = message.chat
+    if chat.type == ChatType.PRIVATE:
+        return Target(chat.id, "private", reply_to=None)
+    topic = message.message_thread_id if message.is_topic_message else None
+    kind = "topic" if topic is not None else ("supergroup" if chat.type == ChatType.SUPERGROUP else "group")
+    return Target(chat.id, kind, thread_id=topic, reply_to=message.message_id)
+
+
+def _addressed(message: Message, me: BotIdentity) -> bool:
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
+        return True
+    entities = message.parse_entities() if message.text is not None else message.parse_caption_entities()
+    for entity, value in entities.items():
+        if entity.type == MessageEntity.MENTION and value[1:].lower() == me.username.lower():
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id:
+            return True
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            _, _, addressee = value.partition("@")
+            return not addressee or addressee.lower() == me.username.lower()
+    return False
+
+
+def _without_mention(text: str, username: str) -> str:
+    """The text with "@thisbot" removed and "/cmd@thisbot" shortened to "/cmd"."""
+    return re.sub(rf"@{re.escape(username)}\b", "", text, flags=re.IGNORECASE)

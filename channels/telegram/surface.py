@@ -1,0 +1,232 @@
+"""The Telegram reply surface: one reply in one chat (or forum topic), through python-telegram-bot.
+
+Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
+every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
+
+Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
+message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
+costs no extra message of the group's 20 a minute unless the reply ends right after the tool.
+"""
+
+from __future__ import annotations
+
+import datetime as dtm
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
+
+from channels.capabilities import LiveMode, Profile
+from channels.errors import (
+    ChannelError,
+    FormattingRejected,
+    MessageGone,
+    MessageTooLong,
+    NotModified,
+    PermanentError,
+    RateLimited,
+    StreamingRefused,
+    TransientError,
+)
+from channels.ratelimit import Budget, RateLimiter
+from channels.telegram.render import measure, render
+
+log = logging.getLogger(__name__)
+
+BOT_BUDGET = Budget(30, 1.0)
+"""Telegram: about 30 messages per second per bot."""
+MESSAGE_BUDGETS = {
+    "private": Budget(3, 3.0),  # about one a second, short bursts tolerated
+    "group": Budget(20, 60.0),  # 20 a minute per group
+    "supergroup": Budget(20, 60.0),
+    "topic": Budget(20, 60.0),  # topics share their supergroup's budget (the limiter keys on the chat)
+}
+DRAFT_BUDGET = Budget(4, 1.0)
+"""Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
+STATUS_DRAFT_ID = 1
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview popping in and out while a message grows is noise
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a reply goes.
+
+    Attributes:
+        chat_id: The chat.
+        kind: "private", "group", "supergroup" or "topic" (a capability-registry kind).
+        thread_id: The forum topic, if any.
+        reply_to: The user's message the first message of the reply answers.
+    """
+
+    chat_id: int
+    kind: str
+    thread_id: int | None = None
+    reply_to: int | None = None
+
+
+class TelegramSurface:
+    """Sends, edits and drafts one reply. See the module docstring.
+
+    Args:
+        bot: An initialised python-telegram-bot `Bot`.
+        limiter: The bot's shared rate limiter.
+        target: Where the reply goes.
+        profile: The registry's profile for the target's kind, with the settings applied.
+        on_drafts_refused: Called once when Telegram refuses drafts here, so the channel can stop trying them
+            in this chat.
+    """
+
+    def __init__(
+        self,
+        bot: Bot,
+        limiter: RateLimiter,
+        target: Target,
+        profile: Profile,
+        *,
+        on_drafts_refused: Callable[[int], None] = lambda chat_id: None,
+    ) -> None:
+        self.profile = profile
+        self._bot = bot
+        self._limiter = limiter
+        self._target = target
+        self._budgets: dict[str, Budget | None] = {
+            "messages": MESSAGE_BUDGETS[target.kind],
+            "drafts": DRAFT_BUDGET,
+            "typing": None,  # chat actions count against the bot's budget only
+        }
+        self._on_drafts_refused = on_drafts_refused
+        self._reply_to = target.reply_to
+        self._drafted: set[int] = set()
+        self._status_ref: int | None = None
+
+    def measure(self, text: str) -> int:
+        return measure(text)
+
+    async def send(self, text: str, *, final: bool, plain: bool = False) -> int:
+        if self._status_ref is not None:  # the answer takes over the status message
+            ref, self._status_ref = self._status_ref, None
+            await self.edit(ref, text, final=final, plain=plain)
+            return ref
+        rendered = render(text, plain=plain)
+        reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
+        message = await self._call(
+            lambda: self._bot.send_message(
+                self._target.chat_id,
+                rendered.text,
+                entities=rendered.entities,
+                message_thread_id=self._target.thread_id,
+                reply_parameters=reply,
+                link_preview_options=NO_PREVIEW,
+            ),
+            urgent=True,  # a first message or a final one: both go before intermediate edits
+        )
+        self._reply_to = None
+        return message.message_id
+
+    async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
+        rendered = render(text, plain=plain)
+        await self._call(
+            lambda: self._bot.edit_message_text(
+                rendered.text,
+                chat_id=self._target.chat_id,
+                message_id=ref,
+                entities=rendered.entities,
+                link_preview_options=NO_PREVIEW,
+            ),
+            urgent=final,
+        )
+
+    async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
+        rendered = render(text, plain=plain)
+        first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        try:
+            await self._call(
+                lambda: self._bot.send_message_draft(
+                    self._target.chat_id,
+                    draft_id,
+                    rendered.text,
+                    message_thread_id=self._target.thread_id,
+                    entities=rendered.entities,
+                ),
+                lane="drafts",
+                urgent=first,
+            )
+        except StreamingRefused:
+            self._on_drafts_refused(self._target.chat_id)
+            raise
+        self._drafted.add(draft_id)
+
+    async def typing(self) -> None:
+        await self._call(
+            lambda: self._bot.send_chat_action(
+                self._target.chat_id, ChatAction.TYPING, message_thread_id=self._target.thread_id
+            ),
+            lane="typing",
+            urgent=False,
+        )
+
+    async def status(self, text: str | None) -> None:
+        if text is None:
+            return  # a status message stays until the answer replaces it (send) or the reply ends (close)
+        line = f"⚙️ {text}"
+        if self.profile.mode is LiveMode.DRAFT:
+            await self.draft(STATUS_DRAFT_ID, line)
+        elif self._status_ref is None:
+            message = await self._call(
+                lambda: self._bot.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
+                urgent=False,
+            )
+            self._status_ref = message.message_id
+        else:
+            await self.edit(self._status_ref, line, final=False, plain=True)
+
+    async def close(self) -> None:
+        if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
+            ref, self._status_ref = self._status_ref, None
+            await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
+
+    async def _call(self, request: Callable[[], Awaitable[T]], *, urgent: bool, lane: str = "messages") -> T:
+        """Pass the limiter, make the request, and translate python-telegram-bot's errors."""
+        chat = self._target.chat_id
+        await self._limiter.acquire(chat, self._budgets[lane], lane=lane, urgent=urgent)
+        try:
+            return await request()
+        except TelegramError as exc:
+            raise translate(exc, self._limiter, chat, drafts=lane == "drafts") from exc
+
+
+def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bool = False) -> ChannelError:
+    """python-telegram-bot's exception as a channel error; a 429 also closes the chat's gate in the limiter.
+
+    python-telegram-bot rewrites descriptions ("Bad Request: message is not modified" arrives as "Message is not
+    modified"), so descriptions are matched case-insensitively on their distinctive words.
+    """
+    if isinstance(exc, RetryAfter):
+        seconds = exc.retry_after
+        wait = seconds.total_seconds() if isinstance(seconds, dtm.timedelta) else float(seconds)
+        limiter.penalize(chat, wait)
+        return RateLimited(wait, str(exc))
+    message = exc.message.lower()
+    if isinstance(exc, BadRequest):
+        if "not modified" in message:
+            return NotModified(message)
+        if drafts:
+            return StreamingRefused(message)
+        if "message to edit not found" in message or "can't be edited" in message or "message_id_invalid" in message:
+            return MessageGone(message)
+        if "too long" in message:
+            return MessageTooLong(message)
+        if "entit" in message or "text is empty" in message or "parse" in message:
+            return FormattingRejected(message)
+        return PermanentError(message)  # chat not found, topic closed, ...: asking again gets the same answer
+    if isinstance(exc, EndPointNotFound):  # an older Bot API server without sendMessageDraft
+        return StreamingRefused(message) if drafts else PermanentError(message)
+    if isinstance(exc, Forbidden):
+        return PermanentError(message)
+    return TransientError(message)  # NetworkError, TimedOut, and a server error the library did not classify
