@@ -1,0 +1,238 @@
+"""An offline, deterministic chat model, so a fresh checkout answers without any account or server.
+
+It behaves like a real streaming model where the rest of the bot can tell the difference: text arrives token by
+token with a delay, and tool calls arrive as streamed `tool_call_chunks` (name first, JSON arguments in pieces),
+so the whole path — StreamingHandler, the break before a tool call, the tool step, the answer — runs for real.
+Its "understanding" is two regular expressions: arithmetic goes to `calculator`, time/date questions go to
+`current_time`. Every answer says plainly that it is the demo and how to configure a real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+FIRST_NOTICE = (
+    "\n\n---\n*This is livebot's **offline demo model**: no language model is configured, so the replies are "
+    "scripted. To use a real model, set `OPENAI_API_KEY` (and `LLM_MODEL`, e.g. `gpt-4o-mini`), or set "
+    "`OPENAI_BASE_URL` to a local OpenAI-compatible server such as Ollama (`http://localhost:11434/v1`) and "
+    "`LLM_MODEL` to one of its models, then restart the bot.*"
+)
+NOTICE = (
+    "\n\n_Offline demo model — set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local server such as Ollama, "
+    "plus `LLM_MODEL` to use a real one._"
+)
+HELP = (
+    "Hi! I'm a scripted stand-in, so I can't really follow free text. I can do two things, each with a tool call "
+    "you can watch stream: arithmetic (try **what is 2+2** or **compute (3+4)*5**) and the time "
+    "(try **what time is it?**)."
+)
+
+# Numbers and brackets joined by at least one binary operator: "2+2", "(3+4)*5", "2 ** 10", "7 % 3".
+_ARITHMETIC = re.compile(r"-?[\d.(]+[\d.)]*(?:\s*(?:\*\*|[-+*/%^])\s*[-\d.()]+)+")
+_TIME = re.compile(
+    r"\b(what time|time is it|the time|the date|what day|today'?s date|current (?:time|date)|what date)\b",
+    re.IGNORECASE,
+)
+_TIMEZONE = re.compile(r"\b(UTC|GMT|[A-Z][A-Za-z_]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to say and, optionally, which tool to call afterwards."""
+
+    text: str
+    tool: tuple[str, dict[str, Any]] | None = None
+
+
+class DemoChatModel(BaseChatModel):
+    """The offline demo model.
+
+    Attributes:
+        delay: Seconds between streamed tokens; 0 in tests.
+    """
+
+    delay: float = 0.03
+
+    @property
+    def _llm_type(self) -> str:
+        return "livebot-demo"
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Remember the tools in OpenAI's format, as ChatOpenAI does, so the reply can check which exist."""
+        return self.bind(tools=[convert_to_openai_tool(tool) for tool in tools], **kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(_chunks(messages, _tool_names(kwargs))):
+            if self.delay and index:
+                await asyncio.sleep(self.delay)
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(_chunks(messages, _tool_names(kwargs))):
+            if self.delay and index:
+                time.sleep(self.delay)
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        merged: ChatGenerationChunk | None = None
+        async for chunk in self._astream(messages, stop, run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        return _result(merged)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        merged: ChatGenerationChunk | None = None
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        return _result(merged)
+
+
+def _result(merged: ChatGenerationChunk | None) -> ChatResult:
+    chunk = merged.message if merged is not None else AIMessageChunk(content="")
+    message = AIMessage(
+        content=chunk.content,
+        tool_calls=getattr(chunk, "tool_calls", []),
+        usage_metadata=getattr(chunk, "usage_metadata", None),
+        response_metadata=chunk.response_metadata,
+        id=chunk.id,
+    )
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _tool_names(kwargs: dict[str, Any]) -> set[str]:
+    return {tool["function"]["name"] for tool in kwargs.get("tools") or [] if "function" in tool}
+
+
+def _chunks(messages: list[BaseMessage], tools: set[str]) -> Iterator[ChatGenerationChunk]:
+    """The reply as the chunks a streaming OpenAI client would produce."""
+    plan = plan_reply(messages, tools)
+    pieces = _TOKEN.findall(plan.text)
+    for piece in pieces:
+        yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+    output_tokens = len(pieces)
+    finish_reason = "stop"
+    if plan.tool is not None:
+        name, args = plan.tool
+        call_id = f"call_demo_{len(messages)}"
+        head = tool_call_chunk(name=name, args="", id=call_id, index=0)
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[head]))
+        arguments = json.dumps(args)
+        for start in range(0, len(arguments), 6):
+            piece = tool_call_chunk(name=None, args=arguments[start : start + 6], id=None, index=0)
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=[piece]))
+            output_tokens += 1
+        finish_reason = "tool_calls"
+    input_tokens = sum(len(message.text.split()) for message in messages)
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "total_tokens": input_tokens + output_tokens}
+    yield ChatGenerationChunk(
+        message=AIMessageChunk(
+            content="",
+            usage_metadata=usage,  # type: ignore[arg-type]
+            response_metadata={"finish_reason": finish_reason, "model_name": "livebot-demo"},
+            chunk_position="last",
+        )
+    )
+
+
+def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
+    """Decide the reply from the conversation so far.
+
+    Args:
+        messages: The request's messages (a system message may come first).
+        tools: Names of the tools bound for this call; a tool that is not bound is never called.
+
+    Returns:
+        The text to stream and the tool call (if any) to stream after it.
+    """
+    first_answer = not any(isinstance(message, AIMessage) and not message.tool_calls for message in messages)
+    notice = FIRST_NOTICE if first_answer else NOTICE
+    if messages and isinstance(messages[-1], ToolMessage):
+        return _Plan(_answer_from_tools(messages) + notice)
+
+    question = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    if match := _ARITHMETIC.search(question):
+        expression = match.group(0).strip()
+        if "calculator" in tools:
+            return _Plan("Let me work that out with the calculator.", ("calculator", {"expression": expression}))
+        return _Plan(f"I'd use the `calculator` tool for `{expression}`, but it isn't available right now.{notice}")
+    if _TIME.search(question):
+        zone = found.group(1) if (found := _TIMEZONE.search(question)) else "UTC"
+        if "current_time" in tools:
+            return _Plan("Let me check the clock.", ("current_time", {"timezone": zone}))
+        return _Plan(f"I'd use the `current_time` tool for that, but it isn't available right now.{notice}")
+    return _Plan(HELP + notice)
+
+
+def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:
+    """Phrase the results of the tool calls that ended the conversation so far."""
+    results: list[ToolMessage] = []
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            break
+        results.insert(0, message)
+    requested = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    calls = {call["id"]: call for call in requested.tool_calls} if requested is not None else {}
+    lines = []
+    for result in results:
+        call = calls.get(result.tool_call_id)
+        name = call["name"] if call else (result.name or "tool")
+        args = call["args"] if call else {}
+        content = result.text.strip()
+        if result.status == "error":
+            lines.append(f"The `{name}` tool failed: {content}")
+        elif name == "calculator":
+            lines.append(f"{args.get('expression', 'The result')} = **{content}**")
+        elif name == "current_time":
+            lines.append(f"The current time ({args.get('timezone', 'UTC')}) is **{content}**.")
+        else:
+            lines.append(f"The `{name}` tool returned:\n\n{content[:500]}")
+    return "\n\n".join(lines)

@@ -1,0 +1,57 @@
+"""Turn a failed model call into one short sentence a user may see.
+
+Notices never contain the exception's text: provider messages can echo request details (a key prefix, a URL
+with credentials, the prompt). The full exception goes to the log instead. LangChain maps every provider's
+errors onto `langchain_core.exceptions.ModelError` subclasses, so matching those covers OpenAI, Ollama, vLLM
+and the rest alike; the OpenAI SDK's and Python's own classes are the fallback for errors raised outside that
+mapping (a stalled stream raises TimeoutError, for one).
+"""
+
+from __future__ import annotations
+
+import openai
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+from langgraph.errors import GraphRecursionError
+
+GENERIC = "Something went wrong while answering. Please try again."
+
+# Most specific first: several of these classes inherit from one another.
+_NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((ContextOverflowError,), "The conversation is too long for the model. Send /reset to start over."),
+    (
+        (ModelTimeoutError, openai.APITimeoutError, TimeoutError),
+        "The model took too long to answer.",
+    ),
+    (
+        (ModelConnectionError, openai.APIConnectionError, ConnectionError),
+        "The model stopped answering (connection lost).",
+    ),
+    ((ModelAuthenticationError, openai.AuthenticationError), "The model server rejected the API key."),
+    ((ModelPermissionDeniedError, openai.PermissionDeniedError), "The model server refused access to this model."),
+    ((ModelNotFoundError, openai.NotFoundError), "The model server does not know this model (check LLM_MODEL)."),
+    (
+        (ModelRateLimitError, openai.RateLimitError),
+        "The model is rate-limited right now. Please try again in a moment.",
+    ),
+    ((ModelInvalidRequestError, openai.BadRequestError), "The model server rejected the request."),
+    ((ModelAPIError, openai.APIStatusError), "The model server had an error. Please try again."),
+    ((GraphRecursionError,), "The answer took too many steps and was stopped."),
+)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Return a short notice for `exc`, safe to show a user (no secrets, no traceback)."""
+    for kinds, notice in _NOTICES:
+        if isinstance(exc, kinds):
+            return notice
+    return GENERIC

@@ -1,0 +1,62 @@
+"""The chat model the agent talks to: any OpenAI-compatible server, or the offline demo.
+
+One client covers OpenAI, Ollama, vLLM, LM Studio and OpenRouter because they all speak Chat Completions;
+`use_responses_api=False` keeps it that way even for OpenAI, so streamed text and tool-call deltas look the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
+
+from agent.config import AgentConfig
+from agent.demo import DemoChatModel
+
+# A local server may need a while to load a model before its first byte; after that, bytes flow steadily.
+# The read timeout applies to each read, not the whole answer, so a long answer is not cut off by it.
+MODEL_TIMEOUT = openai.Timeout(120.0, connect=10.0)  # the SDK's own HTTP library's type
+MAX_RETRIES = 2
+# Local servers (Ollama, LM Studio, vLLM without --api-key) ignore the key, but the OpenAI client insists on one.
+PLACEHOLDER_API_KEY = "not-needed"
+
+
+def build_model(config: AgentConfig) -> BaseChatModel:
+    """Build the chat model for `config`.
+
+    Args:
+        config: With an API key and/or a base URL, a streaming ChatOpenAI client for that server; with neither,
+            the offline `DemoChatModel`, so a fresh checkout answers something without any account.
+
+    Returns:
+        A chat model that streams tokens and supports `bind_tools`.
+    """
+    if config.uses_demo:
+        return DemoChatModel(delay=config.demo_delay)
+    return ChatOpenAI(
+        model=config.model,
+        api_key=config.api_key or PLACEHOLDER_API_KEY,
+        base_url=config.base_url,
+        streaming=True,
+        # Non-OpenAI base URLs turn usage off by default; OpenAI-compatible servers mostly support it, and a
+        # server that ignores stream_options just reports nothing (Usage stays 0).
+        stream_usage=True,
+        use_responses_api=False,
+        timeout=MODEL_TIMEOUT,
+        max_retries=MAX_RETRIES,
+        # ChatOpenAI's per-chunk stall timer wraps every chunk read in asyncio.wait_for, which on Python 3.11
+        # swallows a cancellation that lands while a chunk is ready: /stop would then wait for the whole answer
+        # (or the 120 s stall timeout). The read timeout above still catches a stalled stream.
+        stream_chunk_timeout=None,
+    )
+
+
+async def close_model(model: BaseChatModel) -> None:
+    """Close the HTTP connections of a model built by `build_model`.
+
+    ChatOpenAI's client keeps a connection pool open for its lifetime; nothing closes it when the model object is
+    dropped, so the agent closes it when it shuts down.
+    """
+    if isinstance(model, ChatOpenAI) and model.root_async_client is not None:
+        await model.root_async_client.close()

@@ -1,0 +1,311 @@
+"""An OpenAI-compatible chat completions server for tests, on 127.0.0.1.
+
+Tests script the replies in order (`llm.script(Text("hi"), ToolCalls([...]))`) and the real ChatOpenAI talks to
+it over real HTTP, so the SSE framing, streamed tool-call deltas, usage chunks, broken connections and error
+bodies are the ones the production client parses. It is strict where OpenAI is strict in a way that has bitten
+us: an assistant message whose `tool_calls` are not all answered by `tool` messages is rejected with a 400, as
+OpenAI does, so history-repair bugs fail loudly. An empty script answers 500 so a test that forgot a reply
+notices instead of hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Text:
+    """Stream `text` as content deltas of `chunk_size` characters, `delay` seconds apart, then stop."""
+
+    text: str
+    chunk_size: int = 4
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """Stream `text_before` (if any), then each call's name and JSON arguments in pieces; finish "tool_calls".
+
+    `calls` is a sequence of `(name, args)`; `args` may be a dict (serialised as JSON) or a raw string, so a test
+    can send malformed arguments.
+    """
+
+    calls: Sequence[tuple[str, dict[str, Any] | str]]
+    text_before: str = ""
+    chunk_size: int = 5
+
+
+@dataclass(frozen=True)
+class Break:
+    """Stream the first `after_chars` characters of `text`, then drop the connection (no final chunk, no [DONE])."""
+
+    text: str
+    after_chars: int
+    chunk_size: int = 4
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Stream `text`, then keep the connection open and silent until the client goes away or the server stops."""
+
+    text: str = ""
+    chunk_size: int = 4
+
+
+@dataclass(frozen=True)
+class Error:
+    """Answer with an HTTP error and an OpenAI-style error body instead of a stream.
+
+    The OpenAI client retries 408, 409, 429 and 5xx (ChatOpenAI here: twice, with backoff), and each attempt
+    takes the next reply: script such an error once per attempt, or prefer 400/401/404 in fast tests.
+    """
+
+    status: int
+    message: str
+    type: str = "server_error"
+    code: str | None = None
+
+
+Reply = Text | ToolCalls | Break | Hang | Error
+
+
+@dataclass
+class _Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class OpenAIDouble:
+    """The server. Use `async with OpenAIDouble() as llm:` and pass `llm.base_url` to the client.
+
+    Attributes:
+        requests: Every chat completion request body received, in order (rejected ones included).
+        disconnects: How many times a client went away before a stream was finished.
+        disconnected: Set whenever that happens; tests may `clear()` it and wait on it again.
+        model: The model id reported by `GET /v1/models` and in chunks.
+    """
+
+    model: str = "double-model"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    disconnects: int = 0
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    base_url: str = ""
+    _replies: deque[Reply] = field(default_factory=deque)
+    _runner: web.AppRunner | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies; each chat completion request takes the next one."""
+        self._replies.extend(replies)
+
+    @property
+    def pending(self) -> int:
+        """Replies scripted but not yet used (a test usually expects 0 at its end)."""
+        return len(self._replies)
+
+    async def start(self) -> str:
+        """Listen on an ephemeral loopback port and return the base URL ending in `/v1`."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Release hanging streams and close the server."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> OpenAIDouble:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- handlers -------------------------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "double"}]}
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if problem := _unanswered_tool_calls(body.get("messages", [])):
+            return _error(400, problem, "invalid_request_error", code=None, param="messages")
+        if not self._replies:
+            return _error(500, "OpenAIDouble: no scripted reply left for this request", "server_error")
+        reply = self._replies.popleft()
+        if isinstance(reply, Error):
+            return _error(reply.status, reply.message, reply.type, code=reply.code)
+        if not body.get("stream"):
+            return _error(400, "OpenAIDouble only supports stream=true", "invalid_request_error")
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = _Stream(request, f"chatcmpl-{next(self._ids)}", self.model, include_usage)
+        try:
+            await stream.open()
+            await self._play(reply, stream, body)
+        except (ConnectionResetError, ConnectionError):
+            self._client_gone()
+        return stream.response
+
+    async def _play(self, reply: Reply, stream: _Stream, body: dict[str, Any]) -> None:
+        prompt_tokens = _count_tokens(body.get("messages", []))
+        if isinstance(reply, Text):
+            for piece in _pieces(reply.text, reply.chunk_size):
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                await stream.delta({"content": piece})
+            await stream.finish("stop", _Usage(prompt_tokens, len(reply.text.split())))
+        elif isinstance(reply, ToolCalls):
+            if reply.text_before:
+                for piece in _pieces(reply.text_before, reply.chunk_size):
+                    await stream.delta({"content": piece})
+            for index, (name, args) in enumerate(reply.calls):
+                arguments = args if isinstance(args, str) else json.dumps(args)
+                call_id = f"call_{next(self._ids)}"
+                head = {"index": index, "id": call_id, "type": "function"}
+                await stream.delta({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
+                for piece in _pieces(arguments, reply.chunk_size):
+                    await stream.delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            await stream.finish("tool_calls", _Usage(prompt_tokens, 5 * len(reply.calls)))
+        elif isinstance(reply, Break):
+            for piece in _pieces(reply.text[: reply.after_chars], reply.chunk_size):
+                await stream.delta({"content": piece})
+            stream.abort()
+        elif isinstance(reply, Hang):
+            for piece in _pieces(reply.text, reply.chunk_size):
+                await stream.delta({"content": piece})
+            while not self._stopping.is_set():
+                if stream.client_gone():
+                    self._client_gone()
+                    return
+                await asyncio.sleep(0.01)
+
+    def _client_gone(self) -> None:
+        self.disconnects += 1
+        self.disconnected.set()
+
+
+class _Stream:
+    """One SSE response in the `chat.completion.chunk` format."""
+
+    def __init__(self, request: web.Request, completion_id: str, model: str, include_usage: bool) -> None:
+        self.request = request
+        self.response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        self.id = completion_id
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+        self._first = True
+
+    async def open(self) -> None:
+        await self.response.prepare(self.request)
+
+    def client_gone(self) -> bool:
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
+
+    async def _send(self, payload: dict[str, Any] | str) -> None:
+        if self.client_gone():
+            raise ConnectionResetError("client went away")
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        await self.response.write(f"data: {data}\n\n".encode())
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            chunk["usage"] = usage
+        return chunk
+
+    async def delta(self, delta: dict[str, Any]) -> None:
+        if self._first:
+            delta = {"role": "assistant", **delta}
+            self._first = False
+        await self._send(self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]))
+
+    async def finish(self, reason: str, usage: _Usage) -> None:
+        if self._first:
+            await self.delta({"content": ""})
+        await self._send(self._chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}]))
+        if self.include_usage:
+            counts = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            }
+            await self._send(self._chunk([], counts))
+        await self._send("[DONE]")
+        await self.response.write_eof()
+
+    def abort(self) -> None:
+        """Drop the TCP connection mid-body, as a crashed or cut-off server would."""
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), max(1, size))]
+
+
+def _count_tokens(messages: list[dict[str, Any]]) -> int:
+    """A stable stand-in for a tokenizer: words in every message's content."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content.split())
+        elif isinstance(content, list):
+            total += sum(len(str(part.get("text", "")).split()) for part in content if isinstance(part, dict))
+    return total
+
+
+def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's rule: every assistant tool_call id must be answered by the tool messages right after it."""
+    for position, message in enumerate(messages):
+        calls = message.get("tool_calls") or []
+        if message.get("role") != "assistant" or not calls:
+            continue
+        answered: set[str] = set()
+        for following in messages[position + 1 :]:
+            if following.get("role") != "tool":
+                break
+            answered.add(following.get("tool_call_id", ""))
+        missing = [call["id"] for call in calls if call.get("id") not in answered]
+        if missing:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
+            )
+    return None
+
+
+def _error(status: int, message: str, kind: str, *, code: str | None = None, param: str | None = None) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status=status)
