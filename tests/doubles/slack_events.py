@@ -1,0 +1,294 @@
+"""Signed Slack Events API requests, for posting to a bot's `/slack/events` the way Slack does.
+
+    envelope = event_envelope(app_mention("what is 2+2?", bot_user_id=slack.identity.bot_user_id),
+                              team_id=slack.identity.team_id, api_app_id=slack.identity.app_id,
+                              bot_user_id=slack.identity.bot_user_id)
+    reply = await post_event(f"{bot_url}/slack/events", envelope, SIGNING_SECRET)
+    assert reply.status == 200
+
+Slack signs the exact bytes it sends: "v0=" + hex HMAC-SHA256(secret, f"v0:{timestamp}:{body}"), checked within a
+5-minute window, so the body is serialised once here and posted as those bytes. Retries carry X-Slack-Retry-Num
+and X-Slack-Retry-Reason and the same event_id; Bolt does not deduplicate them, the bot has to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+__all__ = [
+    "EventReply",
+    "app_mention",
+    "bot_message",
+    "channel_message",
+    "dm_message",
+    "event_envelope",
+    "message_changed",
+    "post_event",
+    "signed_request",
+    "url_verification",
+]
+
+_seq = itertools.count(1)
+
+
+def _ts() -> str:
+    """A fresh, increasing message ts in Slack's "seconds.micro" shape."""
+    return f"{int(time.time())}.{next(_seq):06d}"
+
+
+def signed_request(
+    body: dict[str, Any] | str, signing_secret: str, *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Serialise `body` once and sign those bytes as Slack does.
+
+    Args:
+        body: An envelope (sent as compact JSON) or a ready string (JSON, or form-encoded `payload=...`).
+        signing_secret: The app's signing secret.
+        timestamp: Unix seconds to sign with; default now. An old one tests the 5-minute replay window.
+
+    Returns:
+        The raw body and the headers to send with it (signature, timestamp and content type).
+    """
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), f"v0:{stamp}:{text}".encode(), hashlib.sha256).hexdigest()
+    is_json = text.lstrip().startswith("{")
+    headers = {
+        "Content-Type": "application/json" if is_json else "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+    return text.encode(), headers
+
+
+def event_envelope(
+    event: dict[str, Any],
+    *,
+    team_id: str,
+    api_app_id: str,
+    bot_user_id: str | None = None,
+    event_id: str | None = None,
+    event_time: int | None = None,
+    authorizations: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Wrap `event` in an `event_callback` payload as the Events API delivers it.
+
+    Args:
+        event: From one of the builders below (or hand-made).
+        team_id: The workspace id (Bolt's single-team authorize compares nothing, but the bot may key on it).
+        api_app_id: The app id.
+        bot_user_id: Used for the default `authorizations` entry (Slack lists the installation the event is for).
+        event_id: Keep it when simulating a retry: the retry carries the same event_id. Default: a fresh one.
+        event_time: Unix seconds; default now.
+        authorizations: Overrides the default single bot authorization.
+    """
+    if authorizations is None:
+        authorizations = [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ]
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team_id,
+        "context_team_id": team_id,
+        "context_enterprise_id": None,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_seq):010d}",
+        "event_time": int(time.time()) if event_time is None else event_time,
+        "authorizations": authorizations,
+        "is_ext_shared_channel": False,
+    }
+
+
+def url_verification(challenge: str = "challenge-token") -> dict[str, Any]:
+    """The handshake Slack sends when the request URL is configured; the bot must echo `challenge`."""
+    return {"token": "legacy-verification-token", "challenge": challenge, "type": "url_verification"}
+
+
+def app_mention(
+    question: str,
+    *,
+    bot_user_id: str,
+    channel: str = "C0GENERAL",
+    user: str = "U0ALICE",
+    team: str = "T0LIVEBOT",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """An `app_mention` in a channel: text "<@BOT> question"; `thread_ts` when the mention is inside a thread."""
+    ts = ts or _ts()
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{bot_user_id}> {question}",
+        "ts": ts,
+        "team": team,
+        "channel": channel,
+        "event_ts": ts,
+        "client_msg_id": f"msg-{ts}",
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def _message(text: str, channel: str, channel_type: str, ts: str | None, thread_ts: str | None) -> dict[str, Any]:
+    ts = ts or _ts()
+    event: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": channel_type,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def dm_message(
+    text: str,
+    *,
+    channel: str = "D0ALICE",
+    user: str = "U0ALICE",
+    team: str = "T0LIVEBOT",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """A user's `message` in a DM with the bot (channel_type "im", channel D...)."""
+    event = _message(text, channel, "im", ts, thread_ts)
+    event.update({"user": user, "team": team, "client_msg_id": f"msg-{event['ts']}"})
+    return event
+
+
+def channel_message(
+    text: str,
+    *,
+    channel: str = "C0GENERAL",
+    user: str = "U0ALICE",
+    team: str = "T0LIVEBOT",
+    ts: str | None = None,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """A user's `message` in a public channel (channel_type "channel"); a bot usually ignores it without a mention."""
+    event = _message(text, channel, "channel", ts, thread_ts)
+    event.update({"user": user, "team": team, "client_msg_id": f"msg-{event['ts']}"})
+    return event
+
+
+def bot_message(
+    text: str,
+    *,
+    bot_id: str,
+    user: str | None = None,
+    channel: str = "D0ALICE",
+    channel_type: str = "im",
+    legacy_subtype: bool = False,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """A message written by a bot, e.g. the bot's own reply echoed back, which the bot must not answer.
+
+    An app posting with a bot token arrives with `bot_id` (and `user` = the bot user); `legacy_subtype=True` adds
+    `subtype: "bot_message"` as integrations and some older apps produce.
+    """
+    event = _message(text, channel, channel_type, ts, thread_ts)
+    event["bot_id"] = bot_id
+    if user:
+        event["user"] = user
+    if legacy_subtype:
+        event["subtype"] = "bot_message"
+    return event
+
+
+def message_changed(
+    new_text: str,
+    *,
+    ts: str,
+    previous_text: str = "",
+    channel: str = "D0ALICE",
+    channel_type: str = "im",
+    user: str = "U0ALICE",
+    bot_id: str | None = None,
+) -> dict[str, Any]:
+    """A `message_changed` event for message `ts` (an edit; the bot's own stream updates look like this too)."""
+    edited: dict[str, Any] = {"type": "message", "text": new_text, "user": user, "ts": ts}
+    previous: dict[str, Any] = {"type": "message", "text": previous_text, "user": user, "ts": ts}
+    if bot_id:
+        edited["bot_id"] = previous["bot_id"] = bot_id
+    event_ts = _ts()
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": channel,
+        "channel_type": channel_type,
+        "ts": event_ts,
+        "event_ts": event_ts,
+        "message": edited,
+        "previous_message": previous,
+    }
+
+
+@dataclass(frozen=True)
+class EventReply:
+    """What the bot answered: HTTP status, body text and headers."""
+
+    status: int
+    text: str
+    headers: dict[str, str]
+
+
+async def post_event(
+    url: str,
+    body: dict[str, Any] | str,
+    signing_secret: str,
+    *,
+    retry_num: int | None = None,
+    retry_reason: str | None = None,
+    timestamp: int | None = None,
+    forge: bool = False,
+    session: aiohttp.ClientSession | None = None,
+) -> EventReply:
+    """POST a signed Events API request to `url` (the bot's `/slack/events`) and return its answer.
+
+    Args:
+        url: Full URL of the bot's endpoint.
+        body: An envelope or a raw body string.
+        signing_secret: The app's signing secret.
+        retry_num: Adds X-Slack-Retry-Num (1, 2, 3 for Slack's retries).
+        retry_reason: Adds X-Slack-Retry-Reason ("http_timeout", "http_error", ...).
+        timestamp: Signing timestamp; default now.
+        forge: Sign with a wrong secret, as an attacker without the secret would; the bot must answer 401.
+        session: Reuse a client session; default a short-lived one.
+    """
+    secret = f"{signing_secret}-forged" if forge else signing_secret
+    raw, headers = signed_request(body, secret, timestamp=timestamp)
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+    if retry_reason is not None:
+        headers["X-Slack-Retry-Reason"] = retry_reason
+    owned = session is None
+    client = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    try:
+        async with client.post(url, data=raw, headers=headers) as response:
+            return EventReply(response.status, await response.text(), dict(response.headers))
+    finally:
+        if owned:
+            await client.close()
