@@ -74,11 +74,13 @@ class Runtime:
                     case TextDelta(text=text):
                         handler.emit(text)
                         wrote = True
-                    case ToolCall(name=name):
+                    case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
-                        await handler.tool_started(name)
-                    case ToolResult(name=name, ok=False, content=content):
-                        log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
+                        await handler.tool_started(name, call_id)
+                    case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
+                        if not ok:
+                            log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
+                        await handler.tool_finished(name, call_id, ok=ok)
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         wrote = True

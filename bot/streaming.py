@@ -130,12 +130,22 @@ class StreamingHandler:
                 return text
             return await self._finish_segment()
 
-    async def tool_started(self, name: str) -> None:
-        """Tell the user a tool is running: a status line where the surface has one, and "typing…"."""
+    async def tool_started(self, name: str, call_id: str = "") -> None:
+        """Tell the user a tool is running: a task or a status line where the surface has one, and "typing…"."""
         self._set_waiting(True)
-        if self._profile.status and self._mode is not LiveMode.OFF:
+        if self._mode is LiveMode.OFF:
+            return
+        if self._profile.tasks:
+            await self._quietly(self._surface.task(call_id, f"Using {name}", "in_progress"))  # type: ignore[attr-defined]
+        elif self._profile.status:
             self._status_on = True
             await self._quietly(self._surface.status(f"Using {name}…"))  # type: ignore[attr-defined]
+
+    async def tool_finished(self, name: str, call_id: str = "", *, ok: bool = True) -> None:
+        """Mark a tool's task done (surfaces with tasks); a status line simply waits for the next text."""
+        if self._profile.tasks and self._mode is not LiveMode.OFF:
+            state = "complete" if ok else "error"
+            await self._quietly(self._surface.task(call_id, f"Using {name}", state))  # type: ignore[attr-defined]
 
     async def stop(self) -> bool:
         """Finish the reply. Idempotent.

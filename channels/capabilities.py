@@ -35,6 +35,7 @@ class Profile:
         native_stream: The platform has its own streaming message.
         typing: A "typing…" indicator can be shown while waiting.
         status: A short status line ("Using calculator…") can be shown while a tool runs.
+        tasks: Tool calls can be shown as tasks with a state (Slack task_update chunks); preferred over `status`.
         buttons: Messages can carry buttons (a Stop button while streaming).
         max_chars: Longest message, as the surface's `measure` counts it; None for no limit.
         interval: Least seconds between two updates of the same reply in edit or native mode.
@@ -49,6 +50,7 @@ class Profile:
     native_stream: bool = False
     typing: bool = False
     status: bool = False
+    tasks: bool = False
     buttons: bool = False
     max_chars: int | None = None
     interval: float = 1.0
@@ -105,7 +107,9 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         key="slack.thread",
         edit=True,
         native_stream=True,
+        typing=True,
         status=True,
+        tasks=True,
         buttons=True,
         max_chars=12_000,
         interval=1.0,
@@ -114,6 +118,7 @@ _PROFILES: dict[tuple[str, str], Profile] = {
     ("slack", "dm"): Profile(
         key="slack.dm",
         edit=True,
+        typing=True,
         status=True,
         buttons=True,
         max_chars=12_000,

@@ -2,8 +2,8 @@
 
 A channel builds one surface per reply. The handler calls only what the surface's `profile` declares: `send`,
 `edit`, `measure` and `close` always; `draft` when `profile.draft`; the `stream_*` methods when `profile.native_stream`;
-`typing` when `profile.typing`; `status` when `profile.status`. Methods raise the errors of `channels.errors`,
-never a library's own exceptions, so the handler's error rules hold on every platform.
+`typing` when `profile.typing`; `status` when `profile.status`; `task` when `profile.tasks`. Methods raise the
+errors of `channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -82,4 +82,12 @@ class StatusSurface(ReplySurface, Protocol):
 
     async def status(self, text: str | None) -> None:
         """Show `text` as the reply's status line, or clear it with None."""
+        ...
+
+
+class TaskSurface(ReplySurface, Protocol):
+    """A surface that shows each tool call as a task with a state (`profile.tasks`)."""
+
+    async def task(self, call_id: str, title: str, state: str) -> None:
+        """Show or update the task `call_id`; `state` is "in_progress", "complete" or "error"."""
         ...

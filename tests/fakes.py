@@ -82,6 +82,8 @@ class RecordingSurface:
     streaming: set[int] = field(default_factory=set)
     failures: dict[str, list[ChannelError]] = field(default_factory=dict)
     status_line: str | None = None
+    closed: int = 0
+    """How many times the handler said the reply is over."""
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def measure(self, text: str) -> int:
@@ -136,8 +138,14 @@ class RecordingSurface:
         self.messages[ref] += delta
         self.streaming.discard(ref)
 
+    async def close(self) -> None:
+        self.closed += 1
+
     async def typing(self) -> None:
         self._record("typing", "")
+
+    async def task(self, call_id: str, title: str, state: str) -> None:
+        self._record("task", f"{call_id}:{title}:{state}")
 
     async def status(self, text: str | None) -> None:
         self._record("status", text or "")

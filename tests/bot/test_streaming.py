@@ -433,3 +433,19 @@ async def test_typing_until_the_first_text_and_again_during_a_tool(clock: FakeCl
     assert surface.status_line is None  # replaced when the answer continues
     await handler.stop()
     assert surface.visible == ["Checking.", "Result."]
+
+
+async def test_tools_show_as_tasks_with_their_outcome_where_the_surface_has_tasks(clock: FakeClock) -> None:
+    handler, surface = await started(replace(NATIVE, tasks=True, status=True), clock)
+    handler.emit("Let me look.")
+    await handler.take()
+    await handler.tool_started("web_fetch", "call_1")
+    await handler.tool_finished("web_fetch", "call_1", ok=False)
+    handler.emit("The page could not be read.")
+    await handler.stop()
+    assert [c.text for c in surface.ops("task")] == [
+        "call_1:Using web_fetch:in_progress",
+        "call_1:Using web_fetch:error",
+    ]
+    assert surface.ops("status") == []  # tasks replace the status line
+    assert surface.visible == ["Let me look.", "The page could not be read."]
