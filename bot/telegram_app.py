@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -29,6 +30,10 @@ from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
 from tools import default_tools
 
 log = logging.getLogger(__name__)
+
+# python-telegram-bot's documented opt-in to its next major version's durations (timedelta, not int): without it
+# every 429 prints a deprecation warning. We read either type.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 COMMANDS = [
     BotCommand("start", "What this bot does"),

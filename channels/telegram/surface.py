@@ -208,7 +208,7 @@ def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bo
     modified"), so descriptions are matched case-insensitively on their distinctive words.
     """
     if isinstance(exc, RetryAfter):
-        seconds = exc.retry_after
+        seconds = exc.retry_after  # a timedelta with PTB_TIMEDELTA=1 (bot.telegram_app sets it), else seconds
         wait = seconds.total_seconds() if isinstance(seconds, dtm.timedelta) else float(seconds)
         limiter.penalize(chat, wait)
         return RateLimited(wait, str(exc))

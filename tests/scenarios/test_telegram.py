@@ -1,0 +1,222 @@
+"""The Telegram bot: the real python-telegram-bot Application over real HTTP against the Bot API double and the
+OpenAI-compatible double, asserting what users in the chats see."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from agent.run import open_agent
+from bot.settings import Settings
+from bot.telegram_app import TelegramBot, serve_telegram
+from channels.telegram.inbound import NOT_ALLOWED
+from channels.telegram.render import utf16_len
+from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
+from tests.doubles.telegram_api import TelegramDouble
+from tools import default_tools
+
+TOKEN = "123456:TEST-token-for-the-double-0123456789"
+MESSAGE_CALLS = ("sendMessage", "editMessageText")
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[OpenAIDouble]:
+    async with OpenAIDouble() as double:
+        yield double
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramDouble]:
+    async with TelegramDouble(token=TOKEN, bot_username="livebot_test") as double:
+        yield double
+
+
+@asynccontextmanager
+async def running(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: Any) -> AsyncIterator[TelegramBot]:
+    config = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_bot_token=TOKEN,
+        telegram_api_base_url=tg.root,
+        openai_api_key="sk-test-key-for-the-double",
+        openai_base_url=llm.base_url,
+        llm_model="m",
+        bot_data_dir=tmp_path,
+        **settings,
+    )
+    async with open_agent(config.agent_config(), default_tools()) as agent, serve_telegram(config, agent) as bot:
+        yield bot
+
+
+def streamed(words: int, *, delay: float) -> Text:
+    """An answer of `words` words streamed two characters at a time."""
+    return Text(" ".join(f"word{i}" for i in range(words)), chunk_size=2, delay=delay)
+
+
+async def test_private_chat_streams_drafts_then_sends_the_whole_answer(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    answer = streamed(60, delay=0.01)
+    llm.script(answer)
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "count for me")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [answer.text], timeout=20)
+    drafts = tg.drafts(dm)
+    assert drafts and all(d.draft_id == drafts[0].draft_id != 0 for d in drafts)  # one animated draft
+    assert len(drafts[0].history) >= 2  # previews while it was written
+    calls = [c.method for c in tg.calls if c.chat_id == dm.id and c.method in (*MESSAGE_CALLS, "sendMessageDraft")]
+    assert calls[-1] == "sendMessage" and "editMessageText" not in calls  # the draft is never the last word
+    assert tg.rate_limited == []
+
+
+async def test_group_streams_by_editing_at_the_group_pace_as_a_reply(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    answer = streamed(90, delay=0.01)  # about 4 s of streaming
+    llm.script(answer)
+    async with running(tg, llm, tmp_path):
+        question = tg.user_message(group, alice, "@livebot_test count for me")
+        await tg.wait_for(lambda: tg.visible_texts(group) == [answer.text], timeout=30)
+    (message,) = tg.bot_messages(group)
+    assert message.reply_to_message_id == question.message_id
+    assert message.edit_count >= 1  # it grew in place
+    updates = [c.at for c in tg.calls if c.chat_id == group.id and c.method in MESSAGE_CALLS]
+    live = updates[:-1]  # the final edit may follow the last live one at once
+    assert all(later - earlier >= 3.0 for earlier, later in itertools.pairwise(live))
+    assert tg.rate_limited == []
+
+
+async def test_group_answers_only_when_addressed(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    llm.script(Text("First answer."), Text("Second answer."))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(group, alice, "just chatting among humans")
+        tg.user_message(group, alice, "@livebot_test hello")
+        await tg.wait_for(lambda: tg.visible_texts(group) == ["First answer."])
+        first = tg.bot_messages(group)[0]
+        tg.user_message(group, alice, "and what about this?", reply_to_message_id=first.message_id)
+        await tg.wait_for(lambda: tg.visible_texts(group) == ["First answer.", "Second answer."])
+    asked = [request["messages"][-1]["content"] for request in llm.requests]
+    assert asked == ["hello", "and what about this?"]  # the unaddressed message never reached the model
+
+
+async def test_a_tool_call_finishes_the_text_before_it_and_the_answer_opens_a_new_message(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(
+        ToolCalls([("calculator", {"expression": "6*7"})], text_before="Let me compute that."),
+        Text("6 × 7 = **42**."),
+    )
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "what is 6*7?")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["Let me compute that.", "6 × 7 = 42."])
+    assert any("Using calculator" in draft.text for draft in tg.drafts(dm))  # the status line while it ran
+    assert any(action.action == "typing" for action in tg.chat_actions(dm))
+    bold = tg.bot_messages(dm)[1].entities
+    assert [(e["type"], e["offset"], e["length"]) for e in bold] == [("bold", 8, 2)]
+
+
+async def test_a_6000_character_answer_is_split_in_two_with_every_word_kept(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    paragraphs = [" ".join(f"p{p}w{i}" for i in range(90)) for p in range(12)]
+    answer = "\n\n".join(paragraphs)
+    assert len(answer) > 6000
+    llm.script(Text(answer, chunk_size=40))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "write a lot")
+        await tg.wait_for(lambda: " ".join(tg.visible_texts(dm)).split() == answer.split(), timeout=20)
+    texts = tg.visible_texts(dm)
+    assert len(texts) == 2
+    assert all(utf16_len(text) <= 4096 for text in texts)
+    assert texts[0].endswith(paragraphs[len(texts[0].split("\n\n")) - 1])  # cut at a paragraph boundary
+
+
+async def test_a_broken_model_stream_keeps_the_text_so_far_and_the_bot_keeps_answering(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Break("The first part arrives and then the line goes dead", after_chars=30), Text("Back again."))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "one")
+        await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 1)
+        tg.user_message(dm, alice, "two")
+        await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 2)
+    first, second = tg.visible_texts(dm)
+    assert first.startswith("The first part arrives and the") and "⚠️" in first
+    assert second == "Back again."
+
+
+async def test_429_in_the_middle_of_a_reply_is_honoured_and_the_final_text_lands(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    answer = streamed(90, delay=0.01)
+    llm.script(answer)
+    tg.fail_next("editMessageText", chat_id=group.id, retry_after=2)
+    async with running(tg, llm, tmp_path):
+        tg.user_message(group, alice, "@livebot_test go")
+        await tg.wait_for(lambda: tg.visible_texts(group) == [answer.text], timeout=30)
+    assert [c.retry_after for c in tg.rate_limited] == [2]
+    assert tg.calls_inside_retry_after == []
+    assert tg.unfired_faults == []
+
+
+async def test_users_outside_the_allowlist_get_one_polite_refusal_and_no_model_call(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    mallory = tg.add_user("Mallory", username="mallory")
+    dm = tg.private_chat(mallory)
+    async with running(tg, llm, tmp_path, telegram_allowed_users=["alice", "12345"]):
+        tg.user_message(dm, mallory, "hello?")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [NOT_ALLOWED])
+    assert llm.requests == []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_secret(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Text("Via webhook."))
+    url = f"http://127.0.0.1:{free_port()}/telegram"
+    webhook = {
+        "telegram_webhook_url": url,
+        "telegram_webhook_secret": "s3cret-webhook-token",
+        "telegram_webhook_listen": "127.0.0.1",
+        "telegram_webhook_port": int(url.split(":")[2].split("/")[0]),
+    }
+    async with running(tg, llm, tmp_path, **webhook):
+        forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "chat": {"id": dm.id, "type": "private"},
+                                               "from": {"id": alice.id, "is_bot": False, "first_name": "A"},
+                                               "text": "forged question"}}  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+                async with http.post(url, json=forged, headers=headers) as response:
+                    assert response.status == 403
+        tg.user_message(dm, alice, "real question")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["Via webhook."])
+    assert [request["messages"][-1]["content"] for request in llm.requests] == ["real question"]
