@@ -92,6 +92,8 @@ class OpenAIDouble:
         requests: Every chat completion request body received, in order (rejected ones included).
         disconnects: How many times a client went away before a stream was finished.
         disconnected: Set whenever that happens; tests may `clear()` it and wait on it again.
+        token_times: For each streamed reply, the `time.monotonic()` of every content delta it sent (benchmarks
+            measure "first model token -> first visible text" from these; the event loop's clock is the same).
         model: The model id reported by `GET /v1/models` and in chunks.
     """
 
@@ -100,6 +102,7 @@ class OpenAIDouble:
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     base_url: str = ""
+    token_times: list[list[float]] = field(default_factory=list)
     _replies: deque[Reply] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -162,6 +165,7 @@ class OpenAIDouble:
             return _error(400, "OpenAIDouble only supports stream=true", "invalid_request_error")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = _Stream(request, f"chatcmpl-{next(self._ids)}", self.model, include_usage)
+        self.token_times.append(stream.token_times)
         try:
             await stream.open()
             await self._play(reply, stream, body)
@@ -217,6 +221,7 @@ class _Stream:
         self.model = model
         self.include_usage = include_usage
         self.created = int(time.time())
+        self.token_times: list[float] = []
         self._first = True
 
     async def open(self) -> None:
@@ -250,6 +255,8 @@ class _Stream:
             delta = {"role": "assistant", **delta}
             self._first = False
         await self._send(self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]))
+        if delta.get("content"):
+            self.token_times.append(time.monotonic())
 
     async def finish(self, reason: str, usage: _Usage) -> None:
         if self._first:

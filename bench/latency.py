@@ -1,0 +1,165 @@
+"""One conversation per surface: how fast the first words show, how fast the final text lands, how many calls.
+
+Run: `python -m bench.latency` (options: `--replies N`, `--words N`).
+
+Each surface gets the same answer from the OpenAI-compatible double (tests/doubles), streamed at ~25 tokens/s
+(one 4-character chunk every 0.04 s), through the real bot code and the real platform library over HTTP on
+127.0.0.1:
+- Telegram private chat (drafts) and Telegram group (edits): the real python-telegram-bot Application against
+  the Bot API double with its default limits;
+- console on a terminal: the runtime and the terminal surface writing to an in-memory screen.
+Times are measured on one monotonic clock: the double's time of the first / last content token it sent, and the
+platform double's time of the first call that made text visible (draft or message) / the last message call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.config import AgentConfig
+from agent.run import open_agent
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.telegram_app import serve_telegram
+from channels.capabilities import resolve
+from channels.console import TerminalSurface
+from channels.inbound import Incoming
+from tests.doubles.openai_server import OpenAIDouble, Text
+from tests.doubles.telegram_api import TelegramDouble
+from tools import default_tools
+
+TOKEN = "123456:BENCH-token-for-the-double-0123456789"
+VISIBLE = ("sendMessageDraft", "sendMessage", "editMessageText")
+
+
+@dataclass
+class Reply:
+    first_visible: float  # seconds from the first model token
+    final: float  # seconds from the last model token to the final text
+    calls: int
+    rate_limited: int
+    gaps: list[float]  # seconds between consecutive live updates
+
+
+def answer(words: int, n: int) -> Text:
+    """A distinct answer per reply, so one reply's text is never mistaken for the next one's."""
+    return Text(" ".join(f"r{n}w{i}" for i in range(words)), chunk_size=4, delay=0.04)
+
+
+async def telegram(kind: str, replies: int, words: int) -> list[Reply]:
+    results = []
+    with tempfile.TemporaryDirectory() as data:
+        async with OpenAIDouble() as llm, TelegramDouble(token=TOKEN, bot_username="livebot_bench") as tg:
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                telegram_bot_token=TOKEN,
+                telegram_api_base_url=tg.root,
+                openai_api_key="sk-bench",
+                openai_base_url=llm.base_url,
+                bot_data_dir=Path(data),
+            )
+            user = tg.add_user("Alice", username="alice")
+            chat = tg.private_chat(user) if kind == "private" else tg.add_group("Team")
+            prefix = "" if kind == "private" else "@livebot_bench "
+            async with open_agent(settings.agent_config(), default_tools()) as agent, serve_telegram(settings, agent):
+                for n in range(replies):
+                    text = answer(words, n)
+                    llm.script(text)
+                    start = len(tg.calls)
+                    tg.user_message(chat, user, f"{prefix}question {n}")
+                    await tg.wait_for(lambda t=text: tg.visible_texts(chat)[-1:] == [t.text], timeout=120)
+                    await asyncio.sleep(0.5)  # let trailing calls (typing, status cleanup) land before counting
+                    calls = [c for c in tg.calls[start:] if c.chat_id == chat.id]
+                    shown = [c.at for c in calls if c.method in VISIBLE and c.ok]
+                    tokens = llm.token_times[-1]
+                    live = shown[:-1]
+                    results.append(
+                        Reply(
+                            first_visible=shown[0] - tokens[0],
+                            final=shown[-1] - tokens[-1],
+                            calls=len(calls),
+                            rate_limited=sum(1 for c in calls if c.status == 429),
+                            gaps=_gaps(live),
+                        )
+                    )
+    return results
+
+
+class Screen(io.StringIO):
+    """An in-memory terminal that notes when text was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[float] = []
+
+    def write(self, data: str) -> int:
+        self.writes.append(time.monotonic())
+        return super().write(data)
+
+
+async def console(replies: int, words: int) -> list[Reply]:
+    results = []
+    with tempfile.TemporaryDirectory() as data:
+        async with OpenAIDouble() as llm:
+            config = AgentConfig(api_key="sk-bench", base_url=llm.base_url, data_dir=Path(data))
+            async with open_agent(config, default_tools()) as agent:
+                runtime = Runtime(agent)
+                for n in range(replies):
+                    llm.script(answer(words, n))
+                    screen = Screen()
+                    surface = TerminalSurface(screen, resolve("console", "terminal"))
+                    await runtime.answer(Incoming("console:bench", f"question {n}", "bench"), surface)
+                    tokens = llm.token_times[-1]
+                    writes = [t for t in screen.writes if t >= tokens[0]]
+                    results.append(Reply(writes[0] - tokens[0], writes[-1] - tokens[-1], len(writes), 0, _gaps(writes)))
+    return results
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+def report(name: str, interval: float, results: list[Reply]) -> None:
+    def med(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    gaps = [g for r in results for g in r.gaps]
+    print(
+        f"{name:24} {med([r.first_visible for r in results]):>10.3f} {med([r.final for r in results]):>10.3f} "
+        f"{med([r.calls for r in results]):>8.1f} {sum(r.rate_limited for r in results):>6} "
+        f"{interval:>8.2f} {med(gaps):>8.2f} {min(gaps, default=float('nan')):>8.2f}"
+    )
+
+
+async def main(replies: int, words: int) -> None:
+    surfaces: list[tuple[str, float, Callable[[], Awaitable[list[Reply]]]]] = [
+        ("telegram private (draft)", resolve("telegram", "private").update_interval,
+         lambda: telegram("private", replies, words)),
+        ("telegram group (edit)", resolve("telegram", "group").update_interval,
+         lambda: telegram("group", replies, words)),
+        ("console terminal", resolve("console", "terminal").update_interval, lambda: console(replies, words)),
+    ]  # fmt: skip
+    print(f"{replies} replies of {words} words per surface, streamed at ~25 tokens/s; medians, seconds")
+    print(
+        f"{'surface':24} {'1st vis':>10} {'final':>10} {'calls':>8} {'429s':>6} {'interval':>8} "
+        f"{'med gap':>8} {'min gap':>8}"
+    )
+    for name, interval, run in surfaces:
+        report(name, interval, await run())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replies", type=int, default=3)
+    parser.add_argument("--words", type=int, default=60)
+    args = parser.parse_args()
+    asyncio.run(main(args.replies, args.words))
