@@ -20,6 +20,7 @@ from channels.telegram.inbound import NOT_ALLOWED
 from channels.telegram.render import utf16_len
 from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.conftest import bot_env, run_bot
 from tools import default_tools
 
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
@@ -220,3 +221,27 @@ async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_sec
         tg.user_message(dm, alice, "real question")
         await tg.wait_for(lambda: tg.visible_texts(dm) == ["Via webhook."])
     assert [request["messages"][-1]["content"] for request in llm.requests] == ["real question"]
+
+
+async def test_refused_drafts_fall_back_to_send_and_edit_for_that_chat(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    first, second = streamed(40, delay=0.01), Text("Second reply, no drafts tried.")
+    llm.script(first, second)
+    tg.fail_next("sendMessageDraft", chat_id=dm.id, status=400, description="Bad Request: TEXTDRAFT_PEER_INVALID")
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "one")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [first.text], timeout=20)
+        drafts_before = len(tg.calls_to("sendMessageDraft", dm))
+        tg.user_message(dm, alice, "two")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [first.text, second.text])
+    assert tg.bot_messages(dm)[0].edit_count >= 1  # the first reply streamed by editing instead
+    assert len(tg.calls_to("sendMessageDraft", dm)) == drafts_before == 1  # the chat is not asked again
+
+
+async def test_missing_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    done = await run_bot(["telegram"], stdin="", env=bot_env(tmp_path), cwd=tmp_path)
+    assert done.code == 2
+    assert done.err.strip().count("\n") == 0 and "TELEGRAM_BOT_TOKEN" in done.err
