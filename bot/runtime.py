@@ -20,6 +20,11 @@ from channels.surface import ReplySurface
 log = logging.getLogger(__name__)
 
 STOPPED_MARK = "⏹ _Stopped._"
+SHUTDOWN = "shutdown"
+"""The cancel message that marks a reply stopped because the bot is shutting down, not by the user."""
+SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
+SHUTDOWN_PATIENCE = 5.0
+"""At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
 HELP = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
@@ -93,8 +98,11 @@ class Runtime:
                         )
             if not wrote:
                 handler.emit(EMPTY_ANSWER)
-        except asyncio.CancelledError:
-            handler.emit(f"\n\n{STOPPED_MARK}")
+        except asyncio.CancelledError as stopped:
+            shutting_down = SHUTDOWN in stopped.args
+            handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
+            if shutting_down:
+                handler.patience = SHUTDOWN_PATIENCE
             raise
         finally:
             await events.aclose()  # closes the model's HTTP stream at once when the reply was stopped

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     web_fetch_allow_private: bool = False
     demo_token_delay: float = Field(0.03, ge=0, le=5)
     max_input_chars: int = Field(4000, ge=1)
+    user_runs_per_minute: int = Field(20, ge=1)
+    shutdown_grace: float = Field(20.0, ge=0, le=600)
 
     bot_data_dir: Path = Path("data")
     database_url: SecretStr | None = None

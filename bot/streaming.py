@@ -87,6 +87,8 @@ class StreamingHandler:
         self._stopped = False
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
+        self.patience = float("inf")
+        """Longest a final delivery waits on a retry_after; past it the text goes to `undelivered` (shutdown)."""
 
     @property
     def mode(self) -> LiveMode:
@@ -266,8 +268,8 @@ class StreamingHandler:
 
     async def _deliver_final(self, view: str) -> bool:
         """Make `view` the final text of the current segment, falling back to a new message if need be."""
-        if self._mode is LiveMode.EDIT and view == self._shown:
-            return True
+        if self._mode is LiveMode.EDIT and view == self._shown and not self._profile.buttons:
+            return True  # (with buttons the final edit still goes: it takes the Stop button away)
         await self._clear_status()
         if await self._deliver(view, final=True):
             return True
@@ -322,6 +324,8 @@ class StreamingHandler:
                 self._next_at = max(self._next_at, self._clock.now() + exc.retry_after)
                 if not final:
                     return False
+                if exc.retry_after > self.patience:
+                    return self._give_up(view, final, f"retry_after {exc.retry_after:g} s is past our patience")
                 await self._clock.sleep(self._next_at - self._clock.now())
                 continue
             except MessageTooLong:

@@ -25,7 +25,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
-from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update
+from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
 from tools import default_tools
 
@@ -49,29 +49,31 @@ class TelegramBot:
     Args:
         application: The initialised python-telegram-bot Application (its `bot` makes the calls).
         runtime: Answers messages with the agent.
-        settings: For the streaming mode and interval.
+        settings: For the streaming mode and interval and the per-user limit.
         me: Who the bot is and whom it serves.
     """
 
     def __init__(self, application: Application, runtime: Runtime, settings: Settings, me: BotIdentity) -> None:
         self.application = application
-        self.runtime = runtime
         self.me = me
-        self.conversations = Conversations()
+        self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         self.limiter = RateLimiter(BOT_BUDGET)
         self._settings = settings
         self._no_drafts: set[int] = set()
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
-        verdict = read_update(update, self.me)
-        match verdict:
+        if (key := stop_request(update)) is not None:
+            assert update.callback_query is not None
+            stopped = self.conversations.stop(key)
+            with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
+                await update.callback_query.answer("Stopping…" if stopped else "Nothing to stop.")
+            return
+        match read_update(update, self.me):
             case Answer(incoming=incoming, target=target):
-                surface = self.surface(target)
-                self.conversations.submit(incoming.conversation, lambda: self.runtime.answer(incoming, surface))
+                self.conversations.submit(incoming, lambda: self.surface(target))
             case Refuse(target=target, text=text):
-                surface = self.surface(target)
-                self.conversations.submit(f"telegram:{target.chat_id}", lambda: self.runtime.say(surface, text))
+                self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
                 log.debug("update %s ignored: %s", update.update_id, reason)
 
@@ -146,7 +148,7 @@ async def serve_telegram(settings: Settings, agent: Agent) -> AsyncIterator[Tele
             await application.updater.stop()
         if application.running:
             await application.stop()
-        await bot.conversations.drain()
+        await bot.conversations.shutdown(settings.shutdown_grace)
         with contextlib.suppress(TelegramError):
             await application.shutdown()
 

@@ -3,14 +3,16 @@
 Every platform call of a channel passes through `RateLimiter.acquire` before it is made (the limiter wraps the
 call, not the caller). Two kinds of callers:
 
-- urgent calls (a reply's first message, every final message) wait here until the chat's budget, the bot's
-  budget and any retry_after allow them, so the final text lands however long the platform makes us wait;
+- urgent calls (a reply's first message, every final message) wait here until the chat's and the bot's budgets
+  have room (a matter of seconds), so they go before anything else;
 - other calls (intermediate edits, drafts, typing) never wait: when the budget is short they raise `RateLimited`
   with the time until they could go, and the StreamingHandler simply shows the latest text later. They also
   leave a reserve of each budget to urgent calls and yield while any urgent call is waiting, which is what
   "under pressure intermediate edits are dropped first" means.
 
-After a 429 the channel calls `penalize`: no call to that chat, urgent or not, goes out before retry_after.
+After a 429 the channel calls `penalize`: no call to that chat, urgent or not, goes out before retry_after. A call
+to a chat behind such a gate raises `RateLimited` with the time left, urgent or not: how long a final message may
+wait is the StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
 Budgets are sliding windows ("at most N calls in any T seconds"), slightly stricter than the platforms' own.
 """
 
@@ -77,12 +79,15 @@ class RateLimiter:
             chat: The chat the call goes to; its retry_after gate applies to every lane.
             budget: The chat's budget for this lane, or None when only the bot's budget applies (typing).
             lane: Calls that the platform budgets separately within a chat (messages, drafts).
-            urgent: Wait for room instead of failing.
+            urgent: Wait for room in the budgets instead of failing.
 
         Raises:
-            RateLimited: Not urgent and no room now; `retry_after` says when to try again.
+            RateLimited: The chat is behind a retry_after gate, or (not urgent) there is no room now;
+                `retry_after` says when to try again.
         """
         window = self._window(chat, lane, budget)
+        if (gate := self.blocked_for(chat)) > 0:
+            raise RateLimited(gate, "waiting out the platform's retry_after")
         if urgent:
             self._urgent_waiting += 1
             try:
@@ -110,12 +115,11 @@ class RateLimiter:
 
     def _wait(self, chat: Hashable, window: _Window | None, *, urgent: bool) -> float:
         now = self._clock.now()
-        gate = self._gates.get(chat, 0.0) - now
         if not urgent and self._urgent_waiting:
-            return max(gate, self._bot.budget.period / self._bot.budget.limit)
+            return self._bot.budget.period / self._bot.budget.limit
         bot = self._bot.wait(now, reserve=0 if urgent else self._bot.budget.reserve)
         own = 0.0 if window is None else window.wait(now, reserve=0 if urgent else window.budget.reserve)
-        return max(gate, bot, own)
+        return max(bot, own)
 
     def _window(self, chat: Hashable, lane: str, budget: Budget | None) -> _Window | None:
         if budget is None:

@@ -14,7 +14,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 
 from channels.inbound import Incoming
-from channels.telegram.surface import Target
+from channels.telegram.surface import STOP_DATA, Target
 
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
 ONLY_TEXT = "I read text: send me your question as a message (a caption on a photo works too)."
@@ -78,8 +78,22 @@ def read_update(update: Update, me: BotIdentity) -> Verdict:
     text = _without_mention(text, me.username).strip() or "/help"
     if len(text) > me.max_input_chars:
         return Refuse(target, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
-    key = f"telegram:{message.chat.id}" if target.kind != "topic" else f"telegram:{message.chat.id}:{target.thread_id}"
+    key = conversation_key(target)
     return Answer(Incoming(key, text, user_id=str(user.id), user_name=user.username or user.first_name), target)
+
+
+def conversation_key(target: Target) -> str:
+    """The memory key: one conversation per chat, and per topic in a forum."""
+    suffix = f":{target.thread_id}" if target.kind == "topic" else ""
+    return f"telegram:{target.chat_id}{suffix}"
+
+
+def stop_request(update: Update) -> str | None:
+    """The conversation whose reply a Stop button press asks to stop, or None for any other update."""
+    query = update.callback_query
+    if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
+        return None
+    return conversation_key(_target(query.message))
 
 
 def _target(message: Message) -> Target:

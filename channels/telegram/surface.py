@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
 
@@ -48,6 +48,9 @@ MESSAGE_BUDGETS = {
 DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
 STATUS_DRAFT_ID = 1
+STOP_DATA = "stop"
+STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
+"""Shown under a message while it streams; the final edit (no markup) takes it away."""
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a preview popping in and out while a message grows is noise
 
 T = TypeVar("T")
@@ -123,6 +126,7 @@ class TelegramSurface:
                 message_thread_id=self._target.thread_id,
                 reply_parameters=reply,
                 link_preview_options=NO_PREVIEW,
+                reply_markup=self._buttons(final),
             ),
             urgent=True,  # a first message or a final one: both go before intermediate edits
         )
@@ -138,9 +142,14 @@ class TelegramSurface:
                 message_id=ref,
                 entities=rendered.entities,
                 link_preview_options=NO_PREVIEW,
+                reply_markup=self._buttons(final),
             ),
             urgent=final,
         )
+
+    def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
+        """The Stop button while a message streams; an edit without markup removes it, so the final has none."""
+        return STOP_BUTTON if self.profile.buttons and not final else None
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
         rendered = render(text, plain=plain)

@@ -449,3 +449,20 @@ async def test_tools_show_as_tasks_with_their_outcome_where_the_surface_has_task
     ]
     assert surface.ops("status") == []  # tasks replace the status line
     assert surface.visible == ["Let me look.", "The page could not be read."]
+
+
+async def test_a_final_behind_a_retry_after_longer_than_the_patience_is_kept_undelivered(clock: FakeClock) -> None:
+    handler, surface = await started(EDIT, clock)
+    handler.emit("cut short by a restart")
+    surface.failures["send"] = [RateLimited(300)]
+    handler.patience = 5
+    assert await handler.stop() is False
+    assert handler.undelivered == ["cut short by a restart"]
+
+
+async def test_with_buttons_the_final_edit_goes_even_when_the_text_is_shown(clock: FakeClock) -> None:
+    handler, surface = await started(replace(EDIT, buttons=True), clock)
+    handler.emit("All shown already.")
+    await settle()
+    await handler.stop()
+    assert [(c.op, c.final) for c in surface.calls] == [("send", False), ("edit", True)]  # removes the Stop button

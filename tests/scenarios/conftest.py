@@ -5,15 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.tools import BaseTool
 
+from agent.run import open_agent
+from bot.settings import Settings
+from bot.telegram_app import TelegramBot, serve_telegram
 from tests.doubles.openai_server import OpenAIDouble
+from tests.doubles.telegram_api import TelegramDouble
+from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "123456:TEST-token-for-the-double-0123456789"
 _OWN_SETTINGS = ("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL")
 
 
@@ -59,3 +68,36 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
     return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramDouble]:
+    async with TelegramDouble(token=TOKEN, bot_username="livebot_test") as double:
+        yield double
+
+
+def telegram_settings(tg: TelegramDouble, llm: OpenAIDouble, data: Path, **settings: Any) -> Settings:
+    """Settings for a Telegram bot that talks to the two doubles."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_bot_token=TOKEN,
+        telegram_api_base_url=tg.root,
+        openai_api_key="sk-test-key-for-the-double",
+        openai_base_url=llm.base_url,
+        llm_model="m",
+        bot_data_dir=data,
+        **settings,
+    )
+
+
+@asynccontextmanager
+async def running(
+    tg: TelegramDouble, llm: OpenAIDouble, data: Path, *, tools: Sequence[BaseTool] = (), **settings: Any
+) -> AsyncIterator[TelegramBot]:
+    """The Telegram bot, in this process, for the duration of the block."""
+    config = telegram_settings(tg, llm, data, **settings)
+    async with (
+        open_agent(config.agent_config(), [*default_tools(), *tools]) as agent,
+        serve_telegram(config, agent) as bot,
+    ):
+        yield bot

@@ -5,54 +5,17 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import pytest
 
-from agent.run import open_agent
-from bot.settings import Settings
-from bot.telegram_app import TelegramBot, serve_telegram
 from channels.telegram.inbound import NOT_ALLOWED
 from channels.telegram.render import utf16_len
 from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.conftest import bot_env, run_bot
-from tools import default_tools
+from tests.scenarios.conftest import bot_env, run_bot, running
 
-TOKEN = "123456:TEST-token-for-the-double-0123456789"
 MESSAGE_CALLS = ("sendMessage", "editMessageText")
-
-
-@pytest.fixture
-async def llm() -> AsyncIterator[OpenAIDouble]:
-    async with OpenAIDouble() as double:
-        yield double
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramDouble]:
-    async with TelegramDouble(token=TOKEN, bot_username="livebot_test") as double:
-        yield double
-
-
-@asynccontextmanager
-async def running(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: Any) -> AsyncIterator[TelegramBot]:
-    config = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        telegram_bot_token=TOKEN,
-        telegram_api_base_url=tg.root,
-        openai_api_key="sk-test-key-for-the-double",
-        openai_base_url=llm.base_url,
-        llm_model="m",
-        bot_data_dir=tmp_path,
-        **settings,
-    )
-    async with open_agent(config.agent_config(), default_tools()) as agent, serve_telegram(config, agent) as bot:
-        yield bot
 
 
 def streamed(words: int, *, delay: float) -> Text:

@@ -1,0 +1,141 @@
+"""The conversation runtime through the Telegram channel: one reply at a time, follow-ups, /stop and the Stop
+button, a stop during a tool, the per-user limit, and SIGTERM in the middle of a reply."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from langchain_core.tools import tool
+
+from bot.conversations import NOTHING_TO_STOP, TOO_FAST
+from bot.runtime import STOPPED_MARK
+from tests.doubles.openai_server import Hang, OpenAIDouble, Text, ToolCalls
+from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.conftest import TOKEN, bot_env, running
+
+STOPPED = STOPPED_MARK.replace("_", "")  # as rendered: the italics become an entity
+
+
+async def test_messages_sent_while_a_reply_streams_are_answered_after_it_as_one_turn(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Text("A slow first answer that takes its time.", chunk_size=2, delay=0.03), Text("Both noted."))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "first")
+        await tg.wait_for(lambda: tg.drafts(dm))  # the first reply is streaming
+        tg.user_message(dm, alice, "second")
+        tg.user_message(dm, alice, "third")
+        await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 2, timeout=20)
+    assert tg.visible_texts(dm) == ["A slow first answer that takes its time.", "Both noted."]
+    assert len(llm.requests) == 2  # never two model streams at once, and one follow-up turn
+    follow_up = llm.requests[1]["messages"]
+    assert follow_up[-2]["content"] == "A slow first answer that takes its time."  # it began after the first ended
+    assert follow_up[-1]["content"] == "second\n\nthird"
+
+
+async def test_stop_command_closes_the_model_stream_and_finalises_the_message(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    llm.script(Hang("I am thinking about this at great length"))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(group, alice, "@livebot_test think")
+        await tg.wait_for(lambda: tg.bot_messages(group))
+        assert tg.bot_messages(group)[0].reply_markup is not None  # the Stop button while it streams
+        tg.user_message(group, alice, "/stop")
+        await asyncio.wait_for(llm.disconnected.wait(), 2)  # the model's HTTP stream is closed within 2 s
+        await tg.wait_for(lambda: STOPPED in tg.visible_texts(group)[0])
+        (message,) = tg.bot_messages(group)
+        assert message.text.startswith("I am thinking about this at great length")
+        assert message.reply_markup is None  # the button is gone from the final message
+        tg.user_message(group, alice, "/stop")
+        await tg.wait_for(lambda: tg.visible_texts(group)[-1] == NOTHING_TO_STOP)
+
+
+async def test_stop_button_stops_the_reply(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    llm.script(Hang("Streaming until someone presses the button"))
+    async with running(tg, llm, tmp_path):
+        tg.user_message(group, alice, "@livebot_test go")
+        await tg.wait_for(lambda: tg.bot_messages(group))
+        tg.press_button(group, tg.bot_messages(group)[0].message_id, alice, "stop")
+        await asyncio.wait_for(llm.disconnected.wait(), 2)
+        await tg.wait_for(lambda: tg.bot_messages(group)[0].reply_markup is None)
+    assert STOPPED in tg.visible_texts(group)[0]
+    assert tg.callback_queries and all(q.answered for q in tg.callback_queries.values())
+
+
+@tool
+async def slow_lookup(query: str) -> str:
+    """Look something up in a very slow archive."""
+    await asyncio.sleep(60)
+    return "found"
+
+
+async def test_a_reply_stopped_during_a_tool_leaves_a_history_the_model_accepts(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(ToolCalls([("slow_lookup", {"query": "x"})], text_before="Looking it up."), Text("Fine, asking anew."))
+    async with running(tg, llm, tmp_path, tools=[slow_lookup]):
+        tg.user_message(dm, alice, "look it up")
+        await tg.wait_for(lambda: any("slow_lookup" in d.text for d in tg.drafts(dm)))  # the tool is running
+        tg.user_message(dm, alice, "/stop")
+        await tg.wait_for(lambda: any(STOPPED in text for text in tg.visible_texts(dm)))
+        tg.user_message(dm, alice, "try again")
+        await tg.wait_for(lambda: tg.visible_texts(dm)[-1:] == ["Fine, asking anew."])
+    # the double rejects an assistant tool call without its result, as OpenAI does: the second turn was accepted
+    tool_results = [m for m in llm.requests[-1]["messages"] if m["role"] == "tool"]
+    assert len(tool_results) == 1
+
+
+async def test_a_user_over_the_per_minute_limit_gets_a_polite_note_and_no_model_run(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Text("One answer."))
+    async with running(tg, llm, tmp_path, user_runs_per_minute=1):
+        tg.user_message(dm, alice, "one")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["One answer."])
+        tg.user_message(dm, alice, "two")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["One answer.", TOO_FAST])
+    assert len(llm.requests) == 1
+
+
+async def test_sigterm_during_a_reply_finalises_it_with_a_notice_and_exits_zero(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Hang("Half an answer, and then"))
+    env = bot_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=tg.root,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY="sk-test-key-for-the-double",
+        SHUTDOWN_GRACE="1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)  # polling: the bot is up
+        tg.user_message(dm, alice, "tell me")
+        await tg.wait_for(lambda: any("Half an answer" in d.text for d in tg.drafts(dm)), timeout=20)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+    (text,) = tg.visible_texts(dm)  # a real message, not a draft left behind
+    assert text.startswith("Half an answer, and then") and "restarting" in text
