@@ -53,6 +53,9 @@ class InstantSurface:
     async def close(self) -> None:
         pass
 
+    def address(self) -> None:
+        return None
+
 
 async def one_reply(profile: Profile, tokens: int) -> tuple[float, float, InstantSurface]:
     surface = InstantSurface(profile)

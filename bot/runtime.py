@@ -12,6 +12,7 @@ import logging
 
 from agent.events import Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.run import Agent
+from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
 from channels.inbound import Incoming
@@ -45,11 +46,25 @@ class Runtime:
     Args:
         agent: The agent every conversation talks to.
         clock: Passed to each StreamingHandler (tests control time with it).
+        outbox: Where final text that could not be delivered in time is kept for later delivery.
+        channel: The outbox's name for this channel's entries.
+        patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
     """
 
-    def __init__(self, agent: Agent, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        clock: Clock | None = None,
+        outbox: Outbox | None = None,
+        channel: str = "",
+        patience: float = float("inf"),
+    ) -> None:
         self._agent = agent
         self._clock = clock
+        self._outbox = outbox
+        self._channel = channel
+        self._patience = patience
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
@@ -70,6 +85,7 @@ class Runtime:
 
     async def _reply(self, incoming: Incoming, surface: ReplySurface) -> None:
         handler = StreamingHandler(surface, clock=self._clock)
+        handler.patience = self._patience
         await handler.start()
         events = self._agent.run(incoming.text, thread_id=incoming.conversation)
         wrote = False
@@ -102,9 +118,18 @@ class Runtime:
             shutting_down = SHUTDOWN in stopped.args
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
             if shutting_down:
-                handler.patience = SHUTDOWN_PATIENCE
+                handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
             raise
         finally:
             await events.aclose()  # closes the model's HTTP stream at once when the reply was stopped
             if not await handler.stop():
-                log.warning("%s: part of the reply could not be delivered", incoming.conversation)
+                await self._keep(incoming, surface, handler.undelivered)
+
+    async def _keep(self, incoming: Incoming, surface: ReplySurface, texts: list[str]) -> None:
+        """Hand final text the platform did not take to the outbox (or, without one, say so in the log)."""
+        address = surface.address()
+        if self._outbox is None or address is None:
+            log.warning("%s: part of the reply could not be delivered", incoming.conversation)
+            return
+        for text in texts:
+            await self._outbox.put(self._channel, address, text)

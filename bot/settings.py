@@ -37,9 +37,11 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(4000, ge=1)
     user_runs_per_minute: int = Field(20, ge=1)
     shutdown_grace: float = Field(20.0, ge=0, le=600)
+    final_patience: float = Field(120.0, ge=0)
 
     bot_data_dir: Path = Path("data")
     database_url: SecretStr | None = None
+    memory_token_budget: int = Field(6000, ge=100)
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
@@ -111,6 +113,8 @@ class Settings(BaseSettings):
             step_limit=self.agent_step_limit,
             tool_timeout=self.tool_timeout,
             demo_delay=self.demo_token_delay,
+            database_url=self.database_url.get_secret_value() if self.database_url else None,
+            token_budget=self.memory_token_budget,
         )
 
     def require(self, *names: str) -> None:

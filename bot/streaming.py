@@ -88,7 +88,8 @@ class StreamingHandler:
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
         self.patience = float("inf")
-        """Longest a final delivery waits on a retry_after; past it the text goes to `undelivered` (shutdown)."""
+        """Longest a final delivery waits in all (retry_after, backoff); past it the text goes to `undelivered`,
+        for an outbox to deliver later, and the conversation moves on."""
 
     @property
     def mode(self) -> LiveMode:
@@ -294,6 +295,7 @@ class StreamingHandler:
             MessageTooLong: The caller must cut the text shorter.
         """
         failures = 0
+        waited = 0.0
         while True:
             try:
                 await self._apply(view, final=final)
@@ -324,9 +326,11 @@ class StreamingHandler:
                 self._next_at = max(self._next_at, self._clock.now() + exc.retry_after)
                 if not final:
                     return False
-                if exc.retry_after > self.patience:
+                wait = self._next_at - self._clock.now()
+                if waited + wait > self.patience:
                     return self._give_up(view, final, f"retry_after {exc.retry_after:g} s is past our patience")
-                await self._clock.sleep(self._next_at - self._clock.now())
+                waited += wait
+                await self._clock.sleep(wait)
                 continue
             except MessageTooLong:
                 raise
@@ -338,8 +342,9 @@ class StreamingHandler:
                     self._next_at = self._clock.now() + self._interval + INTERMEDIATE_BACKOFF
                     log.info("%s: update skipped: %s", self._profile.key, exc)
                     return False
-                if failures > len(FINAL_BACKOFF):
+                if failures > len(FINAL_BACKOFF) or waited + FINAL_BACKOFF[failures - 1] > self.patience:
                     return self._give_up(view, final, str(exc))
+                waited += FINAL_BACKOFF[failures - 1]
                 await self._clock.sleep(FINAL_BACKOFF[failures - 1])
                 continue
             self._shown = view

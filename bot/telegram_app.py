@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
@@ -21,6 +22,7 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from agent.run import Agent, open_agent
 from bot.conversations import Conversations
+from bot.outbox import open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
@@ -77,6 +79,11 @@ class TelegramBot:
             case Ignore(reason=reason):
                 log.debug("update %s ignored: %s", update.update_id, reason)
 
+    async def deliver(self, address: dict[str, Any], text: str) -> None:
+        """Send an outbox entry: the same rendering, budget and error rules as a reply's final message."""
+        target = Target(address["chat_id"], address["kind"], thread_id=address.get("thread_id"))
+        await self.surface(target).send(text, final=True)
+
     def surface(self, target: Target) -> TelegramSurface:
         """A reply surface for `target`, streaming the way the registry says (edits where drafts were refused)."""
         mode = self._settings.live_mode
@@ -104,6 +111,21 @@ def build_application(settings: Settings) -> Application:
 
 @contextlib.asynccontextmanager
 async def serve_telegram(settings: Settings, agent: Agent) -> AsyncIterator[TelegramBot]:
+    """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
+    async with open_outbox(settings.bot_data_dir) as outbox:
+        runtime = Runtime(agent, outbox=outbox, channel="telegram", patience=settings.final_patience)
+        async with _serve(settings, runtime) as bot:
+            courier = asyncio.create_task(outbox.courier("telegram", bot.deliver), name="telegram-outbox")
+            try:
+                yield bot
+            finally:  # (the replies in flight are finished by _serve; what they cannot deliver stays in the outbox)
+                courier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await courier
+
+
+@contextlib.asynccontextmanager
+async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[TelegramBot]:
     """Run the bot (polling or webhook) for the duration of the block; replies in flight finish on exit.
 
     Raises:
@@ -122,7 +144,7 @@ async def serve_telegram(settings: Settings, agent: Agent) -> AsyncIterator[Tele
         allowed=frozenset(user.lower() for user in settings.telegram_allowed_users),
         max_input_chars=settings.max_input_chars,
     )
-    bot = TelegramBot(application, Runtime(agent), settings, me)
+    bot = TelegramBot(application, runtime, settings, me)
     application.add_handler(TypeHandler(Update, bot.on_update))
     try:
         await application.bot.set_my_commands(COMMANDS)

@@ -78,6 +78,9 @@ class TerminalSurface:
         await self.status(None)
         self.end_line()
 
+    def address(self) -> None:
+        return None
+
     def end_line(self) -> None:
         """Move below the newest message, so nothing else is written into it."""
         if self._line_open:
@@ -117,6 +120,9 @@ class PipedSurface:
 
     async def close(self) -> None:
         pass
+
+    def address(self) -> None:
+        return None
 
 
 class ConsoleChannel:

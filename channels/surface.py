@@ -1,9 +1,10 @@
 """The reply surface: the narrow interface between the StreamingHandler and one platform chat.
 
 A channel builds one surface per reply. The handler calls only what the surface's `profile` declares: `send`,
-`edit`, `measure` and `close` always; `draft` when `profile.draft`; the `stream_*` methods when `profile.native_stream`;
-`typing` when `profile.typing`; `status` when `profile.status`; `task` when `profile.tasks`. Methods raise the
-errors of `channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
+`edit`, `measure`, `close` and `address` always; `draft` when `profile.draft`; the `stream_*` methods when
+`profile.native_stream`; `typing` when `profile.typing`; `status` when `profile.status`; `task` when
+`profile.tasks`. Methods raise the errors of `channels.errors`, never a library's own exceptions, so the
+handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -42,6 +43,11 @@ class ReplySurface(Protocol):
 
     async def close(self) -> None:
         """The reply is over: release what was only shown while it streamed (a status message, an open line)."""
+        ...
+
+    def address(self) -> dict[str, Any] | None:
+        """Where this reply goes, as JSON-able data, so an outbox can deliver a late final message there after a
+        restart; None where late delivery makes no sense (the console)."""
         ...
 
 

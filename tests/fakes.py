@@ -141,6 +141,9 @@ class RecordingSurface:
     async def close(self) -> None:
         self.closed += 1
 
+    def address(self) -> None:
+        return None
+
     async def typing(self) -> None:
         self._record("typing", "")
 

@@ -14,7 +14,7 @@ import datetime as dtm
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ChatAction
@@ -194,6 +194,9 @@ class TelegramSurface:
             self._status_ref = message.message_id
         else:
             await self.edit(self._status_ref, line, final=False, plain=True)
+
+    def address(self) -> dict[str, Any]:
+        return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}
 
     async def close(self) -> None:
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status

@@ -139,3 +139,37 @@ async def test_sigterm_during_a_reply_finalises_it_with_a_notice_and_exits_zero(
             process.kill()
     (text,) = tg.visible_texts(dm)  # a real message, not a draft left behind
     assert text.startswith("Half an answer, and then") and "restarting" in text
+
+
+async def test_a_final_the_platform_refuses_is_delivered_later_from_the_outbox(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Text("Delivered in the end."))
+    tg.fail_next("sendMessage", chat_id=dm.id, status=502, times=2)
+    async with running(tg, llm, tmp_path, final_patience=1):
+        tg.user_message(dm, alice, "hello")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["Delivered in the end."], timeout=20)
+    assert tg.unfired_faults == []
+    sent = [c for c in tg.calls_to("sendMessage", dm) if c.ok]
+    assert len(sent) == 1  # never twice
+
+
+async def test_the_outbox_survives_a_restart_and_delivers_once(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    llm.script(Text("Worth the wait."))
+    outage = tg.fail_next("sendMessage", chat_id=dm.id, status=502, times=1000)
+    async with running(tg, llm, tmp_path, final_patience=1):
+        tg.user_message(dm, alice, "hello")
+        await tg.wait_for(lambda: outage.fired >= 3, timeout=20)  # the reply and the courier both failed
+    assert tg.visible_texts(dm) == []
+    outage.times = outage.fired  # the platform is back
+    async with running(tg, llm, tmp_path, final_patience=1):
+        await tg.wait_for(lambda: tg.visible_texts(dm) == ["Worth the wait."], timeout=20)
+    async with running(tg, llm, tmp_path, final_patience=1):  # a third start sends nothing again
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=20)
+    assert len([c for c in tg.calls_to("sendMessage", dm) if c.ok]) == 1
