@@ -22,6 +22,7 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 
 from agent.run import Agent, open_agent
 from bot.conversations import Conversations
+from bot.health import watch_loop_lag
 from bot.outbox import open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings, SettingsError
@@ -183,6 +184,10 @@ async def run_telegram(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with open_agent(settings.agent_config(), tools) as agent, serve_telegram(settings, agent):
+    async with (
+        watch_loop_lag(),
+        open_agent(settings.agent_config(), tools) as agent,
+        serve_telegram(settings, agent),
+    ):
         await stop.wait()
     return 0
