@@ -1,7 +1,7 @@
 """One shared rate budget per chat and per bot, with the platform's retry_after gate inside it.
 
-Every platform call of a channel passes through `RateLimiter.acquire` before it is made (the limiter wraps the
-call, not the caller). Two kinds of callers:
+Every platform call of a channel is made inside `RateLimiter.slot` (the limiter wraps the call, not the caller).
+Two kinds of callers:
 
 - urgent calls (a reply's first message, every final message) wait here until the chat's and the bot's budgets
   have room (a matter of seconds), so they go before anything else;
@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from channels.clock import Clock, LoopClock
 from channels.errors import RateLimited
+
+IN_FLIGHT_POLL = 0.05
+"""How soon to look again when the budget is held by calls still in flight."""
+_BOT = object()
+"""The gate key for a retry_after that holds every chat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +50,27 @@ class Budget:
 class _Window:
     budget: Budget
     times: deque[float] = field(default_factory=deque)
+    """When recent calls completed, oldest first."""
+    in_flight: int = 0
 
     def wait(self, now: float, *, reserve: int) -> float:
-        """Seconds until one more call fits, leaving `reserve` slots free."""
+        """Seconds until one more call fits, leaving `reserve` slots free.
+
+        A call in flight holds a slot as if it were happening now; once it completes, it holds it for a period
+        from its completion. Since a call reaches the platform before it completes, no period of the platform's
+        clock sees more than `limit` calls, however the event loop delays them on the way.
+        """
         times, period = self.times, self.budget.period
         while times and times[0] <= now - period:
             times.popleft()
         allowed = self.budget.limit - reserve
-        if len(times) < allowed:
+        used = self.in_flight + len(times)
+        if used < allowed:
             return 0.0
-        return times[len(times) - allowed] + period - now
+        expiring = used - allowed  # the index of the completed call whose expiry makes room
+        if expiring < len(times):
+            return times[expiring] + period - now
+        return min(period, IN_FLIGHT_POLL)  # only calls in flight hold the budget: look again shortly
 
 
 class RateLimiter:
@@ -72,8 +89,11 @@ class RateLimiter:
         self._urgent_waiting = 0
         self._sweep_at = 1024
 
-    async def acquire(self, chat: Hashable, budget: Budget | None, *, lane: str = "messages", urgent: bool) -> None:
-        """Count one call to `chat`, waiting for room if `urgent`.
+    @asynccontextmanager
+    async def slot(
+        self, chat: Hashable, budget: Budget | None, *, lane: str = "messages", urgent: bool
+    ) -> AsyncIterator[None]:
+        """Hold room for one call to `chat` while the block makes it, waiting for room first if `urgent`.
 
         Args:
             chat: The chat the call goes to; its retry_after gate applies to every lane.
@@ -99,19 +119,32 @@ class RateLimiter:
             wait = self._wait(chat, window, urgent=False)
             if wait > 0:
                 raise RateLimited(wait, "local rate budget")
-        now = self._clock.now()
-        self._bot.times.append(now)
-        if window is not None:
-            window.times.append(now)
+        held = [self._bot] if window is None else [self._bot, window]
+        for w in held:
+            w.in_flight += 1
+        try:
+            yield
+        finally:
+            done = self._clock.now()
+            for w in held:
+                w.in_flight -= 1
+                w.times.append(done)
 
-    def penalize(self, chat: Hashable, retry_after: float) -> None:
-        """The platform answered 429 for `chat`: close its gate for `retry_after` seconds."""
+    def penalize(self, chat: Hashable, retry_after: float, *, lane: str = "messages") -> None:
+        """The platform answered 429 for a call to `chat` in `lane`: close the gate for `retry_after` seconds.
+
+        A 429 does not say whether the chat or the whole bot went too fast. When the chat's own budget still had
+        room, the complaint cannot be about this chat's pace: it is the bot's, so every chat waits.
+        """
         until = self._clock.now() + retry_after
-        self._gates[chat] = max(self._gates.get(chat, 0.0), until)
+        window = self._windows.get((chat, lane))
+        chat_had_room = window is None or window.wait(self._clock.now(), reserve=0) == 0
+        for key in (chat, _BOT) if chat_had_room else (chat,):
+            self._gates[key] = max(self._gates.get(key, 0.0), until)
 
     def blocked_for(self, chat: Hashable) -> float:
-        """Seconds until `chat`'s retry_after gate opens (0 when open)."""
-        return max(0.0, self._gates.get(chat, 0.0) - self._clock.now())
+        """Seconds until a call to `chat` may pass the retry_after gates, its own and the bot's (0 when open)."""
+        return max(0.0, max(self._gates.get(chat, 0.0), self._gates.get(_BOT, 0.0)) - self._clock.now())
 
     def _wait(self, chat: Hashable, window: _Window | None, *, urgent: bool) -> float:
         now = self._clock.now()
@@ -134,6 +167,8 @@ class RateLimiter:
     def _sweep(self) -> None:
         """Forget chats that have been quiet for a whole period, so memory follows the chats in flight."""
         now = self._clock.now()
-        self._windows = {k: w for k, w in self._windows.items() if w.times and w.times[-1] > now - w.budget.period}
-        self._gates = {chat: until for chat, until in self._gates.items() if until > now}
+        self._windows = {
+            k: w for k, w in self._windows.items() if w.in_flight or (w.times and w.times[-1] > now - w.budget.period)
+        }
+        self._gates = {key: until for key, until in self._gates.items() if until > now}
         self._sweep_at = max(1024, 2 * len(self._windows))
