@@ -19,6 +19,8 @@ _BOUNDARIES = (
     re.compile(r"(?<=[.!?…。！？])\s+"),  # sentence
     re.compile(r"\s+"),  # word
 )
+_ESCAPED = re.compile(r"\\.")
+_CODE_SPAN = re.compile(r"`[^`]*`")
 _LOOKAHEAD = 64
 """How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
 
@@ -51,19 +53,36 @@ def _closed(head: str) -> tuple[str, str]:
     return head.rstrip() + "\n" + marker.group(0), opening + "\n"
 
 
+def _inline_open(text: str, cut: int) -> bool:
+    """Whether cutting at `cut` would split an inline span (emphasis, strikethrough, code) of its paragraph.
+
+    Inline spans never cross a blank line, so only the paragraph up to the cut is looked at; an odd number of a
+    marker there means a span may be open. Cheap and conservative: a stray marker only makes a cut look unsafe,
+    and the splitter then prefers another boundary.
+    """
+    start = text.rfind("\n\n", 0, cut) + 1
+    paragraph = _ESCAPED.sub("", text[start:cut])
+    if paragraph.count("`") % 2:
+        return True
+    paragraph = _CODE_SPAN.sub("", paragraph)
+    return any(paragraph.count(marker) % 2 for marker in ("~~", "*", "_"))
+
+
 def _best_cut(text: str, longest: int) -> tuple[int, int]:
     """Where the first message ends and the next begins, for a first message of at most `longest` characters."""
     floor = longest // 2
     region = text[floor : longest + _LOOKAHEAD]
-    for boundary in _BOUNDARIES:
-        last = None
-        for match in boundary.finditer(region):
-            if floor + match.start() > longest:
-                break
-            if match.start() > 0:  # a cut at the very start of the region would leave an empty message
-                last = match
-        if last is not None:
-            return floor + last.start(), floor + last.end()
+    fallback: tuple[int, int] | None = None
+    for paragraph_break, boundary in zip((True, False, False, False), _BOUNDARIES, strict=True):
+        candidates = [m for m in boundary.finditer(region) if m.start() > 0 and floor + m.start() <= longest]
+        for match in reversed(candidates):  # the latest boundary first: the fullest message
+            cut = (floor + match.start(), floor + match.end())
+            if paragraph_break or open_fence(text[: cut[0]]) or not _inline_open(text, cut[0]):
+                return cut
+            fallback = fallback or cut
+    if fallback is not None:  # every cut there splits a span: an earlier paragraph break, even if less full
+        earlier = [m for m in _BOUNDARIES[0].finditer(text[: longest + 1]) if m.start() > 0]
+        return (earlier[-1].start(), earlier[-1].end()) if earlier else fallback
     return longest, longest
 
 
