@@ -6,6 +6,7 @@ The bot uses `open_agent(config, tools)` and `Agent.run(text, thread_id=...)`, a
 
 from agent.config import AgentConfig
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
+from agent.memory import MemoryUnavailable
 from agent.run import Agent, open_agent
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "AgentEvent",
     "Done",
     "Failed",
+    "MemoryUnavailable",
     "TextDelta",
     "ToolCall",
     "ToolResult",

@@ -6,7 +6,7 @@ never reads the environment itself, so tests can build a config by hand and no s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -26,18 +26,26 @@ class AgentConfig:
         base_url: OPENAI_BASE_URL, for any OpenAI-compatible server (Ollama, vLLM, LM Studio, OpenRouter).
         model: LLM_MODEL.
         system_prompt: The instructions every conversation starts with.
-        data_dir: BOT_DATA_DIR; the conversation memory lives in `data_dir / "memory.sqlite"`.
+        data_dir: BOT_DATA_DIR; the conversation memory lives in `data_dir / "memory.sqlite"` unless
+            `database_url` is set.
+        database_url: DATABASE_URL: keep the conversation memory in this Postgres database instead of SQLite.
+            Left out of `repr`, like `api_key`: it usually holds a password.
+        token_budget: MEMORY_TOKEN_BUDGET, the estimated tokens (about 4 characters each) that one model request
+            may spend on the system prompt, the tools and the history. The oldest turns are left out of the
+            request to fit; the stored history keeps them. The current turn is always sent whole.
         step_limit: Maximum number of model calls in one run that may still use tools. The call after the last
             of them gets no tools and is told to answer with what it has, so a run always ends in an answer.
         tool_timeout: Seconds a single tool call may take before the model is told it timed out.
         demo_delay: Seconds between the demo model's tokens, so the offline demo streams visibly.
     """
 
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     base_url: str | None
     model: str = "gpt-4o-mini"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     data_dir: Path = Path("data")
+    database_url: str | None = field(default=None, repr=False)
+    token_budget: int = 6000
     step_limit: int = 8
     tool_timeout: float = 30.0
     demo_delay: float = 0.03
@@ -47,6 +55,8 @@ class AgentConfig:
             raise ValueError(f"step_limit must be >= 0, got {self.step_limit}")
         if self.tool_timeout <= 0:
             raise ValueError(f"tool_timeout must be > 0, got {self.tool_timeout}")
+        if self.token_budget <= 0:
+            raise ValueError(f"token_budget must be > 0, got {self.token_budget}")
         if self.demo_delay < 0:
             raise ValueError(f"demo_delay must be >= 0, got {self.demo_delay}")
 

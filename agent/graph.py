@@ -10,6 +10,7 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.budget import TokenBudget
 from agent.config import AgentConfig
 from agent.middleware import StepLimit, ToolGuard
 
@@ -28,7 +29,7 @@ def build_graph(
     Args:
         model: The chat model (ChatOpenAI or the demo model); it must support `bind_tools`.
         tools: The tools the model may call, passed in so `agent` never depends on who assembles them.
-        config: Supplies the system prompt, the step limit and the tool timeout.
+        config: Supplies the system prompt, the step limit, the tool timeout and the token budget.
         checkpointer: Where conversations are remembered, keyed by `thread_id`; None keeps nothing.
 
     Returns:
@@ -42,6 +43,8 @@ def build_graph(
         middleware=[
             StepLimit(config.step_limit),
             ToolGuard(config.tool_timeout, [tool.name for tool in tools]),
+            # Innermost, so it measures the request exactly as it goes out (StepLimit may rewrite it).
+            TokenBudget(config.token_budget),
         ],
     )
 

@@ -1,33 +1,144 @@
-"""Where conversations are remembered between runs and restarts.
+"""Where conversations are remembered between runs and restarts: SQLite in the data directory, or Postgres.
 
-A small factory so that the backend is chosen in one place: SQLite in the data directory today; Postgres
-(DATABASE_URL, langgraph-checkpoint-postgres) is meant to become a second branch here, not a change elsewhere.
+The backend is chosen in one place, `open_checkpointer`: Postgres (langgraph-checkpoint-postgres) when a
+database URL is given, else SQLite in `data_dir`. Either way the store is ready when it is yielded (tables
+created, migrations run), so a store that cannot be used stops start-up with `MemoryUnavailable` — one line
+that names the store and the reason, never the password — instead of failing the first reply.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 SQLITE_FILE = "memory.sqlite"
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the Postgres server, unless the URL sets `connect_timeout` itself (libpq waits forever)."""
+_MAX_REASON_CHARS = 300
+
+
+class MemoryUnavailable(ConnectionError):
+    """The conversation store cannot be opened, so the bot cannot start.
+
+    Raised for a malformed database URL, an unreachable server, a refused login, a missing database, tables
+    that cannot be created, or an unwritable data directory. The message is one line, safe to print: it names
+    the store (`host:port/database` or the SQLite file) and the reason, and never contains the password.
+    """
 
 
 @asynccontextmanager
-async def open_checkpointer(data_dir: Path) -> AsyncIterator[BaseCheckpointSaver]:
+async def open_checkpointer(data_dir: Path, database_url: str | None = None) -> AsyncIterator[BaseCheckpointSaver]:
     """Open the conversation store for the lifetime of the bot.
 
     Args:
-        data_dir: BOT_DATA_DIR; created if missing. The store is `data_dir / "memory.sqlite"`.
+        data_dir: BOT_DATA_DIR; created if missing. Without a database URL the store is
+            `data_dir / "memory.sqlite"`.
+        database_url: DATABASE_URL, a libpq URL (`postgresql://user:password@host:5432/database`) or key=value
+            string. When set, conversations are kept in that database and `data_dir` is not used.
 
     Yields:
-        A checkpointer for `create_agent`; its connection is closed on exit.
+        A checkpointer for `create_agent`; its connections are closed on exit.
+
+    Raises:
+        MemoryUnavailable: When the store cannot be opened or set up.
     """
-    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(data_dir / SQLITE_FILE)) as saver:
-        await saver.setup()
+    opener = _open_postgres(database_url) if database_url else _open_sqlite(data_dir / SQLITE_FILE)
+    async with opener as saver:
         yield saver
+
+
+@asynccontextmanager
+async def _open_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver]:
+    async with AsyncExitStack() as stack:
+        try:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+            await saver.setup()
+        except (OSError, sqlite3.Error) as exc:
+            raise MemoryUnavailable(f"cannot open the conversation memory at {path}: {_one_line(exc)}") from None
+        yield saver
+
+
+@asynccontextmanager
+async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
+    """Check the database with one connection (for a clear error) and set it up, then serve from a pool.
+
+    The pool is what keeps a long-running bot working across a database restart: a broken connection is
+    noticed when it is taken from the pool (`check`) and replaced. AsyncPostgresSaver serialises its queries
+    with a lock, so one connection is all it uses at a time.
+    """
+    params = _conninfo(url)
+    where = _where(params)
+    hide = _secrets(url, params)
+    # What AsyncPostgresSaver needs of every connection (as in its from_conn_string).
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    if "connect_timeout" not in params:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT
+    cannot_connect = f"cannot connect to the Postgres database at {where}"
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, **kwargs)
+    except psycopg.Error as exc:
+        raise MemoryUnavailable(f"{cannot_connect}: {_one_line(exc, hide)}") from None
+    try:
+        async with conn:
+            await AsyncPostgresSaver(conn).setup()
+    except psycopg.Error as exc:
+        reason = _one_line(exc, hide)
+        raise MemoryUnavailable(
+            f"cannot create the memory tables in the Postgres database at {where}: {reason}"
+        ) from None
+
+    async with AsyncConnectionPool(
+        url, kwargs=kwargs, min_size=1, open=False, check=AsyncConnectionPool.check_connection, name="livebot-memory"
+    ) as pool:
+        try:
+            await pool.wait(timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:  # the server went away since the check above
+            raise MemoryUnavailable(f"{cannot_connect}: {_one_line(exc, hide)}") from None
+        yield AsyncPostgresSaver(pool)
+
+
+def _conninfo(url: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.Error:
+        # libpq's message quotes the whole string, password included: say what is expected instead.
+        raise MemoryUnavailable(
+            "the database URL is not a valid PostgreSQL URL (expected postgresql://user:password@host:5432/database)"
+        ) from None
+
+
+def _where(params: dict[str, Any]) -> str:
+    """`host:port/database`, as libpq would resolve the defaults."""
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    database = params.get("dbname") or params.get("user") or "postgres"
+    return f"{host}:{port}/{database}"
+
+
+def _secrets(url: str, params: dict[str, Any]) -> list[str]:
+    """Every form in which the password could appear in an error: decoded, as written in the URL, the URL."""
+    found = [url, str(params.get("password") or "")]
+    with suppress(ValueError):  # a key=value string, or a URL urllib cannot split
+        found.append(urlsplit(url).password or "")
+    return [secret for secret in found if secret]
+
+
+def _one_line(exc: BaseException, hide: Iterable[str] = ()) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in sorted(hide, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 1] + "…"

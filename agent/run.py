@@ -255,10 +255,13 @@ async def open_agent(
 
     Yields:
         The `Agent`; the conversation store is closed on exit.
+
+    Raises:
+        MemoryUnavailable: The conversation store (SQLite or Postgres) cannot be opened.
     """
     chat_model = model if model is not None else build_model(config)
     try:
-        async with open_checkpointer(config.data_dir) as checkpointer:
+        async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
             graph = build_graph(chat_model, tools, config, checkpointer)
             yield Agent(
                 graph,

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 
+from agent import MemoryUnavailable
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         default_level = "WARNING" if args.channel == "console" else "INFO"
         configure_logging(settings.log_level or default_level, settings.secret_values)
         return asyncio.run(_run(args, settings))
-    except SettingsError as exc:
+    except (SettingsError, MemoryUnavailable) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
 
@@ -49,4 +50,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.telegram_app import run_telegram
 
         return await run_telegram(settings)
-    raise SettingsError(f"the {args.channel} channel is not built yet; try `python -m bot console`")
+    from bot.slack_app import run_slack
+
+    return await run_slack(settings)

@@ -56,12 +56,14 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_port: int = Field(3000, ge=1, le=65535)
+    slack_listen: str = "0.0.0.0"
+    slack_allowed_users: Annotated[list[str], NoDecode] = []
 
     stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
     stream_edit_interval: float | None = Field(None, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
 
-    @field_validator("telegram_allowed_users", mode="before")
+    @field_validator("telegram_allowed_users", "slack_allowed_users", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

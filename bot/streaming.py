@@ -335,6 +335,7 @@ class StreamingHandler:
             except MessageTooLong:
                 raise
             except PermanentError as exc:
+                self._next_at = self._clock.now() + self._interval + INTERMEDIATE_BACKOFF  # no instant retry loop
                 return self._give_up(view, final, str(exc))
             except ChannelError as exc:
                 failures += 1

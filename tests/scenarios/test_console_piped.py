@@ -76,3 +76,11 @@ async def test_no_secret_reaches_the_log(llm: OpenAIDouble, model_env: dict, tmp
     assert done.out == "ok\n"
     assert "DEBUG" in done.err  # logging was on
     assert env["OPENAI_API_KEY"] not in done.err + done.out
+
+
+async def test_unreachable_database_stops_start_up_with_one_line_and_no_password(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, DATABASE_URL="postgresql://bot:hunter2-secret@127.0.0.1:1/livebot")
+    done = await run_bot(["console"], stdin="hi\n", env=env, cwd=tmp_path)
+    assert done.code == 2
+    assert done.err.strip().count("\n") == 0 and "Postgres" in done.err
+    assert "hunter2-secret" not in done.err + done.out

@@ -1,0 +1,253 @@
+"""Wiring for `python -m bot slack`: a slack-bolt AsyncApp that streams every answer.
+
+Events arrive over Socket Mode when SLACK_APP_TOKEN is set, otherwise as HTTP requests to /slack/events on
+SLACK_PORT, where Bolt checks SLACK_SIGNING_SECRET on every request (a forged or stale one gets 401 and runs
+nothing). The listener only decides and queues, so Bolt acknowledges within milliseconds (Slack wants 3 s); it
+runs before the acknowledgement (`process_before_response`), so an event is never acknowledged and then lost. The
+reply runs in its conversation's queue. Slack redelivers an event it thinks was missed with the same event_id;
+those are recognised and not answered twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agent.run import Agent, open_agent
+from bot.conversations import Conversations
+from bot.health import watch_loop_lag
+from bot.outbox import open_outbox
+from bot.runtime import Runtime
+from bot.settings import Settings, SettingsError
+from channels.capabilities import LiveMode, resolve
+from channels.ratelimit import RateLimiter
+from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event
+from channels.slack.surface import BOT_BUDGET, SlackSurface, Target
+from tools import default_tools
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+class SlackBot:
+    """Turns events into replies. One per running bot.
+
+    Args:
+        client: The Web API client every reply uses.
+        runtime: Answers messages with the agent.
+        settings: For the streaming mode and interval.
+        me: Who the bot is and whom it serves.
+    """
+
+    def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
+        self.client = client
+        self.me = me
+        self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
+        self.limiter = RateLimiter(BOT_BUDGET)
+        self.url: str | None = None
+        """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
+        self._settings = settings
+        self._seen = SeenEvents()
+        self._no_streams: set[str] = set()
+
+    def on_event(self, body: dict[str, Any]) -> None:
+        """Bolt's listener for app_mention and message events: decide, queue, return at once."""
+        event_id = str(body.get("event_id") or "")
+        if event_id and not self._seen.first_time(event_id):
+            log.info("event %s delivered again; already answered", event_id)
+            return
+        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"))
+        match verdict:
+            case Answer(incoming=incoming, target=target):
+                self.conversations.submit(incoming, lambda: self.surface(target))
+            case Refuse(target=target, text=text):
+                self.conversations.notify(lambda: self.surface(target), text)
+            case Ignore(reason=reason):
+                log.debug("event %s ignored: %s", event_id, reason)
+
+    async def deliver(self, address: dict[str, Any], text: str) -> None:
+        """Send an outbox entry: the same budget and error rules as a reply's final message."""
+        thread_ts = address.get("thread_ts")
+        target = Target(address["channel"], address["kind"], thread_ts, address.get("status_ts") or thread_ts or "")
+        await self.surface(target).send(text, final=True)
+
+    def surface(self, target: Target) -> SlackSurface:
+        """A reply surface for `target`, streaming the way the registry says (updates where streams were refused)."""
+        mode = self._settings.live_mode
+        if target.channel in self._no_streams and mode in (None, LiveMode.NATIVE):
+            mode = LiveMode.EDIT
+        profile = resolve("slack", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
+        return SlackSurface(self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add)
+
+
+def check_settings(settings: Settings) -> bool:
+    """Stop start-up with one line when the chosen mode lacks a setting. Returns True for Socket Mode.
+
+    Raises:
+        SettingsError: Naming the missing or misplaced setting.
+    """
+    settings.require("SLACK_BOT_TOKEN")
+    assert settings.slack_bot_token is not None
+    if not settings.slack_bot_token.get_secret_value().startswith("xoxb-"):
+        raise SettingsError("SLACK_BOT_TOKEN must be the bot token (xoxb-...) from OAuth & Permissions")
+    if settings.slack_app_token is not None:
+        if not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise SettingsError("SLACK_APP_TOKEN must be an app-level token (xapp-...) with connections:write")
+        return True
+    if settings.slack_signing_secret is None:
+        raise SettingsError(
+            "SLACK_SIGNING_SECRET is not set; HTTP mode needs it (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    return False
+
+
+async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
+    """auth.test: who the bot is. A refused token or an unreachable API stops start-up with one line."""
+    try:
+        who = await client.auth_test()
+    except SlackApiError as exc:
+        raise SettingsError(f"SLACK_BOT_TOKEN was refused by Slack ({exc.response.get('error')})") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise SettingsError(f"cannot reach the Slack Web API at SLACK_API_URL ({type(exc).__name__})") from None
+    return SlackIdentity(
+        user_id=str(who["user_id"]),
+        bot_id=who.get("bot_id"),
+        allowed=frozenset(user.upper() for user in settings.slack_allowed_users),
+        max_input_chars=settings.max_input_chars,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_slack(settings: Settings, agent: Agent) -> AsyncIterator[SlackBot]:
+    """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
+    async with open_outbox(settings.bot_data_dir) as outbox:
+        runtime = Runtime(agent, outbox=outbox, channel="slack", patience=settings.final_patience)
+        async with _serve(settings, runtime) as bot:
+            courier = asyncio.create_task(outbox.courier("slack", bot.deliver), name="slack-outbox")
+            try:
+                yield bot
+            finally:  # (the replies in flight are finished by _serve; what they cannot deliver stays in the outbox)
+                courier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await courier
+
+
+@contextlib.asynccontextmanager
+async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
+    """Run the bot (Socket Mode or HTTP) for the duration of the block; replies in flight finish on exit.
+
+    Raises:
+        SettingsError: A setting is missing, a token was refused, the API or the port is unavailable (one line).
+    """
+    socket_mode = check_settings(settings)
+    assert settings.slack_bot_token is not None
+    session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
+        session=session,
+    )
+    runner: web.AppRunner | None = None
+    socket: AsyncSocketModeHandler | None = None
+    bot: SlackBot | None = None
+    try:
+        me = await identify(client, settings)
+        bot = SlackBot(client, runtime, settings, me)
+        app = build_app(bot, settings, socket_mode=socket_mode)
+        if socket_mode:
+            socket = await connect_socket_mode(app, client, settings)
+        else:
+            runner = await listen_http(app, bot, settings)
+        log.info("slack: <@%s> is %s", me.user_id, "on Socket Mode" if socket_mode else f"listening at {bot.url}")
+        yield bot
+    finally:
+        if socket is not None:
+            await socket.close_async()
+        if runner is not None:
+            await runner.cleanup()
+        if bot is not None:
+            await bot.conversations.shutdown(settings.shutdown_grace)
+        await session.close()
+
+
+def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncApp:
+    """The Bolt app: the bot's client, the signing secret (HTTP mode), one listener for both event types."""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(
+        client=bot.client,
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,  # Socket Mode is authenticated by the app token
+        process_before_response=True,  # the listener only queues: it returns well within Slack's 3 s
+        name="livebot",
+    )
+
+    async def listener(body: dict[str, Any]) -> None:
+        bot.on_event(body)
+
+    app.event("app_mention")(listener)
+    app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
+    return app
+
+
+async def listen_http(app: AsyncApp, bot: SlackBot, settings: Settings) -> web.AppRunner:
+    """Serve Bolt's aiohttp app at SLACK_LISTEN:SLACK_PORT/slack/events."""
+    runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=settings.slack_port), shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.slack_listen, settings.slack_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        where = f"{settings.slack_listen}:{settings.slack_port}"
+        raise SettingsError(f"cannot listen on {where} (SLACK_LISTEN / SLACK_PORT): {exc.strerror}") from None
+    host, port = runner.addresses[0][:2]
+    bot.url = f"http://{host}:{port}{EVENTS_PATH}"
+    return runner
+
+
+async def connect_socket_mode(app: AsyncApp, client: AsyncWebClient, settings: Settings) -> AsyncSocketModeHandler:
+    """Open the Socket Mode connection; a refused app token stops start-up with one line.
+
+    slack_sdk's client retries a failed apps.connections.open forever, so the first URL is asked for here, where
+    a refusal can still be reported, and handed to the client.
+    """
+    assert settings.slack_app_token is not None
+    app_token = settings.slack_app_token.get_secret_value()
+    try:
+        opened = await client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise SettingsError(f"SLACK_APP_TOKEN was refused by Slack ({exc.response.get('error')})") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise SettingsError(f"cannot reach the Slack Web API at SLACK_API_URL ({type(exc).__name__})") from None
+    handler = AsyncSocketModeHandler(app, app_token)
+    handler.client.wss_uri = str(opened["url"])
+    await handler.connect_async()
+    return handler
+
+
+async def run_slack(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM. Returns the exit status."""
+    check_settings(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
+    async with (
+        watch_loop_lag(),
+        open_agent(settings.agent_config(), tools) as agent,
+        serve_slack(settings, agent),
+    ):
+        await stop.wait()
+    return 0

@@ -1,0 +1,360 @@
+"""The Slack reply surface: one reply in one thread or DM, through slack_sdk's AsyncWebClient.
+
+Text is always sent as `markdown_text`: Slack renders standard Markdown itself, so a partial text (an unclosed
+fence) cannot make a call fail, and nothing here raises FormattingRejected (so `plain` is never asked for). In
+a thread the answer streams with Slack's native stream (chat.startStream / appendStream / stopStream); in a
+top-level DM, and wherever the stream is refused, it is a message that chat.update rewrites (the StreamingHandler
+picks the mode from the profile and falls back on StreamingRefused).
+
+Tool calls are task cards (task_update chunks) in a stream. The handler finishes the text before a tool
+(`stream_stop`) and then reports the tool (`task`): the first card opens a new stream whose first content is the
+card, and the answer after the tool continues in that same stream, because `stream_start` (or `send`, for an
+answer that arrived whole) appends to it instead of opening another. A card update the rate budget holds back
+rides on the next call to that stream. `close` stops every stream still open, so no message is left streaming.
+
+"is thinking…" is assistant.threads.setStatus on the thread (Slack clears it when the app replies there). It is
+not refreshed while a stream of this reply is open (the stream shows the progress), it is cleared explicitly
+where the reply is not posted in the status's thread (a top-level DM), and a workspace that refuses it is not
+asked again during the reply.
+
+Every call passes the shared RateLimiter keyed by (channel, method): Slack budgets each method separately (chat.
+postMessage about 1/s per channel, the tiered methods per minute), and a 429's Retry-After holds back that method
+in that channel. Intermediate calls never wait; first and final ones do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from channels.capabilities import LiveMode, Profile
+from channels.errors import ChannelError, PermanentError, StreamingRefused
+from channels.ratelimit import Budget, RateLimiter
+from channels.slack.errors import translate
+
+log = logging.getLogger(__name__)
+
+BOT_BUDGET = Budget(20, 1.0)
+"""Slack has no per-bot limit, only per method; this only keeps a burst of replies from hitting all at once."""
+METHOD_BUDGETS: dict[str, Budget] = {
+    "chat.postMessage": Budget(3, 3.0),  # about one a second per channel, short bursts tolerated
+    "chat.update": Budget(5, 6.0),  # Tier 3: ~50 a minute
+    "chat.startStream": Budget(5, 6.0),  # Tier 3
+    "chat.stopStream": Budget(5, 6.0),  # Tier 3
+    "chat.appendStream": Budget(10, 6.0),  # Tier 4: ~100 a minute
+    "assistant.threads.setStatus": Budget(5, 6.0),
+}
+"""Per channel and method, as sliding windows a little stricter than Slack's own."""
+THINKING = "is thinking…"
+"""Slack shows the status after the app's name: "livebot is thinking…"."""
+TITLE_LIMIT = 256
+"""Longest task card title Slack accepts."""
+
+_NETWORK_ERRORS = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a reply goes.
+
+    Attributes:
+        channel: The channel or DM id.
+        kind: "thread" or "dm" (a capability-registry kind).
+        thread_ts: The thread the reply is posted in; None for the top level of a DM.
+        status_ts: The thread whose assistant status shows "is thinking…" (the user's message in a top-level DM).
+        user_id: The user asking: the stream's recipient_user_id in channels.
+        team_id: That user's team: the stream's recipient_team_id in channels.
+    """
+
+    channel: str
+    kind: str
+    thread_ts: str | None
+    status_ts: str
+    user_id: str | None = None
+    team_id: str | None = None
+
+    @property
+    def in_channel(self) -> bool:
+        """A channel or group rather than a DM: streams there must name their recipient."""
+        return not self.channel.startswith("D")
+
+
+class SlackSurface:
+    """Posts, updates and streams one reply. See the module docstring.
+
+    Args:
+        client: The bot's AsyncWebClient (its base_url may point at a double).
+        limiter: The bot's shared rate limiter.
+        target: Where the reply goes.
+        profile: The registry's profile for the target's kind, with the settings applied.
+        on_streaming_refused: Called once when Slack refuses chat.startStream here, so the channel can use
+            messages and updates in this channel from then on.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        limiter: RateLimiter,
+        target: Target,
+        profile: Profile,
+        *,
+        on_streaming_refused: Callable[[str], None] = lambda channel: None,
+    ) -> None:
+        self.profile = profile
+        self._client = client
+        self._limiter = limiter
+        self._target = target
+        self._on_streaming_refused = on_streaming_refused
+        self._streams_refused = profile.mode is not LiveMode.NATIVE
+        self._open: list[str] = []  # streams started and not stopped, oldest first
+        self._opening = 0  # startStream calls in flight
+        self._cards_only: str | None = None  # the open stream that shows task cards and no text yet
+        self._pending: list[dict[str, Any]] = []  # card updates not sent yet
+        self._status: str | None = None  # the status line while a tool runs (no stream here)
+        self._status_set = False
+        self._status_refused = False
+        self._texts: dict[str, str] = {}  # what each posted message shows, as last sent
+
+    def measure(self, text: str) -> int:
+        return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
+
+    def address(self) -> dict[str, Any]:
+        target = self._target
+        return {
+            "channel": target.channel,
+            "kind": target.kind,
+            "thread_ts": target.thread_ts,
+            "status_ts": target.status_ts,
+        }
+
+    # -- messages ---------------------------------------------------------------------------------------
+
+    async def send(self, text: str, *, final: bool, plain: bool = False) -> str:
+        if self._cards_only is not None:  # the answer after a tool arrived whole: it finishes the cards' stream
+            ts = self._cards_only
+            try:
+                await self._stop(ts, text)
+                return ts
+            except StreamingRefused:
+                pass  # it expired while the tool ran: post the answer instead
+        target = self._target
+        response = await self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=target.channel, thread_ts=target.thread_ts, markdown_text=text
+            ),
+            urgent=True,  # a first message or a final one: both go before intermediate updates
+        )
+        ts = str(response["ts"])
+        self._texts[ts] = text
+        await self._replied()
+        return ts
+
+    async def edit(self, ref: str, text: str, *, final: bool, plain: bool = False) -> None:
+        if self._texts.get(ref) == text:
+            return  # Slack has no "not modified": an identical update would only spend a Tier 3 call
+        if ref in self._open:  # Slack refuses to update a message that is still streaming
+            with contextlib.suppress(StreamingRefused):
+                await self._stop(ref, "")
+        await self._call(
+            "chat.update",
+            lambda: self._client.chat_update(channel=self._target.channel, ts=ref, markdown_text=text),
+            urgent=final,
+        )
+        self._texts[ref] = text
+
+    # -- the native stream ------------------------------------------------------------------------------
+
+    async def stream_start(self, text: str) -> str:
+        if self._streams_refused:
+            raise StreamingRefused("native streaming was refused in this channel")
+        if self._cards_only is not None:  # the answer after a tool continues under its task cards
+            ts = self._cards_only
+            try:
+                await self._append(ts, text, urgent=True)
+                return ts
+            except StreamingRefused:
+                pass  # it expired while the tool ran: open a new one
+        return await self._start(text, urgent=True)
+
+    async def stream_append(self, ref: str, delta: str) -> None:
+        await self._append(ref, delta, urgent=False)
+
+    async def stream_stop(self, ref: str, delta: str) -> None:
+        await self._stop(ref, delta)
+
+    async def task(self, call_id: str, title: str, state: str) -> None:
+        if self._streams_refused:  # no stream to hold cards: the tool shows as the thread's status instead
+            await self.status(f"{title}…" if state == "in_progress" else THINKING)
+            return
+        card = {"type": "task_update", "id": call_id or title, "title": title[:TITLE_LIMIT], "status": state}
+        self._pending.append(card)
+        if self._cards_only is not None:
+            try:
+                await self._append(self._cards_only, "", urgent=False)
+                return
+            except StreamingRefused:
+                pass  # the cards' stream expired while the tool ran: the card moves to a new stream
+        try:
+            self._cards_only = await self._start("", urgent=False)
+        except StreamingRefused:
+            self._pending.clear()
+            await self.task(call_id, title, state)  # startStream was refused just now: a status line then
+
+    async def _start(self, text: str, *, urgent: bool) -> str:
+        target, chunks = self._target, self._take_pending()
+        recipient = {"recipient_user_id": target.user_id, "recipient_team_id": target.team_id}
+        self._opening += 1
+        try:
+            response = await self._call(
+                "chat.startStream",
+                lambda: self._client.chat_startStream(
+                    channel=target.channel,
+                    thread_ts=target.thread_ts or target.status_ts,
+                    markdown_text=text if text and not chunks else None,
+                    chunks=_with_text(chunks, text) if chunks else None,
+                    **(recipient if target.in_channel else {}),
+                ),
+                urgent=urgent,
+            )
+        except StreamingRefused:
+            self._streams_refused = True
+            self._on_streaming_refused(target.channel)
+            raise
+        except ChannelError:
+            self._pending[:0] = chunks  # they go with the next call
+            raise
+        finally:
+            self._opening -= 1
+        ts = str(response["ts"])
+        self._open.append(ts)
+        await self._replied()
+        return ts
+
+    async def _append(self, ts: str, text: str, *, urgent: bool) -> None:
+        chunks = self._take_pending()
+        try:
+            await self._call(
+                "chat.appendStream",
+                lambda: self._client.chat_appendStream(
+                    channel=self._target.channel,
+                    ts=ts,
+                    markdown_text=text if text and not chunks else None,
+                    chunks=_with_text(chunks, text) if chunks else None,
+                ),
+                urgent=urgent,
+            )
+        except ChannelError as exc:
+            self._pending[:0] = chunks  # they go with the next call (in a new stream if this one expired)
+            if isinstance(exc, StreamingRefused):
+                self._forget(ts)  # expired or stopped: no longer ours to finish
+            raise
+        if text and ts == self._cards_only:
+            self._cards_only = None  # it carries the answer now; the handler finishes it
+
+    async def _stop(self, ts: str, text: str) -> None:
+        chunks = self._take_pending() if ts == self._cards_only else []
+        try:
+            await self._call(
+                "chat.stopStream",
+                lambda: self._client.chat_stopStream(
+                    channel=self._target.channel,
+                    ts=ts,
+                    markdown_text=text if text and not chunks else None,
+                    chunks=_with_text(chunks, text) if chunks else None,
+                ),
+                urgent=True,  # the final text of a message
+            )
+        except ChannelError as exc:
+            self._pending[:0] = chunks
+            if isinstance(exc, StreamingRefused):
+                self._forget(ts)
+            raise
+        self._forget(ts)
+
+    def _take_pending(self) -> list[dict[str, Any]]:
+        chunks, self._pending = self._pending, []
+        return chunks
+
+    def _forget(self, ts: str) -> None:
+        if ts in self._open:
+            self._open.remove(ts)
+        if ts == self._cards_only:
+            self._cards_only = None
+
+    # -- waiting feedback -------------------------------------------------------------------------------
+
+    async def typing(self) -> None:
+        if self._open or self._opening or self._status_refused:
+            return  # a stream of this reply shows the progress; or the workspace said no
+        await self._set_status(self._status or THINKING)
+
+    async def status(self, text: str | None) -> None:
+        if text is None:
+            self._status = None
+            if self._status_set:
+                await self._set_status("")
+            return
+        self._status = text if text.startswith("is ") else f"is {text[:1].lower()}{text[1:]}"
+        if not self._status_refused:
+            await self._set_status(self._status)
+
+    async def close(self) -> None:
+        for ts in list(self._open):
+            try:
+                await self._stop(ts, "")
+            except ChannelError as exc:
+                log.warning("slack: could not stop stream %s in %s: %s", ts, self._target.channel, exc)
+        if self._status_set and not self._status_refused:
+            await self._set_status("", urgent=True)
+
+    async def _set_status(self, status: str, *, urgent: bool = False) -> None:
+        target = self._target
+        try:
+            await self._call(
+                "assistant.threads.setStatus",
+                lambda: self._client.assistant_threads_setStatus(
+                    channel_id=target.channel, thread_ts=target.status_ts, status=status
+                ),
+                urgent=urgent,
+            )
+        except PermanentError:
+            self._status_refused = True  # not an assistant thread, or a missing scope: do not ask again
+            raise
+        self._status_set = bool(status)
+
+    async def _replied(self) -> None:
+        """The app posted in the reply's thread: Slack cleared the status there; elsewhere clear it ourselves."""
+        if not self._status_set:
+            return
+        if self._target.thread_ts == self._target.status_ts:
+            self._status_set = False
+            return
+        try:
+            await self._set_status("")
+        except ChannelError as exc:
+            log.debug("slack: status not cleared: %s", exc)
+
+    # -- calls ------------------------------------------------------------------------------------------
+
+    async def _call(self, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool) -> Any:
+        """Hold a slot for (channel, method) in the limiter, make the request, translate slack_sdk's errors."""
+        key = (self._target.channel, method)
+        try:
+            async with self._limiter.slot(key, METHOD_BUDGETS.get(method), lane=method, urgent=urgent):
+                return await request()
+        except _NETWORK_ERRORS as exc:
+            raise translate(exc, method, self._limiter, key) from exc
+
+
+def _with_text(chunks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """Held-back card updates first, then the text as a markdown_text chunk (one call carries both)."""
+    return [*chunks, {"type": "markdown_text", "text": text}] if text else chunks

@@ -1,0 +1,128 @@
+"""Which Slack events the bot answers, refuses or ignores, and under which conversation key."""
+
+from __future__ import annotations
+
+from channels.slack.inbound import (
+    NOT_ALLOWED,
+    ONLY_TEXT,
+    Answer,
+    Ignore,
+    Refuse,
+    SeenEvents,
+    SlackIdentity,
+    clean_text,
+    read_event,
+)
+from tests.doubles.slack_events import app_mention, bot_message, channel_message, dm_message, message_changed
+
+ME = SlackIdentity(user_id="U0LIVEBOT", bot_id="B0LIVEBOT")
+
+
+def answer(event: dict, me: SlackIdentity = ME) -> Answer:
+    verdict = read_event(event, me, team_id="T0ENVELOPE")
+    assert isinstance(verdict, Answer), verdict
+    return verdict
+
+
+def test_channel_mention_is_answered_in_the_messages_thread() -> None:
+    event = app_mention("what is 2+2?", bot_user_id="U0LIVEBOT", ts="1700000000.000100")
+    verdict = answer(event)
+    assert (verdict.incoming.conversation, verdict.incoming.text) == (
+        "slack:C0GENERAL:1700000000.000100",
+        "what is 2+2?",
+    )
+    target = verdict.target
+    assert (target.channel, target.kind, target.thread_ts, target.status_ts) == (
+        "C0GENERAL",
+        "thread",
+        "1700000000.000100",
+        "1700000000.000100",
+    )
+    assert (target.user_id, target.team_id, target.in_channel) == ("U0ALICE", "T0LIVEBOT", True)
+
+
+def test_mention_inside_a_thread_answers_in_that_thread() -> None:
+    event = app_mention("and now?", bot_user_id="U0LIVEBOT", ts="1700000001.000200", thread_ts="1700000000.000100")
+    verdict = answer(event)
+    assert verdict.incoming.conversation == "slack:C0GENERAL:1700000000.000100"
+    assert verdict.target.thread_ts == "1700000000.000100"
+
+
+def test_recipient_team_falls_back_to_the_envelopes_team() -> None:
+    event = app_mention("hi", bot_user_id="U0LIVEBOT")
+    del event["team"]
+    assert answer(event).target.team_id == "T0ENVELOPE"
+
+
+def test_dm_is_answered_at_the_top_level_with_one_conversation_per_dm() -> None:
+    verdict = answer(dm_message("hello", ts="1700000000.000300"))
+    assert verdict.incoming.conversation == "slack:D0ALICE"
+    target = verdict.target
+    assert (target.kind, target.thread_ts, target.status_ts, target.in_channel) == (
+        "dm",
+        None,
+        "1700000000.000300",
+        False,
+    )
+
+
+def test_dm_in_a_thread_is_answered_in_that_thread() -> None:
+    verdict = answer(dm_message("more", thread_ts="1700000000.000300"))
+    assert verdict.incoming.conversation == "slack:D0ALICE:1700000000.000300"
+    assert (verdict.target.kind, verdict.target.thread_ts) == ("thread", "1700000000.000300")
+
+
+def test_bots_edits_subtypes_and_unaddressed_messages_are_ignored() -> None:
+    ignored = [
+        bot_message("echo of my own reply", bot_id="B0LIVEBOT", user="U0LIVEBOT"),
+        bot_message("another bot", bot_id="B0OTHER"),
+        bot_message("legacy integration", bot_id="B0OLD", legacy_subtype=True),
+        message_changed("edited", ts="1700000000.000001"),
+        {**dm_message("bye"), "subtype": "message_deleted"},
+        {**dm_message("joined"), "subtype": "channel_join"},
+        channel_message("humans talking"),
+        {**dm_message("from me"), "user": "U0LIVEBOT"},
+        app_mention("a mention in a DM", bot_user_id="U0LIVEBOT", channel="D0ALICE"),  # its message event answers
+        {"type": "reaction_added", "user": "U0ALICE", "channel": "C0GENERAL", "ts": "1.1"},
+    ]
+    for event in ignored:
+        assert isinstance(read_event(event, ME), Ignore), event
+
+
+def test_mention_is_stripped_and_slack_markup_undone() -> None:
+    assert clean_text("<@U0LIVEBOT> is 3 &lt; 4 &amp;&amp; 5 &gt; 4?", "U0LIVEBOT") == "is 3 < 4 && 5 > 4?"
+    assert clean_text("<@U0LIVEBOT|livebot> hi <@U0BOB>", "U0LIVEBOT") == "hi <@U0BOB>"
+    assert clean_text("read <https://example.com/a>", "U0LIVEBOT") == "read https://example.com/a"
+    assert clean_text("read <https://example.com|the site>", "U0LIVEBOT") == "read the site (https://example.com)"
+
+
+def test_plain_words_are_the_commands_and_an_empty_mention_asks_for_help() -> None:
+    assert answer(app_mention("reset", bot_user_id="U0LIVEBOT")).incoming.text == "/reset"
+    assert answer(dm_message("Help!")).incoming.text == "/help"
+    assert answer(app_mention("/reset", bot_user_id="U0LIVEBOT")).incoming.text == "/reset"
+    assert answer(app_mention("", bot_user_id="U0LIVEBOT")).incoming.text == "/help"
+    assert answer(dm_message("reset the router please")).incoming.text == "reset the router please"
+
+
+def test_allowlist_refuses_others_in_their_conversation() -> None:
+    me = SlackIdentity(user_id="U0LIVEBOT", allowed=frozenset({"U0ALICE"}))
+    assert isinstance(read_event(dm_message("hi", user="U0ALICE"), me), Answer)
+    verdict = read_event(dm_message("hi", user="U0MALLORY", channel="D0MALLORY"), me)
+    assert isinstance(verdict, Refuse)
+    assert (verdict.text, verdict.conversation, verdict.target.channel) == (NOT_ALLOWED, "slack:D0MALLORY", "D0MALLORY")
+
+
+def test_too_long_and_file_only_messages_are_refused_politely() -> None:
+    me = SlackIdentity(user_id="U0LIVEBOT", max_input_chars=10)
+    too_long = read_event(dm_message("x" * 11), me)
+    assert isinstance(too_long, Refuse) and "11 characters" in too_long.text
+    photo = {**dm_message(""), "subtype": "file_share", "files": [{"id": "F1"}]}
+    only_file = read_event(photo, me)
+    assert isinstance(only_file, Refuse) and only_file.text == ONLY_TEXT
+    captioned = read_event({**photo, "text": "what's it?"}, me)
+    assert isinstance(captioned, Answer) and captioned.incoming.text == "what's it?"
+
+
+def test_seen_events_remember_a_bounded_number_of_ids() -> None:
+    seen = SeenEvents(limit=2)
+    assert [seen.first_time(i) for i in ("a", "a", "b", "c", "a")] == [True, False, True, True, True]
