@@ -27,8 +27,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.run import Agent, open_agent
 from bot.conversations import Conversations
 from bot.health import watch_loop_lag
-from bot.outbox import open_outbox
 from bot.runtime import Runtime
+from bot.serving import with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
@@ -129,19 +129,9 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
     )
 
 
-@contextlib.asynccontextmanager
-async def serve_slack(settings: Settings, agent: Agent) -> AsyncIterator[SlackBot]:
+def serve_slack(settings: Settings, agent: Agent) -> contextlib.AbstractAsyncContextManager[SlackBot]:
     """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    async with open_outbox(settings.bot_data_dir) as outbox:
-        runtime = Runtime(agent, outbox=outbox, channel="slack", patience=settings.final_patience)
-        async with _serve(settings, runtime) as bot:
-            courier = asyncio.create_task(outbox.courier("slack", bot.deliver), name="slack-outbox")
-            try:
-                yield bot
-            finally:  # (the replies in flight are finished by _serve; what they cannot deliver stays in the outbox)
-                courier.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await courier
+    return with_outbox(settings, agent, "slack", _serve)
 
 
 @contextlib.asynccontextmanager

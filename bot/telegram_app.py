@@ -23,8 +23,8 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 from agent.run import Agent, open_agent
 from bot.conversations import Conversations
 from bot.health import watch_loop_lag
-from bot.outbox import open_outbox
 from bot.runtime import Runtime
+from bot.serving import with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
@@ -110,19 +110,9 @@ def build_application(settings: Settings) -> Application:
     )
 
 
-@contextlib.asynccontextmanager
-async def serve_telegram(settings: Settings, agent: Agent) -> AsyncIterator[TelegramBot]:
+def serve_telegram(settings: Settings, agent: Agent) -> contextlib.AbstractAsyncContextManager[TelegramBot]:
     """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    async with open_outbox(settings.bot_data_dir) as outbox:
-        runtime = Runtime(agent, outbox=outbox, channel="telegram", patience=settings.final_patience)
-        async with _serve(settings, runtime) as bot:
-            courier = asyncio.create_task(outbox.courier("telegram", bot.deliver), name="telegram-outbox")
-            try:
-                yield bot
-            finally:  # (the replies in flight are finished by _serve; what they cannot deliver stays in the outbox)
-                courier.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await courier
+    return with_outbox(settings, agent, "telegram", _serve)
 
 
 @contextlib.asynccontextmanager

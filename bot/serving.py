@@ -1,0 +1,45 @@
+"""What every chat-platform server shares: the runtime with its outbox, and the courier that empties it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
+
+from agent.run import Agent
+from bot.outbox import Deliver, open_outbox
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+
+class Courierable(Protocol):
+    deliver: Deliver
+
+
+B = TypeVar("B", bound=Courierable)
+
+
+@contextlib.asynccontextmanager
+async def with_outbox(
+    settings: Settings,
+    agent: Agent,
+    channel: str,
+    serve: Callable[[Settings, Runtime], AbstractAsyncContextManager[B]],
+) -> AsyncIterator[B]:
+    """Run `serve` with a runtime whose late finals go to the outbox, and deliver them while it runs.
+
+    `serve` finishes the replies in flight when it exits; what they could not deliver stays in the outbox for the
+    next start.
+    """
+    async with open_outbox(settings.bot_data_dir) as outbox:
+        runtime = Runtime(agent, outbox=outbox, channel=channel, patience=settings.final_patience)
+        async with serve(settings, runtime) as bot:
+            courier = asyncio.create_task(outbox.courier(channel, bot.deliver), name=f"{channel}-outbox")
+            try:
+                yield bot
+            finally:
+                courier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await courier
