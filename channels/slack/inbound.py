@@ -25,7 +25,7 @@ from channels.slack.surface import Target
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
 ONLY_TEXT = "I read text: send me your question as a message."
 TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
-COMMAND_WORDS = {"help": "/help", "reset": "/reset"}
+COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop"}
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
 
