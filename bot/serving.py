@@ -1,17 +1,21 @@
-"""What every chat-platform server shares: the runtime with its outbox, and the courier that empties it."""
+"""What every chat-platform server shares: the runtime with its outbox and the courier that empties it, and the
+process's life around it (the agent, the loop-lag watch, running until SIGINT or SIGTERM)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
-from agent.run import Agent
+from agent.run import Agent, open_agent
+from bot.health import watch_loop_lag
 from bot.outbox import Deliver, open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings
+from tools import default_tools
 
 
 class Courierable(Protocol):
@@ -43,3 +47,17 @@ async def with_outbox(
                 courier.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await courier
+
+
+async def run_until_signal(
+    settings: Settings, serve: Callable[[Settings, Agent], AbstractAsyncContextManager[object]]
+) -> int:
+    """Serve with the agent until SIGINT or SIGTERM, then shut down gracefully. Returns the exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
+    async with watch_loop_lag(), open_agent(settings.agent_config(), tools) as agent, serve(settings, agent):
+        await stop.wait()
+    return 0

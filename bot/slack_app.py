@@ -10,10 +10,8 @@ those are recognised and not answered twice.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,17 +22,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.run import Agent, open_agent
+from agent.run import Agent
 from bot.conversations import Conversations
-from bot.health import watch_loop_lag
 from bot.runtime import Runtime
-from bot.serving import with_outbox
+from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
 from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event
 from channels.slack.surface import BOT_BUDGET, SlackSurface, Target
-from tools import default_tools
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +225,4 @@ async def connect_socket_mode(app: AsyncApp, client: AsyncWebClient, settings: S
 async def run_slack(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM. Returns the exit status."""
     check_settings(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with (
-        watch_loop_lag(),
-        open_agent(settings.agent_config(), tools) as agent,
-        serve_slack(settings, agent),
-    ):
-        await stop.wait()
-    return 0
+    return await run_until_signal(settings, serve_slack)

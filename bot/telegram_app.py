@@ -7,11 +7,9 @@ queues: the reply runs in its conversation's queue, so a slow reply never holds 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,17 +18,15 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from agent.run import Agent, open_agent
+from agent.run import Agent
 from bot.conversations import Conversations
-from bot.health import watch_loop_lag
 from bot.runtime import Runtime
-from bot.serving import with_outbox
+from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
 from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
-from tools import default_tools
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +165,4 @@ async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[Telegram
 async def run_telegram(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM. Returns the exit status."""
     settings.require("TELEGRAM_BOT_TOKEN")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with (
-        watch_loop_lag(),
-        open_agent(settings.agent_config(), tools) as agent,
-        serve_telegram(settings, agent),
-    ):
-        await stop.wait()
-    return 0
+    return await run_until_signal(settings, serve_telegram)
