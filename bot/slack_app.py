@@ -5,7 +5,8 @@ SLACK_PORT, where Bolt checks SLACK_SIGNING_SECRET on every request (a forged or
 nothing). The listener only decides and queues, so Bolt acknowledges within milliseconds (Slack wants 3 s); it
 runs before the acknowledgement (`process_before_response`), so an event is never acknowledged and then lost. The
 reply runs in its conversation's queue. Slack redelivers an event it thinks was missed with the same event_id;
-those are recognised and not answered twice.
+those are recognised and not answered twice. A press of the Stop button (an interaction, posted to the same URL
+or sent through the socket) stops the reply of the conversation the button's message is in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,8 +30,8 @@ from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
-from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event
-from channels.slack.surface import BOT_BUDGET, SlackSurface, Target
+from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ class SlackBot:
                 self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
                 log.debug("event %s ignored: %s", event_id, reason)
+
+    def on_stop(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
+        key = stop_request(payload, self.me)
+        if key is not None and not self.conversations.stop(key):
+            log.debug("stop pressed in %s with no reply running", key)
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:
         """Send an outbox entry: the same budget and error rules as a reply's final message."""
@@ -182,8 +189,13 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
     async def listener(body: dict[str, Any]) -> None:
         bot.on_event(body)
 
+    async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        bot.on_stop(body)
+
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
+    app.action(STOP_ACTION)(stop_pressed)
     return app
 
 

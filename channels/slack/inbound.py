@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.inbound import Incoming
-from channels.slack.surface import Target
+from channels.slack.surface import STOP_ACTION, Target
 
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
 ONLY_TEXT = "I read text: send me your question as a message."
@@ -112,12 +112,36 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
         if channel.startswith("D"):
             return Ignore("a mention in a DM: its message event is answered")
         thread = thread or ts
-        return Target(channel, "thread", thread, thread, user, team), f"slack:{channel}:{thread}"
+        return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
     if event.get("type") == "message" and event.get("channel_type") == "im":
         if thread:
-            return Target(channel, "thread", thread, thread, user, team), f"slack:{channel}:{thread}"
-        return Target(channel, "dm", None, ts, user, team), f"slack:{channel}"
+            return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
+        return Target(channel, "dm", None, ts, user, team), conversation_key(channel, None)
     return Ignore("not a mention and not a DM")
+
+
+def conversation_key(channel: str, thread_ts: str | None) -> str:
+    """A thread is one conversation; so is the top level of a DM."""
+    return f"slack:{channel}:{thread_ts}" if thread_ts else f"slack:{channel}"
+
+
+def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
+    """The conversation whose reply a Stop button press asks to stop, or None for any other interaction.
+
+    The reply's message sits where the reply goes: in the conversation's thread, or at the top level of a DM.
+    """
+    actions = payload.get("actions") or []
+    if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):
+        return None
+    user = str((payload.get("user") or {}).get("id") or "")
+    if me.allowed and user.upper() not in me.allowed:
+        return None
+    container = payload.get("container") or {}
+    channel = str(container.get("channel_id") or "")
+    if not channel:
+        return None
+    thread = container.get("thread_ts") or (payload.get("message") or {}).get("thread_ts")
+    return conversation_key(channel, str(thread) if thread else None)
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

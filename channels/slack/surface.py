@@ -6,6 +6,9 @@ a thread the answer streams with Slack's native stream (chat.startStream / appen
 top-level DM, and wherever the stream is refused, it is a message that chat.update rewrites (the StreamingHandler
 picks the mode from the profile and falls back on StreamingRefused).
 
+A message that chat.update rewrites carries a Stop button (action_id "stop") until its final text; a native
+stream cannot carry one (chat.startStream takes no blocks), so there the word "stop" in the thread is the way.
+
 Tool calls are task cards (task_update chunks) in a stream. The handler finishes the text before a tool
 (`stream_stop`) and then reports the tool (`task`): the first card opens a new stream whose first content is the
 card, and the answer after the tool continues in that same stream, because `stream_start` (or `send`, for an
@@ -53,6 +56,8 @@ METHOD_BUDGETS: dict[str, Budget] = {
     "assistant.threads.setStatus": Budget(5, 6.0),
 }
 """Per channel and method, as sliding windows a little stricter than Slack's own."""
+STOP_ACTION = "stop"
+"""The action_id of the Stop button on a message the bot is still writing."""
 THINKING = "is thinking…"
 """Slack shows the status after the app's name: "livebot is thinking…"."""
 TITLE_LIMIT = 256
@@ -122,6 +127,7 @@ class SlackSurface:
         self._status_set = False
         self._status_refused = False
         self._texts: dict[str, str] = {}  # what each posted message shows, as last sent
+        self._buttons: dict[str, bool] = {}  # messages made of blocks: whether each shows the Stop button now
 
     def measure(self, text: str) -> int:
         return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
@@ -146,30 +152,37 @@ class SlackSurface:
             except StreamingRefused:
                 pass  # it expired while the tool ran: post the answer instead
         target = self._target
+        button = self.profile.buttons and not final
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=target.channel, thread_ts=target.thread_ts, markdown_text=text
+                channel=target.channel, thread_ts=target.thread_ts, **_content(text, button=button or None)
             ),
             urgent=True,  # a first message or a final one: both go before intermediate updates
         )
         ts = str(response["ts"])
         self._texts[ts] = text
+        if button:
+            self._buttons[ts] = True
         await self._replied()
         return ts
 
     async def edit(self, ref: str, text: str, *, final: bool, plain: bool = False) -> None:
-        if self._texts.get(ref) == text:
+        # A message made of blocks stays blocks: chat.update keeps the blocks it is not given, over markdown_text.
+        button = None if ref not in self._buttons else not final
+        if self._texts.get(ref) == text and self._buttons.get(ref) == button:
             return  # Slack has no "not modified": an identical update would only spend a Tier 3 call
         if ref in self._open:  # Slack refuses to update a message that is still streaming
             with contextlib.suppress(StreamingRefused):
                 await self._stop(ref, "")
         await self._call(
             "chat.update",
-            lambda: self._client.chat_update(channel=self._target.channel, ts=ref, markdown_text=text),
+            lambda: self._client.chat_update(channel=self._target.channel, ts=ref, **_content(text, button=button)),
             urgent=final,
         )
         self._texts[ref] = text
+        if button is not None:
+            self._buttons[ref] = button
 
     # -- the native stream ------------------------------------------------------------------------------
 
@@ -353,6 +366,21 @@ class SlackSurface:
                 return await request()
         except _NETWORK_ERRORS as exc:
             raise translate(exc, method, self._limiter, key) from exc
+
+
+def _content(text: str, *, button: bool | None) -> dict[str, Any]:
+    """A message's content: markdown_text, or (`button` not None) a markdown block and, if True, the Stop button.
+
+    markdown_text cannot be combined with blocks, and a `markdown` block renders the same Markdown, so a message
+    with the button is made of blocks; `text` is then only the notification's fallback.
+    """
+    if button is None:
+        return {"markdown_text": text}
+    blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text}]
+    if button:
+        stop = {"type": "button", "action_id": STOP_ACTION, "text": {"type": "plain_text", "text": "⏹ Stop"}}
+        blocks.append({"type": "actions", "block_id": "livebot_stop", "elements": [stop]})
+    return {"blocks": blocks, "text": text}
 
 
 def _with_text(chunks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

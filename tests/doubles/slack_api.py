@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.doubles.slack_events import event_envelope
+from tests.doubles.slack_events import block_actions, event_envelope
 from tests.doubles.slack_workspace import (
     Identity,
     ManualClock,
@@ -273,6 +273,18 @@ class SlackDouble:
         """`slack_events.event_envelope` with this double's team, app and bot user ids, so they match auth.test."""
         who = self.identity
         return event_envelope(event, team_id=who.team_id, api_app_id=who.app_id, bot_user_id=who.bot_user_id, **kwargs)
+
+    def button_press(self, message: SlackMessage, action_id: str, *, user: str = "U0ALICE") -> str:
+        """The signed-to-be form body Slack posts when `user` presses the button `action_id` on `message`."""
+        who = self.identity
+        return block_actions(
+            self.workspace.message_json(message),
+            channel=message.channel,
+            action_id=action_id,
+            user=user,
+            team_id=who.team_id,
+            api_app_id=who.app_id,
+        )
 
     def calls_to(self, method: str) -> list[Call]:
         """The calls to `method`, in order."""

@@ -18,6 +18,7 @@ import hmac
 import itertools
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import aiohttp
 __all__ = [
     "EventReply",
     "app_mention",
+    "block_actions",
     "bot_message",
     "channel_message",
     "dm_message",
@@ -113,6 +115,62 @@ def event_envelope(
         "authorizations": authorizations,
         "is_ext_shared_channel": False,
     }
+
+
+def block_actions(
+    message: dict[str, Any],
+    *,
+    channel: str,
+    action_id: str,
+    user: str = "U0ALICE",
+    team_id: str = "T0LIVEBOT",
+    api_app_id: str = "A0LIVEBOT",
+) -> str:
+    """Someone pressed the button `action_id` of the bot's `message` (as `message_json` gives it) in `channel`.
+
+    Slack posts interactivity as a form with one field, `payload`, holding the JSON; it goes to the same request
+    URL as events in this app (and through the socket in Socket Mode). Returns the form body to sign and post.
+    """
+    button = next(
+        (
+            element
+            for block in message.get("blocks") or []
+            for element in block.get("elements") or []
+            if element.get("action_id") == action_id
+        ),
+        None,
+    )
+    if button is None:
+        raise ValueError(f"message {message.get('ts')} has no button {action_id!r}")
+    container = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
+    if message.get("thread_ts"):
+        container["thread_ts"] = message["thread_ts"]
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": f"{next(_seq)}.{team_id}",
+        "team": {"id": team_id, "domain": "livebot-test"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "directmessage" if channel.startswith("D") else "general"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": f"https://hooks.slack.com/actions/{team_id}/{next(_seq)}/x",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": button.get("block_id", "b"),
+                "text": button.get("text"),
+                "value": button.get("value", ""),
+                "type": button.get("type", "button"),
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return "payload=" + urllib.parse.quote(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
 
 def url_verification(challenge: str = "challenge-token") -> dict[str, Any]:

@@ -71,8 +71,9 @@ class SlackMessage:
     """One message the bot wrote, as the double keeps it.
 
     Attributes:
-        text: What the message shows now, as markdown: a post's `markdown_text` (or `text`), a stream's markdown
-            accumulated from `markdown_text` and markdown_text chunks, or the latest chat.update's content.
+        text: What the message shows now, as markdown: a post's `markdown_text` (or its markdown blocks, or
+            `text`), a stream's markdown accumulated from `markdown_text` and markdown_text chunks, or the latest
+            chat.update's content.
         chunks: Every chunk received by startStream/appendStream/stopStream, in order (markdown ones included).
         stream: None for a plain post; else "streaming", "stopped" or "expired".
         update_count: Successful chat.update calls on this message.
@@ -205,7 +206,7 @@ class SlackWorkspace:
     def _new_ts(self) -> str:
         return f"{self._ts_base}.{next(self._seq):06d}"
 
-    def _message_json(self, message: SlackMessage) -> dict[str, Any]:
+    def message_json(self, message: SlackMessage) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": "message",
             "user": self.identity.bot_user_id,
@@ -243,7 +244,12 @@ class SlackWorkspace:
         if text is not None and len(str(text)) > TEXT_LIMIT:
             raise SlackError("msg_too_long")
         checked = _blocks(blocks)
-        return str(markdown if markdown is not None else (text or "")), checked
+        shown = "".join(str(block.get("text") or "") for block in checked if block["type"] == "markdown")
+        if len(shown) > MARKDOWN_LIMIT:
+            raise SlackError("msg_too_long")  # (Slack) markdown blocks share one 12,000-character budget
+        if markdown is not None:
+            return str(markdown), checked
+        return shown if shown else str(text or ""), checked  # (Slack) blocks are shown; `text` is the fallback
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         who = self.identity
@@ -264,7 +270,7 @@ class SlackWorkspace:
         message = SlackMessage(channel, self._new_ts(), thread_ts, self.clock(), text=text, blocks=blocks)
         self._messages[(channel, message.ts)] = message
         self._reply_clears_status(channel, thread_ts)
-        return {"channel": channel, "ts": message.ts, "message": self._message_json(message)}
+        return {"channel": channel, "ts": message.ts, "message": self.message_json(message)}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._target(params)
@@ -276,7 +282,7 @@ class SlackWorkspace:
             "channel": message.channel,
             "ts": message.ts,
             "text": message.text,
-            "message": self._message_json(message),
+            "message": self.message_json(message),
         }
 
     def _delete(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +334,7 @@ class SlackWorkspace:
         if blocks:
             message.blocks = blocks
         message.stream = "stopped"
-        return {"channel": message.channel, "ts": message.ts, "message": self._message_json(message)}
+        return {"channel": message.channel, "ts": message.ts, "message": self.message_json(message)}
 
     def _set_status(self, params: dict[str, Any]) -> dict[str, Any]:
         channel_id, thread_ts, status = params.get("channel_id"), params.get("thread_ts"), params.get("status")

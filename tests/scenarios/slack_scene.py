@@ -89,6 +89,11 @@ class SlackScene:
         assert self.bot.url is not None
         return await post_event(self.bot.url, self.slack.envelope(event, event_id=event_id), SECRET, **kwargs)
 
+    async def press(self, message: SlackMessage, action_id: str, **kwargs: Any) -> EventReply:
+        """Press the button `action_id` on the bot's `message`, as Slack posts the interaction (signed form)."""
+        assert self.bot.url is not None
+        return await post_event(self.bot.url, self.slack.button_press(message, action_id, **kwargs), SECRET)
+
     async def replied(self, timeout: float = 10.0) -> None:
         """Wait until every reply the bot has queued is finished."""
         await asyncio.wait_for(self.bot.conversations.drain(), timeout)

@@ -4,16 +4,20 @@ messages in the thread or DM, their task cards, and that nothing is left streami
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.runtime import STOPPED_MARK
 from channels.slack.inbound import NOT_ALLOWED
-from tests.doubles.openai_server import Break, Text, ToolCalls
-from tests.doubles.slack_api import RateLimit
+from channels.slack.surface import STOP_ACTION
+from tests.doubles.openai_server import Break, Hang, Text, ToolCalls
+from tests.doubles.slack_api import RateLimit, SlackMessage
 from tests.doubles.slack_events import bot_message, channel_message, message_changed
 from tests.scenarios.slack_scene import CHANNEL, DM, SlackScene, clean_environment, running_scene
 
@@ -278,6 +282,52 @@ async def test_plain_reset_word_forgets_the_thread(scene: SlackScene) -> None:
     texts = [m.text for m in scene.thread(first)]
     assert texts[0] == "Noted." and "forgot this conversation" in texts[1] and texts[2] == "Fresh."
     assert [m["role"] for m in scene.llm.requests[1]["messages"]] == ["system", "user"]
+
+
+def stop_buttons(message: SlackMessage) -> list[dict[str, Any]]:
+    return [
+        element
+        for block in message.blocks
+        for element in block.get("elements") or []
+        if element.get("action_id") == STOP_ACTION
+    ]
+
+
+async def test_stop_button_on_a_dm_answer_stops_the_reply(scene: SlackScene) -> None:
+    scene.llm.script(Hang("Streaming until someone presses the button"), Text("Ready again."))
+    await scene.post(scene.dm("go"))
+    await scene.slack.wait_for(lambda: bool(scene.slack.messages(DM)))
+    [message] = scene.slack.messages(DM)
+    assert stop_buttons(message)  # the Stop button while it streams
+
+    reply = await scene.press(message, STOP_ACTION)
+    await asyncio.wait_for(scene.llm.disconnected.wait(), 2)  # the model's HTTP stream is closed within 2 s
+    await scene.replied()
+
+    assert reply.status == 200
+    [message] = scene.slack.messages(DM)
+    assert message.text.startswith("Streaming until someone presses the button")
+    assert message.text.endswith(STOPPED_MARK)
+    assert stop_buttons(message) == []  # the final message has no button
+    await scene.post(scene.dm("and now?"))
+    await scene.replied()
+    assert scene.slack.messages(DM)[-1].text == "Ready again."
+
+
+async def test_the_word_stop_in_the_thread_stops_a_streaming_reply(scene: SlackScene) -> None:
+    scene.llm.script(Hang("I am thinking about this at great length"))
+    mention = scene.mention("think")
+    await scene.post(mention)
+    await scene.slack.wait_for(lambda: bool(scene.thread(mention)))
+    await scene.post(scene.mention("stop", thread_ts=mention["ts"]))
+    await asyncio.wait_for(scene.llm.disconnected.wait(), 2)
+    await scene.replied()
+
+    [message] = scene.thread(mention)
+    assert message.text.startswith("I am thinking about this at great length")
+    assert message.text.endswith(STOPPED_MARK)
+    assert scene.streaming() == []
+    assert len(scene.llm.requests) == 1  # "stop" is not a question for the model
 
 
 async def test_users_outside_the_allowlist_get_one_polite_refusal(

@@ -145,6 +145,8 @@ async def test_status_in_a_top_level_dm_is_cleared_by_the_bot(slack: SlackDouble
     assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == "is using calculator…"
     await reply.close()
     assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == ""
+    await reply.edit(ref, "Hi", final=True)  # the same text, but the Stop button goes
+    assert [block["type"] for block in slack.messages(DM)[0].blocks] == ["markdown"]
     calls = len(slack.calls)
     await reply.edit(ref, "Hi", final=True)  # nothing would change: no call
     assert len(slack.calls) == calls
