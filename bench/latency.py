@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.run import open_agent
+from agent.thread import open_agent_thread
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.telegram_app import serve_telegram
@@ -70,7 +70,10 @@ async def telegram(kind: str, replies: int, words: int) -> list[Reply]:
             user = tg.add_user("Alice", username="alice")
             chat = tg.private_chat(user) if kind == "private" else tg.add_group("Team")
             prefix = "" if kind == "private" else "@livebot_bench "
-            async with open_agent(settings.agent_config(), default_tools()) as agent, serve_telegram(settings, agent):
+            async with (
+                open_agent_thread(settings.agent_config(), default_tools()) as agent,
+                serve_telegram(settings, agent),
+            ):
                 for n in range(replies):
                     text = answer(words, n)
                     llm.script(text)
@@ -111,7 +114,7 @@ async def console(replies: int, words: int) -> list[Reply]:
     with tempfile.TemporaryDirectory() as data:
         async with OpenAIDouble() as llm:
             config = AgentConfig(api_key="sk-bench", base_url=llm.base_url, data_dir=Path(data))
-            async with open_agent(config, default_tools()) as agent:
+            async with open_agent_thread(config, default_tools()) as agent:
                 runtime = Runtime(agent)
                 for n in range(replies):
                     llm.script(answer(words, n))

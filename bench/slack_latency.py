@@ -16,7 +16,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from agent.run import open_agent
+from agent.thread import open_agent_thread
 from bench.latency import Reply, _gaps, answer, report
 from bot.settings import Settings
 from bot.slack_app import serve_slack
@@ -50,7 +50,7 @@ async def slack(kind: str, replies: int, words: int) -> list[Reply]:
                 bot_data_dir=Path(data),
             )
             async with (
-                open_agent(settings.agent_config(), default_tools()) as agent,
+                open_agent_thread(settings.agent_config(), default_tools()) as agent,
                 serve_slack(settings, agent) as bot,
             ):
                 assert bot.url is not None

@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from agent.events import Done, Failed, TextDelta, ToolCall, ToolResult
-from agent.run import Agent
+from agent.thread import AgentThread
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
@@ -53,7 +53,7 @@ class Runtime:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: AgentThread,
         *,
         clock: Clock | None = None,
         outbox: Outbox | None = None,
@@ -88,16 +88,17 @@ class Runtime:
         handler.patience = self._patience
         await handler.start()
         events = self._agent.run(incoming.text, thread_id=incoming.conversation)
-        wrote = False
+        wrote = False  # visible text since the last tool call: the text before a tool is not the answer
         try:
             async for event in events:
                 match event:
                     case TextDelta(text=text):
                         handler.emit(text)
-                        wrote = True
+                        wrote = wrote or bool(text.strip())  # blank lines alone show nothing
                     case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
                         await handler.tool_started(name, call_id)
+                        wrote = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
-from agent.run import Agent, open_agent
+from agent.thread import AgentThread, open_agent_thread
 from bot.health import watch_loop_lag
 from bot.outbox import Deliver, open_outbox
 from bot.runtime import Runtime
@@ -28,7 +28,7 @@ B = TypeVar("B", bound=Courierable)
 @contextlib.asynccontextmanager
 async def with_outbox(
     settings: Settings,
-    agent: Agent,
+    agent: AgentThread,
     channel: str,
     serve: Callable[[Settings, Runtime], AbstractAsyncContextManager[B]],
 ) -> AsyncIterator[B]:
@@ -50,7 +50,7 @@ async def with_outbox(
 
 
 async def run_until_signal(
-    settings: Settings, serve: Callable[[Settings, Agent], AbstractAsyncContextManager[object]]
+    settings: Settings, serve: Callable[[Settings, AgentThread], AbstractAsyncContextManager[object]]
 ) -> int:
     """Serve with the agent until SIGINT or SIGTERM, then shut down gracefully. Returns the exit status."""
     stop = asyncio.Event()
@@ -58,6 +58,6 @@ async def run_until_signal(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with watch_loop_lag(), open_agent(settings.agent_config(), tools) as agent, serve(settings, agent):
+    async with watch_loop_lag(), open_agent_thread(settings.agent_config(), tools) as agent, serve(settings, agent):
         await stop.wait()
     return 0

@@ -23,7 +23,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from agent.run import Agent
+from agent.thread import AgentThread
 from bot.conversations import Conversations
 from bot.runtime import Runtime
 from bot.serving import run_until_signal, with_outbox
@@ -132,7 +132,7 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
     )
 
 
-def serve_slack(settings: Settings, agent: Agent) -> contextlib.AbstractAsyncContextManager[SlackBot]:
+def serve_slack(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[SlackBot]:
     """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
     return with_outbox(settings, agent, "slack", _serve)
 

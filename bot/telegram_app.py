@@ -18,7 +18,7 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from agent.run import Agent
+from agent.thread import AgentThread
 from bot.conversations import Conversations
 from bot.runtime import Runtime
 from bot.serving import run_until_signal, with_outbox
@@ -106,7 +106,7 @@ def build_application(settings: Settings) -> Application:
     )
 
 
-def serve_telegram(settings: Settings, agent: Agent) -> contextlib.AbstractAsyncContextManager[TelegramBot]:
+def serve_telegram(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[TelegramBot]:
     """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
     return with_outbox(settings, agent, "telegram", _serve)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from langchain_core.tools import BaseTool
 
-from agent.run import open_agent
+from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
 from tests.doubles.openai_server import OpenAIDouble
@@ -97,7 +97,7 @@ async def running(
     """The Telegram bot, in this process, for the duration of the block."""
     config = telegram_settings(tg, llm, data, **settings)
     async with (
-        open_agent(config.agent_config(), [*default_tools(), *tools]) as agent,
+        open_agent_thread(config.agent_config(), [*default_tools(), *tools]) as agent,
         serve_telegram(config, agent) as bot,
     ):
         yield bot

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from agent.run import open_agent
+from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.slack_app import SlackBot, serve_slack
 from tests.doubles.openai_server import OpenAIDouble
@@ -112,5 +112,8 @@ async def running_scene(tmp_path: Path, **settings: Any) -> AsyncIterator[SlackS
     """Start the doubles and the bot; `settings` override `slack_settings`' values."""
     async with OpenAIDouble() as llm, SlackDouble(token=TOKEN) as slack:
         config = slack_settings(tmp_path, llm, slack.base_url, **settings)
-        async with open_agent(config.agent_config(), default_tools()) as agent, serve_slack(config, agent) as bot:
+        async with (
+            open_agent_thread(config.agent_config(), default_tools()) as agent,
+            serve_slack(config, agent) as bot,
+        ):
             yield SlackScene(slack, llm, bot)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.run import open_agent
+from agent.thread import open_agent_thread
 from bot.settings import SettingsError
 from bot.slack_app import serve_slack
 from tests.doubles.openai_server import OpenAIDouble, Text
@@ -38,7 +38,10 @@ async def test_socket_mode_connects_acknowledges_and_answers(tmp_path: Path) -> 
         llm.script(Text("Hello over Socket Mode."), Text("Hello again."))
         # No signing secret: Socket Mode is authenticated by the app-level token.
         config = slack_settings(tmp_path, llm, socket.base_url, slack_app_token=APP_TOKEN, slack_signing_secret=None)
-        async with open_agent(config.agent_config(), default_tools()) as agent, serve_slack(config, agent) as bot:
+        async with (
+            open_agent_thread(config.agent_config(), default_tools()) as agent,
+            serve_slack(config, agent) as bot,
+        ):
             assert bot.url is None  # no HTTP server in Socket Mode
             await socket.wait_connected()
             mention = app_mention("hi", bot_user_id=slack.identity.bot_user_id)
@@ -62,7 +65,7 @@ async def test_refused_app_token_stops_start_up_with_one_line(tmp_path: Path) ->
         SocketModeDouble(slack, app_token="xapp-1-the-right-one") as socket,
     ):
         config = slack_settings(tmp_path, llm, socket.base_url, slack_app_token=APP_TOKEN)
-        async with open_agent(config.agent_config(), default_tools()) as agent:
+        async with open_agent_thread(config.agent_config(), default_tools()) as agent:
             with pytest.raises(SettingsError, match=r"^SLACK_APP_TOKEN was refused by Slack \(invalid_auth\)$"):
                 async with serve_slack(config, agent):
                     pass
@@ -71,7 +74,7 @@ async def test_refused_app_token_stops_start_up_with_one_line(tmp_path: Path) ->
 async def test_refused_bot_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
     async with OpenAIDouble() as llm, SlackDouble(token="xoxb-another-token") as slack:
         config = slack_settings(tmp_path, llm, slack.base_url)
-        async with open_agent(config.agent_config(), default_tools()) as agent:
+        async with open_agent_thread(config.agent_config(), default_tools()) as agent:
             with pytest.raises(SettingsError, match=r"^SLACK_BOT_TOKEN was refused by Slack \(invalid_auth\)$"):
                 async with serve_slack(config, agent):
                     pass
