@@ -4,25 +4,40 @@ Platform-neutral: the caller says what "fits" means (Telegram counts UTF-16 unit
 Markdown characters). The cut is made at the best boundary the message can hold — paragraph, then line, then
 sentence, then word, then anywhere — so that no message is less than half full just to reach a nicer boundary.
 A code fence left open by the cut is closed in the first message and reopened (same info string) in the next,
-so both render as code. Only the whitespace at the cut is dropped; every other character is kept exactly once.
+so both render as code. A table cut between its rows starts the next message with its header row again: rows
+without a header are no table, and would show as raw pipes. Only the whitespace at the cut is dropped; every other
+character is kept exactly once (a repeated table header is the one addition).
+
+A cut never falls inside a user-perceived character: an emoji built of several code points (👩‍💻, 🇺🇦, 👍🏽, 1️⃣),
+or a letter and its combining marks (Arabic and Hebrew vowel points, accents), would otherwise arrive as two broken
+halves. Text without spaces can still be cut where a reader would break a line: after a CJK full stop or a
+zero-width space.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
 _BOUNDARIES = (
     re.compile(r"\n[ \t]*\n\s*"),  # paragraph
     re.compile(r"\n\s*"),  # line
-    re.compile(r"(?<=[.!?…。！？])\s+"),  # sentence
-    re.compile(r"\s+"),  # word
+    re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*"),  # sentence (CJK writes no space after one)
+    re.compile(r"\s+|(?<=\u200b)"),  # word (a zero-width space marks a break where words are not spaced)
 )
+_TABLE_DELIMITER = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
 _ESCAPED = re.compile(r"\\.")
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _LOOKAHEAD = 64
 """How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
+_JOINER = "\u200d"
+_VIRAMA = 9
+"""The canonical combining class of a virama, which joins the consonants around it into one conjunct."""
+_EXTENDERS = frozenset(["\u200c", _JOINER, *map(chr, range(0x1F3FB, 0x1F400)), *map(chr, range(0xE0020, 0xE0080))])
+"""Characters that belong to the one before them beyond the combining marks: zero-width (non-)joiner, emoji skin
+tones, and the tags of subdivision flags (🏴 + tags)."""
 
 
 def open_fence(text: str) -> str | None:
@@ -53,6 +68,26 @@ def _closed(head: str) -> tuple[str, str]:
     return head.rstrip() + "\n" + marker.group(0), opening + "\n"
 
 
+def _table_header(head: str, gap: str, rest: str) -> str:
+    """The header and delimiter rows of a table cut between its rows, to open the next message with ("" if none).
+
+    `gap` is the whitespace the cut drops: one line break between rows (a blank line ends the table, and a cut
+    inside a row leaves half a row either side). Only once the head holds a row of the table's body, so that every
+    message takes at least one row.
+    """
+    if gap.count("\n") != 1 or "|" not in rest.split("\n", 1)[0]:
+        return ""  # not between two rows of one table
+    lines = head[head.rfind("\n\n") + 1 :].strip("\n").split("\n")
+    if "|" not in lines[-1]:
+        return ""  # the head does not end in a table row
+    for at in range(len(lines) - 2, 0, -1):
+        if _TABLE_DELIMITER.fullmatch(lines[at]) and "|" in lines[at - 1]:
+            return f"{lines[at - 1]}\n{lines[at]}\n"
+        if "|" not in lines[at]:
+            return ""
+    return ""
+
+
 def _inline_open(text: str, cut: int) -> bool:
     """Whether cutting at `cut` would split an inline span (emphasis, strikethrough, code) of its paragraph.
 
@@ -66,6 +101,34 @@ def _inline_open(text: str, cut: int) -> bool:
         return True
     paragraph = _CODE_SPAN.sub("", paragraph)
     return any(paragraph.count(marker) % 2 for marker in ("~~", "*", "_"))
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"  # a flag is two of these
+
+
+def _inside_cluster(text: str, at: int) -> bool:
+    """Whether `text[at - 1]` and `text[at]` belong to one user-perceived character (Unicode's grapheme cluster
+    rules that matter in chat: combining marks and other extenders, joiners, Indic conjuncts, flag pairs, CR LF)."""
+    before, after = text[at - 1], text[at]
+    if after in _EXTENDERS or before == _JOINER or unicodedata.category(after) in ("Mn", "Me", "Mc"):
+        return True
+    if unicodedata.combining(before) == _VIRAMA and unicodedata.category(after) == "Lo":
+        return True  # न् + द is one conjunct, न्द
+    if _regional(before) and _regional(after):
+        run = at
+        while run > 0 and _regional(text[run - 1]):
+            run -= 1
+        return (at - run) % 2 == 1  # flags pair up from the start of the run
+    return before == "\r" and after == "\n"
+
+
+def _cluster_start(text: str, at: int) -> int:
+    """The nearest position at or before `at` that is not inside a user-perceived character (`at` if none is)."""
+    cut = at
+    while 0 < cut < len(text) and _inside_cluster(text, cut):
+        cut -= 1
+    return cut or at  # one "character" longer than a whole message: cut it where it must be
 
 
 def _best_cut(text: str, longest: int) -> tuple[int, int]:
@@ -83,7 +146,8 @@ def _best_cut(text: str, longest: int) -> tuple[int, int]:
     if fallback is not None:  # every cut there splits a span: an earlier paragraph break, even if less full
         earlier = [m for m in _BOUNDARIES[0].finditer(text[: longest + 1]) if m.start() > 0]
         return (earlier[-1].start(), earlier[-1].end()) if earlier else fallback
-    return longest, longest
+    cut = _cluster_start(text, longest)
+    return cut, cut
 
 
 def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tuple[str, str]:
@@ -96,7 +160,7 @@ def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tupl
 
     Returns:
         (head, tail): `head` fits, is not empty and ends at the best boundary; `tail` is the remaining text
-        (with a reopened code fence first, where the cut was inside one).
+        (with a reopened code fence, or a table's header rows, first where the cut was inside one).
 
     Raises:
         ValueError: When not even one character fits (a limit no platform has).
@@ -115,5 +179,6 @@ def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tupl
         cut, resume = _best_cut(text, longest)
         head, reopen = _closed(text[:cut])
         if fits(head) or longest == 1:
-            return head, reopen + text[resume:]
+            tail = text[resume:]
+            return head, (reopen or _table_header(head, text[cut:resume], tail)) + tail
         longest = cut - 1  # closing the fence at the nicer boundary made it too long: look earlier

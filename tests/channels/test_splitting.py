@@ -79,3 +79,34 @@ def test_window_bounds_the_work_on_a_huge_text() -> None:
 def test_limit_below_one_character_is_an_error() -> None:
     with pytest.raises(ValueError):
         split_to_fit("abc", fits(0), window=10)
+
+
+def test_a_table_cut_between_rows_opens_the_next_message_with_its_header() -> None:
+    rows = "".join(f"| r{i} | {i} |\n" for i in range(12))
+    text = f"Totals:\n\n| name | n |\n|---|--:|\n{rows}"
+    head, tail = split_to_fit(text, fits(90), window=1000)
+    assert head.endswith("|") and len(head) <= 90
+    assert tail.startswith("| name | n |\n|---|--:|\n| r")
+    body = [line for part in (head, tail) for line in part.splitlines() if line.startswith("| r")]
+    assert body == rows.splitlines()  # every row once
+
+
+def test_a_table_header_is_not_repeated_after_the_table_ended() -> None:
+    table = "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |"
+    text = f"{table}\n\nAfter the table | comes a paragraph that is long enough to be cut."
+    head, tail = split_to_fit(text, fits(60), window=1000)
+    assert (head, tail) == (table, "After the table | comes a paragraph that is long enough to be cut.")
+
+
+@pytest.mark.parametrize("cluster", ["👨‍👩‍👧‍👦", "🇺🇦", "👍🏽", "1️⃣", "e\u0301", "שָׁ", "न्द"])
+def test_a_hard_cut_never_splits_a_character_made_of_several_code_points(cluster: str) -> None:
+    for limit in range(12, 12 + len(cluster)):
+        text = "x" * 10 + cluster * 4
+        head, tail = split_to_fit(text, fits(limit), window=1000)
+        assert head + tail == text
+        assert (head[10:] + tail).count(cluster) == 4, limit
+
+
+def test_text_without_spaces_is_cut_after_a_cjk_full_stop_or_a_zero_width_space() -> None:
+    assert split_to_fit("第一句话很长。第二句话很长", fits(10), window=1000) == ("第一句话很长。", "第二句话很长")
+    assert split_to_fit("คำ\u200bที่\u200bยาวมากมาก", fits(9), window=1000) == ("คำ\u200bที่\u200b", "ยาวมากมาก")

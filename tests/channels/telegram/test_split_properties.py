@@ -12,8 +12,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.splitting import split_to_fit
-from channels.telegram.render import measure, render, utf16_len
+from channels.telegram.render import measure, render
+from tests.channels.messages import cut_all
+from tests.channels.telegram.checks import assert_valid_message
 
 WORDS = st.sampled_from(
     ["alpha", "beta", "gamma", "δέλτα", "数据", "😀", "👩‍💻", "مرحبا", "x\u200by", "a&b", "<b>", "2*3", "end."]
@@ -42,36 +43,19 @@ def answers(draw: st.DrawFn) -> str:
     return "\n\n".join(blocks)
 
 
-def cut_all(text: str, limit: int) -> list[str]:
-    """What the StreamingHandler does with an answer too long for one message."""
-    messages = []
-    while text.strip():
-        if measure(text) <= limit:
-            messages.append(text)
-            break
-        head, text = split_to_fit(text, lambda s: measure(s) <= limit, window=limit * 4)
-        messages.append(head)
-        text = text.lstrip()
-    return messages
-
-
 def visible_words(markdown: str) -> list[str]:
     return render(markdown).text.replace("\u200b", " ").split()
 
 
 def assert_fits_with_valid_entities(messages: list[str], limit: int) -> None:
     for message in messages:
-        rendered = render(message)
-        size = utf16_len(rendered.text)
-        assert size <= limit
-        for entity in rendered.entities:
-            assert entity.offset >= 0 and entity.length > 0 and entity.offset + entity.length <= size
+        assert_valid_message(render(message), limit)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers(), st.integers(min_value=250, max_value=1000))
 def test_every_message_fits_has_valid_entities_and_nothing_is_lost_or_repeated(text: str, limit: int) -> None:
-    messages = cut_all(text, limit)
+    messages = cut_all(text, measure, limit)
     assert_fits_with_valid_entities(messages, limit)
     shown = [word for message in messages for word in visible_words(message)]
     assert shown == visible_words(text)
@@ -80,4 +64,4 @@ def test_every_message_fits_has_valid_entities_and_nothing_is_lost_or_repeated(t
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers(), st.integers(min_value=40, max_value=250))
 def test_any_paragraph_size_still_gives_messages_that_fit_with_valid_entities(text: str, limit: int) -> None:
-    assert_fits_with_valid_entities(cut_all(text, limit), limit)
+    assert_fits_with_valid_entities(cut_all(text, measure, limit), limit)

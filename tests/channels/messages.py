@@ -1,0 +1,28 @@
+"""What the StreamingHandler does with an answer too long for one message, for tests of a platform's cutting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from channels.splitting import split_to_fit
+
+SPLIT_WINDOW = 4
+"""bot.streaming's window: how many times the limit the splitter looks at."""
+
+
+def cut_all(text: str, measure: Callable[[str], int], limit: int) -> list[str]:
+    """The messages (as sent, trailing blanks dropped) that carry `text` within `limit` as `measure` counts."""
+    messages = []
+    while text.strip():
+        if len(text) <= limit * SPLIT_WINDOW and measure(text) <= limit:
+            messages.append(text.rstrip())
+            break
+        head, text = split_to_fit(text, lambda s: measure(s) <= limit, window=limit * SPLIT_WINDOW)
+        messages.append(head.rstrip())
+        text = text.lstrip()
+    return messages
+
+
+def squeezed(text: str) -> str:
+    """`text` without its whitespace: what must survive a cut, which only drops the whitespace it is made at."""
+    return "".join(text.split())
