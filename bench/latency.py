@@ -7,9 +7,13 @@ Each surface gets the same answer from the OpenAI-compatible double (tests/doubl
 127.0.0.1:
 - Telegram private chat (drafts) and Telegram group (edits): the real python-telegram-bot Application against
   the Bot API double with its default limits;
+- Slack thread (native stream; and with streaming refused, post + update) and Slack DM (post + update): the real
+  Bolt app in HTTP mode, signed events, against the Slack Web API double;
 - console on a terminal: the runtime and the terminal surface writing to an in-memory screen.
-Times are measured on one monotonic clock: the double's time of the first / last content token it sent, and the
-platform double's time of the first call that made text visible (draft or message) / the last message call.
+Times are measured on one monotonic clock: the model double's time of the first / last content token it sent, and
+the platform double's time of the first call that made text visible (draft, message, stream) / the last call that
+changed the text. "calls" counts every platform call of a reply (typing and status included); the gaps are
+between live updates, to compare with the profile's interval.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ from agent.config import AgentConfig
 from agent.thread import open_agent_thread
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.slack_app import serve_slack
 from bot.telegram_app import serve_telegram
 from channels.capabilities import resolve
 from channels.console import TerminalSurface
 from channels.inbound import Incoming
 from tests.doubles.openai_server import OpenAIDouble, Text
+from tests.doubles.slack_api import SlackDouble
+from tests.doubles.slack_events import app_mention, dm_message, post_event
 from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.slack_scene import free_port
 from tools import default_tools
 
 TOKEN = "123456:BENCH-token-for-the-double-0123456789"
 VISIBLE = ("sendMessageDraft", "sendMessage", "editMessageText")
+SLACK_TOKEN = "xoxb-bench-token"
+SLACK_SECRET = "bench-signing-secret"
+SLACK_VISIBLE = ("chat.startStream", "chat.postMessage", "chat.appendStream", "chat.stopStream", "chat.update")
 
 
 @dataclass
@@ -97,6 +108,52 @@ async def telegram(kind: str, replies: int, words: int) -> list[Reply]:
     return results
 
 
+async def slack(kind: str, replies: int, words: int) -> list[Reply]:
+    results = []
+    with tempfile.TemporaryDirectory() as data:
+        async with OpenAIDouble() as llm, SlackDouble(token=SLACK_TOKEN) as double:
+            if kind == "refused":
+                double.refuse_streaming = "feature_not_enabled"
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                slack_bot_token=SLACK_TOKEN,
+                slack_signing_secret=SLACK_SECRET,
+                slack_api_url=double.base_url,
+                slack_listen="127.0.0.1",
+                slack_port=free_port(),
+                openai_api_key="sk-bench",
+                openai_base_url=llm.base_url,
+                bot_data_dir=Path(data),
+            )
+            async with (
+                open_agent_thread(settings.agent_config(), default_tools()) as agent,
+                serve_slack(settings, agent) as bot,
+            ):
+                assert bot.url is not None
+                for n in range(replies):
+                    llm.script(answer(words, n))
+                    start = len(double.calls)
+                    if kind == "dm":
+                        event = dm_message(f"question {n}")
+                    else:
+                        event = app_mention(f"question {n}", bot_user_id=double.identity.bot_user_id)
+                    await post_event(bot.url, double.envelope(event), SLACK_SECRET)
+                    await asyncio.wait_for(bot.conversations.drain(), 120)
+                    calls = double.calls[start:]
+                    shown = [c.time for c in calls if c.method in SLACK_VISIBLE and c.ok]
+                    tokens = llm.token_times[-1]
+                    results.append(
+                        Reply(
+                            first_visible=shown[0] - tokens[0],
+                            final=shown[-1] - tokens[-1],
+                            calls=len(calls),
+                            rate_limited=sum(1 for c in calls if c.status == 429),
+                            gaps=_gaps(shown[:-1]),
+                        )
+                    )
+    return results
+
+
 class Screen(io.StringIO):
     """An in-memory terminal that notes when text was written."""
 
@@ -149,6 +206,10 @@ async def main(replies: int, words: int) -> None:
          lambda: telegram("private", replies, words)),
         ("telegram group (edit)", resolve("telegram", "group").update_interval,
          lambda: telegram("group", replies, words)),
+        ("slack thread (native)", resolve("slack", "thread").update_interval, lambda: slack("thread", replies, words)),
+        ("slack thread (refused)", resolve("slack", "thread").update_interval,
+         lambda: slack("refused", replies, words)),
+        ("slack dm (update)", resolve("slack", "dm").update_interval, lambda: slack("dm", replies, words)),
         ("console terminal", resolve("console", "terminal").update_interval, lambda: console(replies, words)),
     ]  # fmt: skip
     print(f"{replies} replies of {words} words per surface, streamed at ~25 tokens/s; medians, seconds")

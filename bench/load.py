@@ -103,7 +103,9 @@ async def run(n: int, groups: float, words: int, timeout: float) -> None:
     print(f"conversations            {n} ({kinds}), answers of {words} words at ~25 tokens/s")
     print(f"complete (every word)    {done()}/{n} in {elapsed:.1f} s")
     print(f"first visible text       p50 {pct(first, 50):.2f} s, p95 {pct(first, 95):.2f} s, max {max(first):.2f} s")
-    print(f"API calls per reply      {calls / n:.1f}")
+    by_method = Counter(c.method for c in tg.calls if c.chat_id is not None)
+    per_method = ", ".join(f"{method} {count / n:.2f}" for method, count in by_method.most_common())
+    print(f"API calls per reply      {calls / n:.1f} ({per_method})")
     print(f"rate-limited calls       {len(tg.rate_limited)}")
     print(f"calls inside retry_after {len(tg.calls_inside_retry_after)}")
     if tg.rate_limited:

@@ -84,6 +84,7 @@ class StreamingHandler:
         self._flusher: asyncio.Task[None] | None = None
         self._typing: asyncio.Task[None] | None = None
         self._status_on = False
+        self._drafting = False  # the flusher is in a draft call (which the final message would replace at once)
         self._stopped = False
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
@@ -158,6 +159,10 @@ class StreamingHandler:
         """
         if self._stopped:
             return not self.undelivered
+        if self._drafting:
+            # A draft still on its way (under load: waiting for budget) would be replaced by the final message
+            # at once; dropping it lets the final take its place, so the answer costs one call, not two.
+            await self._cancel(self._flusher)
         async with self._lock:
             self._stopped = True
             await self._cancel(self._flusher)
@@ -372,7 +377,11 @@ class StreamingHandler:
                 if final:  # a draft is never the last thing a user sees
                     self._ref = await surface.send(view, final=True, plain=plain)
                 else:
-                    await surface.draft(self._draft_id, view, plain=plain)  # type: ignore[attr-defined]
+                    self._drafting = True
+                    try:
+                        await surface.draft(self._draft_id, view, plain=plain)  # type: ignore[attr-defined]
+                    finally:
+                        self._drafting = False
             case LiveMode.NATIVE:
                 delta = view[len(self._shown) :]  # the segment only grows, so what is shown is a prefix
                 if self._ref is None:

@@ -4,7 +4,9 @@ Every platform call of a channel is made inside `RateLimiter.slot` (the limiter 
 Two kinds of callers:
 
 - urgent calls (a reply's first message, every final message) wait here until the chat's and the bot's budgets
-  have room (a matter of seconds), so they go before anything else;
+  have room (a matter of seconds), so they go before anything else. They wait for the bot's budget in a line, in
+  the order they came: one waiter watches the budget at a time, so a thousand waiting replies cost no more CPU
+  than one, and none is overtaken for ever;
 - other calls (intermediate edits, drafts, typing) never wait: when the budget is short they raise `RateLimited`
   with the time until they could go, and the StreamingHandler simply shows the latest text later. They also
   leave a reserve of each budget to urgent calls and yield while any urgent call is waiting, which is what
@@ -18,6 +20,7 @@ Budgets are sliding windows ("at most N calls in any T seconds"), slightly stric
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Hashable
@@ -87,6 +90,7 @@ class RateLimiter:
         self._windows: dict[tuple[Hashable, str], _Window] = {}
         self._gates: dict[Hashable, float] = {}
         self._urgent_waiting = 0
+        self._line = asyncio.Lock()  # fair (first come, first served): the urgent calls' line for the bot budget
         self._sweep_at = 1024
 
     @asynccontextmanager
@@ -111,10 +115,15 @@ class RateLimiter:
         if urgent:
             self._urgent_waiting += 1
             try:
-                while (wait := self._wait(chat, window, urgent=True)) > 0:
-                    await self._clock.sleep(wait)
+                while window is not None and (wait := window.wait(self._clock.now(), reserve=0)) > 0:
+                    await self._clock.sleep(wait)  # the chat's own budget first: only its own calls contend here
+                async with self._line:
+                    while (wait := self._wait(chat, window, urgent=True)) > 0:
+                        await self._clock.sleep(wait)
             finally:
                 self._urgent_waiting -= 1
+            if (gate := self.blocked_for(chat)) > 0:  # a 429 closed the gate while this call waited
+                raise RateLimited(gate, "waiting out the platform's retry_after")
         else:
             wait = self._wait(chat, window, urgent=False)
             if wait > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import threading
@@ -170,6 +171,21 @@ async def test_draft_previews_then_a_real_message(clock: FakeClock) -> None:
     assert surface.visible == ["Hello", "More"]  # a draft is never the last thing the user sees
     drafts = surface.ops("draft")
     assert drafts[-1].ref != drafts[0].ref  # a new message gets a new draft id
+
+
+async def test_a_draft_still_waiting_when_the_answer_ends_gives_way_to_the_final_message(clock: FakeClock) -> None:
+    handler, surface = await started(DRAFT, clock)
+    budget = asyncio.Event()  # never set: the platform budget has no room for the preview
+
+    async def draft_waiting_for_budget(draft_id: int, text: str, *, plain: bool = False) -> None:
+        await budget.wait()
+
+    surface.draft = draft_waiting_for_budget  # type: ignore[method-assign]
+    handler.emit("The whole answer, written before the preview could go.")
+    await settle()
+    await asyncio.wait_for(handler.stop(), 5)  # does not wait for the preview's budget
+    assert surface.visible == ["The whole answer, written before the preview could go."]
+    assert [c.op for c in surface.calls] == ["send"]  # one call for the whole answer
 
 
 async def test_native_stream_appends_deltas_and_stops(clock: FakeClock) -> None:

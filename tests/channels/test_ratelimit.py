@@ -129,3 +129,34 @@ async def test_a_call_in_flight_holds_its_slot_until_a_period_after_it_completes
     assert not third.done()
     await clock.advance(0.2)
     assert third.done()
+
+
+async def test_an_urgent_call_that_waited_is_not_overtaken_by_one_that_just_came(clock: FakeClock) -> None:
+    limiter = RateLimiter(Budget(1, 1.0), clock=clock)
+    order: list[str] = []
+
+    async def send(chat: str) -> None:
+        await call(limiter, chat, PRIVATE, urgent=True)
+        order.append(chat)
+
+    await send("first")  # the bot budget is used until t=1
+    waiting = asyncio.create_task(send("waiting"))
+    await settle()  # it waits for t=1
+    clock.t = 1.0  # room opens, and before the waiter wakes...
+    newcomer = asyncio.create_task(send("newcomer"))  # ...another reply's call comes
+    await settle()
+    await clock.advance(5)
+    await asyncio.gather(waiting, newcomer)
+    assert order == ["first", "waiting", "newcomer"]
+
+
+async def test_a_429_while_an_urgent_call_waits_stops_it_at_the_gate(clock: FakeClock) -> None:
+    limiter = RateLimiter(Budget(1, 1.0), clock=clock)
+    await call(limiter, "a", PRIVATE, urgent=True)  # the bot budget is used for this second
+    waiting = asyncio.create_task(call(limiter, "b", PRIVATE, urgent=True))
+    await settle()
+    limiter.penalize("b", 5)  # another call to "b" (e.g. from a second process) was told to wait
+    await clock.advance(1)
+    with pytest.raises(RateLimited) as refused:
+        await waiting
+    assert refused.value.retry_after == pytest.approx(4)  # nothing goes to "b" inside its retry_after
