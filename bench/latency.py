@@ -94,17 +94,8 @@ async def telegram(kind: str, replies: int, words: int) -> list[Reply]:
                     await asyncio.sleep(0.5)  # let trailing calls (typing, status cleanup) land before counting
                     calls = [c for c in tg.calls[start:] if c.chat_id == chat.id]
                     shown = [c.at for c in calls if c.method in VISIBLE and c.ok]
-                    tokens = llm.token_times[-1]
-                    live = shown[:-1]
-                    results.append(
-                        Reply(
-                            first_visible=shown[0] - tokens[0],
-                            final=shown[-1] - tokens[-1],
-                            calls=len(calls),
-                            rate_limited=sum(1 for c in calls if c.status == 429),
-                            gaps=_gaps(live),
-                        )
-                    )
+                    rate_limited = sum(1 for c in calls if c.status == 429)
+                    results.append(figures(shown, llm.token_times[-1], len(calls), rate_limited))
     return results
 
 
@@ -141,16 +132,8 @@ async def slack(kind: str, replies: int, words: int) -> list[Reply]:
                     await asyncio.wait_for(bot.conversations.drain(), 120)
                     calls = double.calls[start:]
                     shown = [c.time for c in calls if c.method in SLACK_VISIBLE and c.ok]
-                    tokens = llm.token_times[-1]
-                    results.append(
-                        Reply(
-                            first_visible=shown[0] - tokens[0],
-                            final=shown[-1] - tokens[-1],
-                            calls=len(calls),
-                            rate_limited=sum(1 for c in calls if c.status == 429),
-                            gaps=_gaps(shown[:-1]),
-                        )
-                    )
+                    rate_limited = sum(1 for c in calls if c.status == 429)
+                    results.append(figures(shown, llm.token_times[-1], len(calls), rate_limited))
     return results
 
 
@@ -180,8 +163,13 @@ async def console(replies: int, words: int) -> list[Reply]:
                     await runtime.answer(Incoming("console:bench", f"question {n}", "bench"), surface)
                     tokens = llm.token_times[-1]
                     writes = [t for t in screen.writes if t >= tokens[0]]
-                    results.append(Reply(writes[0] - tokens[0], writes[-1] - tokens[-1], len(writes), 0, _gaps(writes)))
+                    results.append(figures(writes, tokens, len(writes), 0))
     return results
+
+
+def figures(shown: list[float], tokens: list[float], calls: int, rate_limited: int) -> Reply:
+    """One reply's figures from the times its text changed on screen (the last one final) and its token times."""
+    return Reply(shown[0] - tokens[0], shown[-1] - tokens[-1], calls, rate_limited, _gaps(shown[:-1]))
 
 
 def _gaps(times: list[float]) -> list[float]:
