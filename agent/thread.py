@@ -7,8 +7,10 @@ Slack's 3-second acknowledgements. Here the agent (model client, graph, checkpoi
 own thread; the chat loop only receives the finished events. The GIL is handed over every few milliseconds, so
 the chat loop waits milliseconds for it, not a whole burst.
 
-`AgentThread` has the `Agent` interface the runtime uses (`run`, `reset`, `is_demo`); cancelling a consumer of
-`run` (a /stop) cancels the run on the agent's loop, which closes the model's HTTP stream there.
+`AgentThread` offers what the runtime needs of an `Agent` (`run`, `reset`, `is_demo`). Text goes straight from the
+agent's thread to the reply's StreamingHandler (whose `emit` is made for that); the other events cross to the chat
+loop in order. Closing a `run` (a /stop) cancels the run on the agent's loop, which closes the model's HTTP stream
+there.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Future
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from agent.config import AgentConfig
-from agent.events import AgentEvent
+from agent.events import AgentEvent, TextDelta, ToolCall
 from agent.run import Agent, open_agent
 
 
@@ -44,40 +45,87 @@ class AgentThread:
         self._agent = agent
         self._loop = loop
 
-    async def run(self, text: str, *, thread_id: str) -> AsyncIterator[AgentEvent]:
-        """`Agent.run` on the agent's loop; events arrive here in order. Closing this generator cancels the run."""
+    async def run(self, text: str, *, thread_id: str, on_text: Callable[[str], None]) -> AsyncIterator[AgentEvent]:
+        """`Agent.run` on the agent's loop. Closing this generator cancels the run there.
+
+        Args:
+            text: The user's message.
+            thread_id: The conversation key.
+            on_text: Takes each text delta on the agent's thread the moment it is parsed (it must be quick and
+                thread-safe, like `StreamingHandler.emit`). Text does not queue up behind the chat loop, so a
+                reply stopped at any moment keeps every word that reached the bot.
+
+        Yields:
+            The other events, in order and after the text before them. A `ToolCall`'s tool starts only once the
+            consumer asks for the next event, so the text before a tool can be finished first.
+        """
         here = asyncio.get_running_loop()
-        events: asyncio.Queue[AgentEvent | _End] = asyncio.Queue()
+        events: asyncio.Queue[tuple[AgentEvent, asyncio.Future[None] | None] | _End] = asyncio.Queue()
+        ended = here.create_future()  # set when the run has let go of everything, even when it was cancelled
+        handle = _Handle()
 
         async def pump() -> None:
+            handle.task = asyncio.current_task()
             try:
+                if handle.stopped:
+                    return
                 async with contextlib.aclosing(self._agent.run(text, thread_id=thread_id)) as run:
                     async for event in run:
-                        here.call_soon_threadsafe(events.put_nowait, event)
+                        if isinstance(event, TextDelta):
+                            on_text(event.text)
+                        elif isinstance(event, ToolCall):
+                            handled = asyncio.get_running_loop().create_future()
+                            here.call_soon_threadsafe(events.put_nowait, (event, handled))
+                            await handled
+                        else:
+                            here.call_soon_threadsafe(events.put_nowait, (event, None))
             except BaseException as exc:
                 here.call_soon_threadsafe(events.put_nowait, _End(exc))
                 raise
+            finally:
+                here.call_soon_threadsafe(_resolve, ended)
             here.call_soon_threadsafe(events.put_nowait, _End())
 
-        running = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        asyncio.run_coroutine_threadsafe(pump(), self._loop)
         try:
-            while not isinstance(event := await events.get(), _End):
+            while not isinstance(item := await events.get(), _End):
+                event, handled = item
                 yield event
-            if event.error is not None and not isinstance(event.error, asyncio.CancelledError):
-                raise event.error
+                if handled is not None:
+                    self._loop.call_soon_threadsafe(_resolve, handled)
+            if item.error is not None and not isinstance(item.error, asyncio.CancelledError):
+                raise item.error
         finally:
-            await _finish(running)
+            self._loop.call_soon_threadsafe(handle.stop)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(ended)
 
     async def reset(self, thread_id: str) -> None:
         """`Agent.reset` on the agent's loop."""
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._agent.reset(thread_id), self._loop))
 
 
-async def _finish(running: Future[None]) -> None:
-    """Cancel the run if it is still going and wait until it has let go (stream closed, history saved)."""
-    running.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wrap_future(running)
+class _Handle:
+    """One run's task on the agent's loop, to stop it from the chat loop whether or not it has started yet.
+
+    (Cancelling the future of `run_coroutine_threadsafe` would mark it cancelled at once, before the run has let go,
+    and a task cancelled before its first step skips its `finally`.)
+    """
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[object] | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        """On the agent's loop: cancel the run, or make it return as soon as it starts."""
+        self.stopped = True
+        if self.task is not None:
+            self.task.cancel()
+
+
+def _resolve(handled: asyncio.Future[None]) -> None:
+    if not handled.done():
+        handled.set_result(None)
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.events import Done, Failed, TextDelta, ToolCall, ToolResult
+from agent.events import Done, Failed, ToolCall, ToolResult
 from agent.thread import AgentThread
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
@@ -87,25 +87,28 @@ class Runtime:
         handler = StreamingHandler(surface, clock=self._clock)
         handler.patience = self._patience
         await handler.start()
-        events = self._agent.run(incoming.text, thread_id=incoming.conversation)
-        wrote = False  # visible text since the last tool call: the text before a tool is not the answer
+        readable = False  # text worth reading since the start or the last tool: the text before a tool is no answer
+
+        def write(text: str) -> None:  # called on the agent's thread
+            nonlocal readable
+            handler.emit(text)
+            readable = readable or bool(text.strip())  # blank lines alone show nothing
+
+        events = self._agent.run(incoming.text, thread_id=incoming.conversation, on_text=write)
         try:
             async for event in events:
                 match event:
-                    case TextDelta(text=text):
-                        handler.emit(text)
-                        wrote = wrote or bool(text.strip())  # blank lines alone show nothing
                     case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
                         await handler.tool_started(name, call_id)
-                        wrote = False
+                        readable = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
                         await handler.tool_finished(name, call_id, ok=ok)
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
-                        wrote = True
+                        readable = True
                     case Done(usage=usage):
                         log.debug(
                             "%s: answered (%d tokens in, %d out)",
@@ -113,16 +116,17 @@ class Runtime:
                             usage.input_tokens,
                             usage.output_tokens,
                         )
-            if not wrote:
+            if not readable:
                 handler.emit(EMPTY_ANSWER)
         except asyncio.CancelledError as stopped:
+            await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
             shutting_down = SHUTDOWN in stopped.args
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
             if shutting_down:
                 handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
             raise
         finally:
-            await events.aclose()  # closes the model's HTTP stream at once when the reply was stopped
+            await events.aclose()
             if not await handler.stop():
                 await self._keep(incoming, surface, handler.undelivered)
 
