@@ -58,6 +58,7 @@ async def run_until_signal(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with watch_loop_lag(), open_agent_thread(settings.agent_config(), tools) as agent, serve(settings, agent):
+    # The lag is watched while serving: start-up and shutdown keep no user waiting.
+    async with open_agent_thread(settings.agent_config(), tools) as agent, serve(settings, agent), watch_loop_lag():
         await stop.wait()
     return 0

@@ -102,6 +102,10 @@ def build_application(settings: Settings) -> Application:
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
+        # httpcore polls every pooled connection on each request, so an idle pool of hundreds (PTB's default is
+        # 256) costs the event loop more than the calls do. The shared limiter keeps at most BOT_BUDGET.limit
+        # calls in flight, so a few more connections than that never make a call wait for one.
+        .connection_pool_size(BOT_BUDGET.limit + 8)
         .build()
     )
 

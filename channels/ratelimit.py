@@ -157,8 +157,8 @@ class RateLimiter:
 
     def _wait(self, chat: Hashable, window: _Window | None, *, urgent: bool) -> float:
         now = self._clock.now()
-        if not urgent and self._urgent_waiting:
-            return self._bot.budget.period / self._bot.budget.limit
+        if not urgent and self._urgent_waiting:  # come back when the line of urgent calls has likely gone
+            return self._urgent_waiting * self._bot.budget.period / self._bot.budget.limit
         bot = self._bot.wait(now, reserve=0 if urgent else self._bot.budget.reserve)
         own = 0.0 if window is None else window.wait(now, reserve=0 if urgent else window.budget.reserve)
         return max(bot, own)

@@ -33,7 +33,7 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
-from channels.telegram.render import measure, render
+from channels.telegram.render import Rendered, measure, render
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,9 @@ class TelegramSurface:
             ref, self._status_ref = self._status_ref, None
             await self.edit(ref, text, final=final, plain=plain)
             return ref
-        rendered = render(text, plain=plain)
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
-        message = await self._call(
-            lambda: self._bot.send_message(
+        message = await self._call_rendered(
+            lambda rendered: self._bot.send_message(
                 self._target.chat_id,
                 rendered.text,
                 entities=rendered.entities,
@@ -129,15 +128,16 @@ class TelegramSurface:
                 link_preview_options=NO_PREVIEW,
                 reply_markup=self._buttons(final),
             ),
+            text,
+            plain=plain,
             urgent=True,  # a first message or a final one: both go before intermediate edits
         )
         self._reply_to = None
         return message.message_id
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
-        rendered = render(text, plain=plain)
-        await self._call(
-            lambda: self._bot.edit_message_text(
+        await self._call_rendered(
+            lambda rendered: self._bot.edit_message_text(
                 rendered.text,
                 chat_id=self._target.chat_id,
                 message_id=ref,
@@ -145,6 +145,8 @@ class TelegramSurface:
                 link_preview_options=NO_PREVIEW,
                 reply_markup=self._buttons(final),
             ),
+            text,
+            plain=plain,
             urgent=final,
         )
 
@@ -153,17 +155,18 @@ class TelegramSurface:
         return STOP_BUTTON if self.profile.buttons and not final else None
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
-        rendered = render(text, plain=plain)
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
         try:
-            await self._call(
-                lambda: self._bot.send_message_draft(
+            await self._call_rendered(
+                lambda rendered: self._bot.send_message_draft(
                     self._target.chat_id,
                     draft_id,
                     rendered.text,
                     message_thread_id=self._target.thread_id,
                     entities=rendered.entities,
                 ),
+                text,
+                plain=plain,
                 lane="drafts",
                 urgent=first,
             )
@@ -203,6 +206,18 @@ class TelegramSurface:
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
             await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
+
+    async def _call_rendered(
+        self,
+        request: Callable[[Rendered], Awaitable[T]],
+        text: str,
+        *,
+        plain: bool,
+        urgent: bool,
+        lane: str = "messages",
+    ) -> T:
+        """`_call` for a text: the Markdown is rendered once the call has its slot, so a refused update costs no CPU."""
+        return await self._call(lambda: request(render(text, plain=plain)), urgent=urgent, lane=lane)
 
     async def _call(self, request: Callable[[], Awaitable[T]], *, urgent: bool, lane: str = "messages") -> T:
         """Pass the limiter, make the request, and translate python-telegram-bot's errors."""

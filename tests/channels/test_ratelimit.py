@@ -160,3 +160,16 @@ async def test_a_429_while_an_urgent_call_waits_stops_it_at_the_gate(clock: Fake
     with pytest.raises(RateLimited) as refused:
         await waiting
     assert refused.value.retry_after == pytest.approx(4)  # nothing goes to "b" inside its retry_after
+
+
+async def test_intermediate_calls_come_back_when_the_waiting_urgent_calls_have_likely_gone(clock: FakeClock) -> None:
+    limiter = RateLimiter(Budget(5, 1.0), clock=clock)
+    for n in range(5):
+        await call(limiter, f"busy{n}", None, urgent=True)  # the bot budget is used for this second
+    waiting = [asyncio.create_task(call(limiter, f"final{n}", None, urgent=True)) for n in range(10)]
+    await settle()
+    with pytest.raises(RateLimited) as refused:
+        await call(limiter, "chat", PRIVATE, urgent=False)
+    assert refused.value.retry_after == pytest.approx(2.0)  # ten urgent calls at five a second: not before then
+    await clock.advance(5)
+    await asyncio.gather(*waiting)
