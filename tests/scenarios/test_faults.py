@@ -310,7 +310,7 @@ async def test_a_message_deleted_while_it_streams_continues_in_a_new_one_with_no
     """Someone (an admin, the user) deletes the half-written answer: the next edit fails "not found", and the
     words it held and the ones still coming must go on in a new message at once, not only when the answer ends."""
     alice, group = team(tg)
-    answer = streamed(150)  # about 3.9 s: the next edit, 3.1 s after the first message, meets the deleted one
+    answer = streamed(220)  # about 5.5 s: the next edit, 3.1 s after the first message, meets the deleted one
     llm.script(answer, Text("Still here."))
     async with running(tg, llm, tmp_path):
         tg.user_message(group, alice, "@livebot_test count for me")
