@@ -274,8 +274,8 @@ class SlackDouble:
         who = self.identity
         return event_envelope(event, team_id=who.team_id, api_app_id=who.app_id, bot_user_id=who.bot_user_id, **kwargs)
 
-    def button_press(self, message: SlackMessage, action_id: str, *, user: str = "U0ALICE") -> str:
-        """The signed-to-be form body Slack posts when `user` presses the button `action_id` on `message`."""
+    def button_press(self, message: SlackMessage, action_id: str, *, user: str = "U0ALICE") -> dict[str, Any]:
+        """The `block_actions` payload Slack sends when `user` presses the button `action_id` on `message`."""
         who = self.identity
         return block_actions(
             self.workspace.message_json(message),

@@ -32,6 +32,7 @@ __all__ = [
     "channel_message",
     "dm_message",
     "event_envelope",
+    "interaction_form",
     "message_changed",
     "post_event",
     "signed_request",
@@ -125,11 +126,11 @@ def block_actions(
     user: str = "U0ALICE",
     team_id: str = "T0LIVEBOT",
     api_app_id: str = "A0LIVEBOT",
-) -> str:
+) -> dict[str, Any]:
     """Someone pressed the button `action_id` of the bot's `message` (as `message_json` gives it) in `channel`.
 
-    Slack posts interactivity as a form with one field, `payload`, holding the JSON; it goes to the same request
-    URL as events in this app (and through the socket in Socket Mode). Returns the form body to sign and post.
+    Returns the `block_actions` payload: over HTTP it goes as a form (`interaction_form`) to the same request URL
+    as events in this app; in Socket Mode it is the payload of an `interactive` envelope.
     """
     button = next(
         (
@@ -170,6 +171,11 @@ def block_actions(
             }
         ],
     }
+    return payload
+
+
+def interaction_form(payload: dict[str, Any]) -> str:
+    """The form body Slack posts for an interaction: one field, `payload`, holding the JSON."""
     return "payload=" + urllib.parse.quote(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
 
 

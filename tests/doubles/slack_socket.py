@@ -87,6 +87,15 @@ class SocketModeDouble:
         )
         return envelope_id
 
+    async def send_interactive(self, payload: dict[str, Any]) -> str:
+        """Deliver an interaction (a button press: `SlackDouble.button_press`) over the socket; returns its id."""
+        assert self._socket is not None, "no bot connected"
+        envelope_id = f"env-{next(_ids)}"
+        await self._socket.send_json(
+            {"envelope_id": envelope_id, "type": "interactive", "accepts_response_payload": True, "payload": payload}
+        )
+        return envelope_id
+
     async def wait_acked(self, envelope_id: str, timeout: float = 5.0) -> None:
         """Return once the bot acknowledged `envelope_id`."""
         async with self._acked:

@@ -28,7 +28,7 @@ from bot.settings import Settings
 from bot.slack_app import SlackBot, serve_slack
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.slack_api import SlackDouble, SlackMessage
-from tests.doubles.slack_events import EventReply, app_mention, dm_message, post_event
+from tests.doubles.slack_events import EventReply, app_mention, dm_message, interaction_form, post_event
 from tools import default_tools
 
 TOKEN = "xoxb-livebot-test"
@@ -92,7 +92,8 @@ class SlackScene:
     async def press(self, message: SlackMessage, action_id: str, **kwargs: Any) -> EventReply:
         """Press the button `action_id` on the bot's `message`, as Slack posts the interaction (signed form)."""
         assert self.bot.url is not None
-        return await post_event(self.bot.url, self.slack.button_press(message, action_id, **kwargs), SECRET)
+        payload = self.slack.button_press(message, action_id, **kwargs)
+        return await post_event(self.bot.url, interaction_form(payload), SECRET)
 
     async def replied(self, timeout: float = 10.0) -> None:
         """Wait until every reply the bot has queued is finished."""

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from agent.thread import open_agent_thread
+from bot.runtime import STOPPED_MARK
 from bot.settings import SettingsError
 from bot.slack_app import serve_slack
-from tests.doubles.openai_server import OpenAIDouble, Text
+from channels.slack.surface import STOP_ACTION
+from tests.doubles.openai_server import Hang, OpenAIDouble, Text
 from tests.doubles.slack_api import SlackDouble
-from tests.doubles.slack_events import app_mention, post_event
+from tests.doubles.slack_events import app_mention, dm_message, post_event
 from tests.doubles.slack_socket import SocketModeDouble
 from tests.scenarios.conftest import bot_env, run_bot
-from tests.scenarios.slack_scene import CHANNEL, SECRET, TOKEN, clean_environment, free_port, slack_settings
+from tests.scenarios.slack_scene import CHANNEL, DM, SECRET, TOKEN, clean_environment, free_port, slack_settings
 from tools import default_tools
 
 APP_TOKEN = "xapp-1-A0LIVEBOT-socket-mode-test"
@@ -56,6 +58,31 @@ async def test_socket_mode_connects_acknowledges_and_answers(tmp_path: Path) -> 
     assert [m.text for m in slack.messages(CHANNEL, mention["ts"])] == ["Hello over Socket Mode.", "Hello again."]
     # The first mention, and Ev0SAME once: its retry was acknowledged, not answered (nor merged into a follow-up).
     assert [request["messages"][-1]["content"] for request in llm.requests] == ["hi", "hi"]
+
+
+async def test_socket_mode_delivers_the_stop_button_press(tmp_path: Path) -> None:
+    async with (
+        OpenAIDouble() as llm,
+        SlackDouble(token=TOKEN) as slack,
+        SocketModeDouble(slack, app_token=APP_TOKEN) as socket,
+    ):
+        llm.script(Hang("Streaming until someone presses the button"))
+        config = slack_settings(tmp_path, llm, socket.base_url, slack_app_token=APP_TOKEN, slack_signing_secret=None)
+        async with (
+            open_agent_thread(config.agent_config(), default_tools()) as agent,
+            serve_slack(config, agent) as bot,
+        ):
+            await socket.wait_connected()
+            await socket.send_event(slack.envelope(dm_message("go")))
+            await slack.wait_for(lambda: bool(slack.messages(DM)))
+            pressed = await socket.send_interactive(slack.button_press(slack.messages(DM)[0], STOP_ACTION))
+            await socket.wait_acked(pressed)
+            await asyncio.wait_for(llm.disconnected.wait(), 2)
+            await asyncio.wait_for(bot.conversations.drain(), 10)
+
+    [message] = slack.messages(DM)
+    assert message.text.endswith(STOPPED_MARK)
+    assert [block["type"] for block in message.blocks] == ["markdown"]  # the button is gone
 
 
 async def test_refused_app_token_stops_start_up_with_one_line(tmp_path: Path) -> None:
