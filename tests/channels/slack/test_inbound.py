@@ -12,8 +12,16 @@ from channels.slack.inbound import (
     SlackIdentity,
     clean_text,
     read_event,
+    stop_request,
 )
-from tests.doubles.slack_events import app_mention, bot_message, channel_message, dm_message, message_changed
+from tests.doubles.slack_events import (
+    app_mention,
+    block_actions,
+    bot_message,
+    channel_message,
+    dm_message,
+    message_changed,
+)
 
 ME = SlackIdentity(user_id="U0LIVEBOT", bot_id="B0LIVEBOT")
 
@@ -127,3 +135,28 @@ def test_too_long_and_file_only_messages_are_refused_politely() -> None:
 def test_seen_events_remember_a_bounded_number_of_ids() -> None:
     seen = SeenEvents(limit=2)
     assert [seen.first_time(i) for i in ("a", "a", "b", "c", "a")] == [True, False, True, True, True]
+
+
+def stop_press(channel: str, *, thread_ts: str | None, user: str = "U0ALICE", action_id: str = "stop") -> dict:
+    """A press on the bot's message as Slack describes it (the double's builder, from the message's JSON)."""
+    message = {"ts": "1700000000.000200", "blocks": [{"type": "actions", "elements": [{"action_id": action_id}]}]}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return block_actions(message, channel=channel, action_id=action_id, user=user)
+
+
+def test_a_stop_press_names_the_conversation_its_message_is_in() -> None:
+    # where a reply's message sits is its conversation: a thread, or the top level of a DM (as read_event keys them)
+    thread = read_event(app_mention("hi", bot_user_id="U0LIVEBOT", ts="1700000000.000100"), ME)
+    dm = read_event(dm_message("hi", ts="1700000000.000300"), ME)
+    assert isinstance(thread, Answer) and isinstance(dm, Answer)
+    pressed_in_thread = stop_press("C0GENERAL", thread_ts="1700000000.000100")
+    assert stop_request(pressed_in_thread, ME) == thread.incoming.conversation
+    assert stop_request(stop_press("D0ALICE", thread_ts=None), ME) == dm.incoming.conversation
+
+
+def test_other_buttons_and_people_outside_the_allowlist_stop_nothing() -> None:
+    assert stop_request(stop_press("D0ALICE", thread_ts=None, action_id="feedback"), ME) is None
+    private = SlackIdentity(user_id="U0LIVEBOT", allowed=frozenset({"U0BOB"}))
+    assert stop_request(stop_press("D0ALICE", thread_ts=None, user="U0ALICE"), private) is None
+    assert stop_request(stop_press("D0ALICE", thread_ts=None, user="U0BOB"), private) == "slack:D0ALICE"
