@@ -27,7 +27,10 @@ GENERIC = "Something went wrong while answering. Please try again."
 
 # Most specific first: several of these classes inherit from one another.
 _NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
-    ((ContextOverflowError,), "The conversation is too long for the model. Send /reset to start over."),
+    (
+        (ContextOverflowError,),
+        "The conversation is too long for the model. Reset it to start over (help lists the commands).",
+    ),
     (
         (ModelTimeoutError, openai.APITimeoutError, TimeoutError),
         "The model took too long to answer.",

@@ -30,8 +30,11 @@ EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephr
 HELP = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
     "timezone and read web pages.\n\n"
-    "Commands: /reset forgets this conversation; /help shows this."
+    "Commands: `{p}reset` forgets this conversation; `{p}stop` stops an answer while I write it; `{p}help` shows "
+    "this."
 )
+"""`{p}` is the channel's command prefix: "/" in Telegram and the console; none in Slack, which keeps "/" for its
+own slash commands (there the plain words are the commands)."""
 DEMO_HELP = (
     "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic and tell "
     "the time. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
@@ -48,6 +51,7 @@ class Runtime:
         clock: Passed to each StreamingHandler (tests control time with it).
         outbox: Where final text that could not be delivered in time is kept for later delivery.
         channel: The outbox's name for this channel's entries.
+        command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset").
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
     """
 
@@ -58,6 +62,7 @@ class Runtime:
         clock: Clock | None = None,
         outbox: Outbox | None = None,
         channel: str = "",
+        command_prefix: str = "/",
         patience: float = float("inf"),
     ) -> None:
         self._agent = agent
@@ -65,13 +70,14 @@ class Runtime:
         self._outbox = outbox
         self._channel = channel
         self._patience = patience
+        self._help = HELP.format(p=command_prefix)
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
         command = incoming.text.split(maxsplit=1)[0].lower() if incoming.text.startswith("/") else ""
         command = command.split("@", 1)[0]  # "/help@livebot" in groups
         if command in ("/start", "/help"):
-            await self.say(surface, HELP + (DEMO_HELP if self._agent.is_demo else ""))
+            await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
         elif command == "/reset":
             await self._agent.reset(incoming.conversation)
             await self.say(surface, RESET_DONE)

@@ -31,6 +31,8 @@ async def with_outbox(
     agent: AgentThread,
     channel: str,
     serve: Callable[[Settings, Runtime], AbstractAsyncContextManager[B]],
+    *,
+    command_prefix: str = "/",
 ) -> AsyncIterator[B]:
     """Run `serve` with a runtime whose late finals go to the outbox, and deliver them while it runs.
 
@@ -38,7 +40,9 @@ async def with_outbox(
     next start.
     """
     async with open_outbox(settings.bot_data_dir) as outbox:
-        runtime = Runtime(agent, outbox=outbox, channel=channel, patience=settings.final_patience)
+        runtime = Runtime(
+            agent, outbox=outbox, channel=channel, command_prefix=command_prefix, patience=settings.final_patience
+        )
         async with serve(settings, runtime) as bot:
             courier = asyncio.create_task(outbox.courier(channel, bot.deliver), name=f"{channel}-outbox")
             try:

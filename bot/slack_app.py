@@ -134,7 +134,7 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
 
 def serve_slack(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[SlackBot]:
     """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    return with_outbox(settings, agent, "slack", _serve)
+    return with_outbox(settings, agent, "slack", _serve, command_prefix="")  # Slack keeps "/" for itself
 
 
 @contextlib.asynccontextmanager

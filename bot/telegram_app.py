@@ -38,6 +38,7 @@ COMMANDS = [
     BotCommand("start", "What this bot does"),
     BotCommand("help", "What this bot does"),
     BotCommand("reset", "Forget this conversation"),
+    BotCommand("stop", "Stop the answer being written"),
 ]
 ALLOWED_UPDATES = ["message", "callback_query"]
 

@@ -330,6 +330,16 @@ async def test_the_word_stop_in_the_thread_stops_a_streaming_reply(scene: SlackS
     assert len(scene.llm.requests) == 1  # "stop" is not a question for the model
 
 
+async def test_help_names_the_commands_as_slack_users_type_them(scene: SlackScene) -> None:
+    mention = scene.mention("help")
+    await scene.post(mention)
+    await scene.replied()
+    [message] = scene.thread(mention)
+    assert "`reset`" in message.text and "`stop`" in message.text
+    assert "/reset" not in message.text  # a leading "/" would be one of Slack's own slash commands
+    assert scene.llm.requests == []
+
+
 async def test_users_outside_the_allowlist_get_one_polite_refusal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,20 @@ async def test_private_chat_streams_drafts_then_sends_the_whole_answer(
     assert tg.rate_limited == []
 
 
+async def test_the_command_menu_and_help_name_every_command(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "/help")
+        await tg.wait_for(lambda: tg.visible_texts(dm))
+    assert [c["command"] for c in tg.commands()] == ["start", "help", "reset", "stop"]
+    (help_text,) = tg.visible_texts(dm)
+    assert all(f"/{command}" in help_text for command in ("reset", "stop", "help"))
+    assert llm.requests == []
+
+
 async def test_group_streams_by_editing_at_the_group_pace_as_a_reply(
     tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
 ) -> None:
