@@ -372,7 +372,8 @@ def _content(text: str, *, button: bool | None) -> dict[str, Any]:
     """A message's content: markdown_text, or (`button` not None) a markdown block and, if True, the Stop button.
 
     markdown_text cannot be combined with blocks, and a `markdown` block renders the same Markdown, so a message
-    with the button is made of blocks; `text` is then only the notification's fallback.
+    with the button is made of blocks; `text` is then only the notification's fallback, in mrkdwn, where Slack
+    reads `&`, `<` and `>` as control characters (`<!channel>` would notify a channel), so they are escaped there.
     """
     if button is None:
         return {"markdown_text": text}
@@ -380,7 +381,7 @@ def _content(text: str, *, button: bool | None) -> dict[str, Any]:
     if button:
         stop = {"type": "button", "action_id": STOP_ACTION, "text": {"type": "plain_text", "text": "⏹ Stop"}}
         blocks.append({"type": "actions", "block_id": "livebot_stop", "elements": [stop]})
-    return {"blocks": blocks, "text": text}
+    return {"blocks": blocks, "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
 
 
 def _with_text(chunks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

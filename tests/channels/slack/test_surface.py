@@ -183,3 +183,16 @@ async def test_a_card_update_held_back_by_a_429_rides_on_the_next_call(slack: Sl
     assert (message.text, [card["status"] for card in message.tasks.values()]) == ("Done.", ["complete"])
     carried = slack.calls_to("chat.appendStream")[-1].params["chunks"]
     assert [chunk["type"] for chunk in carried] == ["task_update", "markdown_text"]
+
+
+async def test_an_answer_with_a_stop_button_shows_its_markdown_and_notifies_nobody(slack: SlackDouble) -> None:
+    reply = surface(slack, IN_DM)
+    text = "Tell <!channel> that **AT&T** < 3 & `a<b`"
+    ref = await reply.send(text, final=False)
+    [message] = slack.messages(DM)
+    assert message.text == text  # the markdown block shows the answer as written
+    [post] = slack.calls_to("chat.postMessage")
+    assert "<!channel>" not in post.params["text"] and "&lt;!channel&gt;" in post.params["text"]  # the fallback
+    await reply.edit(ref, text, final=True)
+    [update] = slack.calls_to("chat.update")
+    assert "<" not in update.params["text"]
