@@ -4,8 +4,9 @@ Every streamed token costs the OpenAI SDK and LangChain about 0.2 ms of CPU on t
 decoding, chunk models, callbacks). With a hundred answers streaming at once that is half a core, and on one event
 loop it arrives in bursts that hold back everything else on it: the platform calls, their rate-limit timing,
 Slack's 3-second acknowledgements. Here the agent (model client, graph, checkpointer) lives on its own loop in its
-own thread; the chat loop only receives the finished events. The GIL is handed over every few milliseconds, so
-the chat loop waits milliseconds for it, not a whole burst.
+own thread, and the chat loop keeps its share of the interpreter between those bursts instead of queueing behind
+them (bench/RESULTS.md: loop lag p99 at 100 conversations went from 223 ms to under 100 ms). The GIL still makes
+the two share one core; past that, the agent would need a process of its own.
 
 `AgentThread` offers what the runtime needs of an `Agent` (`run`, `reset`, `is_demo`). Text goes straight from the
 agent's thread to the reply's StreamingHandler (whose `emit` is made for that); the other events cross to the chat
@@ -128,6 +129,11 @@ def _resolve(handled: asyncio.Future[None]) -> None:
         handled.set_result(None)
 
 
+def _hand_over(opened: asyncio.Future[AgentThread], agent: AgentThread) -> None:
+    if not opened.done():  # (cancelled when the bot was stopped while the agent opened)
+        opened.set_result(agent)
+
+
 @asynccontextmanager
 async def open_agent_thread(
     config: AgentConfig, tools: Sequence[BaseTool], *, model: BaseChatModel | None = None
@@ -147,7 +153,7 @@ async def open_agent_thread(
     async def hold() -> None:
         """Open the agent on its loop, hand it over, and keep it open until the chat loop is done with it."""
         async with open_agent(config, tools, model=model) as agent:
-            here.call_soon_threadsafe(opened.set_result, AgentThread(agent, loop))
+            here.call_soon_threadsafe(_hand_over, opened, AgentThread(agent, loop))
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(closing.wait(), here))
 
     held = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hold(), loop))
