@@ -24,6 +24,7 @@ from bot.runtime import Runtime
 from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
+from channels.errors import ChannelError
 from channels.ratelimit import RateLimiter
 from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
@@ -63,11 +64,14 @@ class TelegramBot:
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
-        if (key := stop_request(update)) is not None:
+        if (press := stop_request(update)) is not None:
             assert update.callback_query is not None
-            stopped = self.conversations.stop(key)
+            stopped = self.conversations.stop(press.conversation)
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
                 await update.callback_query.answer("Stopping…" if stopped else "Nothing to stop.")
+            if not stopped:  # a button no reply will take away (the bot was killed mid-reply): it goes now
+                with contextlib.suppress(ChannelError):
+                    await self.surface(press.target).drop_buttons(press.message_id)
             return
         match read_update(update, self.me):
             case Answer(incoming=incoming, target=target):

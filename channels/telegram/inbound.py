@@ -88,12 +88,22 @@ def conversation_key(target: Target) -> str:
     return f"telegram:{target.chat_id}{suffix}"
 
 
-def stop_request(update: Update) -> str | None:
-    """The conversation whose reply a Stop button press asks to stop, or None for any other update."""
+@dataclass(frozen=True, slots=True)
+class StopPress:
+    """A press of the Stop button on the bot's message `message_id`, in the conversation `conversation`."""
+
+    conversation: str
+    target: Target
+    message_id: int
+
+
+def stop_request(update: Update) -> StopPress | None:
+    """The Stop button press in `update`, or None for any other update."""
     query = update.callback_query
     if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
         return None
-    return conversation_key(_target(query.message))
+    target = _target(query.message)
+    return StopPress(conversation_key(target), target, query.message.message_id)
 
 
 def _target(message: Message) -> Target:

@@ -150,6 +150,12 @@ class TelegramSurface:
             urgent=final,
         )
 
+    async def drop_buttons(self, ref: int) -> None:
+        """Take the Stop button off message `ref` (one a reply cut short by a crash left behind)."""
+        await self._call(
+            lambda: self._bot.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
+        )
+
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
         """The Stop button while a message streams; an edit without markup removes it, so the final has none."""
         return STOP_BUTTON if self.profile.buttons and not final else None

@@ -144,6 +144,37 @@ async def test_sigterm_during_a_reply_finalises_it_with_a_notice_and_exits_zero(
     assert text.startswith("Half an answer, and then") and "restarting" in text
 
 
+async def test_a_stop_button_left_by_a_killed_bot_goes_when_pressed_after_the_restart(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    llm.script(Hang("Streaming when the power goes"))
+    env = bot_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=tg.root,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY="sk-test-key-for-the-double",
+    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path)
+    try:
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)
+        tg.user_message(group, alice, "@livebot_test go")
+        (message,) = await tg.wait_for(lambda: tg.bot_messages(group), timeout=20)
+        process.kill()  # no goodbye: the message keeps its Stop button
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert tg.bot_messages(group)[0].reply_markup is not None
+    async with running(tg, llm, tmp_path):
+        press = tg.press_button(group, message.message_id, alice, "stop")
+        await tg.wait_for(lambda: tg.bot_messages(group)[0].reply_markup is None)
+        await tg.wait_for(lambda: press.answered)
+    assert press.answer is not None and press.answer.get("text") == "Nothing to stop."
+
+
 async def test_a_final_the_platform_refuses_is_delivered_later_from_the_outbox(
     tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
 ) -> None:
