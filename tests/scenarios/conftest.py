@@ -58,6 +58,31 @@ async def run_bot(args: list[str], *, stdin: str, env: dict[str, str], cwd: Path
     return Finished(process.returncode, out.decode(), err.decode())
 
 
+@asynccontextmanager
+async def telegram_process(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot telegram` against the doubles, yielded once it polls; killed on exit if it still runs."""
+    env = bot_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=tg.root,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY="sk-test-key-for-the-double",
+        **settings,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)  # polling: the bot is up
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 @pytest.fixture
 async def llm() -> AsyncIterator[OpenAIDouble]:
     async with OpenAIDouble() as double:

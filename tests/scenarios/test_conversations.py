@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 from langchain_core.tools import tool
@@ -14,7 +13,7 @@ from bot.conversations import NOTHING_TO_STOP, TOO_FAST
 from bot.runtime import STOPPED_MARK
 from tests.doubles.openai_server import Hang, OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.conftest import TOKEN, bot_env, running
+from tests.scenarios.conftest import running, telegram_process
 
 STOPPED = STOPPED_MARK.replace("_", "")  # as rendered: the italics become an entity
 
@@ -120,26 +119,11 @@ async def test_sigterm_during_a_reply_finalises_it_with_a_notice_and_exits_zero(
     alice = tg.add_user("Alice", username="alice")
     dm = tg.private_chat(alice)
     llm.script(Hang("Half an answer, and then"))
-    env = bot_env(
-        tmp_path,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=tg.root,
-        OPENAI_BASE_URL=llm.base_url,
-        OPENAI_API_KEY="sk-test-key-for-the-double",
-        SHUTDOWN_GRACE="1",
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)  # polling: the bot is up
+    async with telegram_process(tg, llm, tmp_path, SHUTDOWN_GRACE="1") as process:
         tg.user_message(dm, alice, "tell me")
         await tg.wait_for(lambda: any("Half an answer" in d.text for d in tg.drafts(dm)), timeout=20)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
     (text,) = tg.visible_texts(dm)  # a real message, not a draft left behind
     assert text.startswith("Half an answer, and then") and "restarting" in text
 
@@ -150,23 +134,11 @@ async def test_a_stop_button_left_by_a_killed_bot_goes_when_pressed_after_the_re
     alice = tg.add_user("Alice", username="alice")
     group = tg.add_group("Team")
     llm.script(Hang("Streaming when the power goes"))
-    env = bot_env(
-        tmp_path,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=tg.root,
-        OPENAI_BASE_URL=llm.base_url,
-        OPENAI_API_KEY="sk-test-key-for-the-double",
-    )
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path)
-    try:
-        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)
+    async with telegram_process(tg, llm, tmp_path) as process:
         tg.user_message(group, alice, "@livebot_test go")
         (message,) = await tg.wait_for(lambda: tg.bot_messages(group), timeout=20)
         process.kill()  # no goodbye: the message keeps its Stop button
         await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
     assert tg.bot_messages(group)[0].reply_markup is not None
     async with running(tg, llm, tmp_path):
         press = tg.press_button(group, message.message_id, alice, "stop")
