@@ -90,11 +90,15 @@ def conversation_key(target: Target) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StopPress:
-    """A press of the Stop button on the bot's message `message_id`, in the conversation `conversation`."""
+    """A press of the Stop button on the bot's message `message_id`, which went to `target`."""
 
-    conversation: str
     target: Target
     message_id: int
+
+    @property
+    def conversation(self) -> str:
+        """The conversation whose reply the press asks to stop."""
+        return conversation_key(self.target)
 
 
 def stop_request(update: Update) -> StopPress | None:
@@ -102,8 +106,7 @@ def stop_request(update: Update) -> StopPress | None:
     query = update.callback_query
     if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
         return None
-    target = _target(query.message)
-    return StopPress(conversation_key(target), target, query.message.message_id)
+    return StopPress(_target(query.message), query.message.message_id)
 
 
 def _target(message: Message) -> Target:
