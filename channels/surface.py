@@ -142,38 +142,27 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         CapabilityMismatch: Naming the profile, the capability and the missing method.
     """
     profile = surface.profile
-
-    def missing(flag: str, method: str) -> CapabilityMismatch:
-        return CapabilityMismatch(
-            f"profile {profile.key} claims {flag}, but {type(surface).__name__} has no {method}()"
-        )
-
-    draft = stream = typing = status = tasks = buttons = None
-    if profile.draft:
-        if not isinstance(surface, DraftSurface):
-            raise missing("draft", "draft")
-        draft = surface
-    if profile.native_stream:
-        if not isinstance(surface, NativeStreamSurface):
-            raise missing("native_stream", "stream_start/stream_append/stream_stop")
-        stream = surface
-    if profile.typing:
-        if not isinstance(surface, TypingSurface):
-            raise missing("typing", "typing")
-        typing = surface
-    if profile.status:
-        if not isinstance(surface, StatusSurface):
-            raise missing("status", "status")
-        status = surface
-    if profile.tasks:
-        if not isinstance(surface, TaskSurface):
-            raise missing("tasks", "task")
-        tasks = surface
-    if profile.buttons:
-        if not isinstance(surface, ButtonSurface):
-            raise missing("buttons", "drop_buttons")
-        buttons = surface
-    return Capabilities(draft, stream, typing, status, tasks, buttons)
+    found = Capabilities(
+        draft=surface if profile.draft and isinstance(surface, DraftSurface) else None,
+        stream=surface if profile.native_stream and isinstance(surface, NativeStreamSurface) else None,
+        typing=surface if profile.typing and isinstance(surface, TypingSurface) else None,
+        status=surface if profile.status and isinstance(surface, StatusSurface) else None,
+        tasks=surface if profile.tasks and isinstance(surface, TaskSurface) else None,
+        buttons=surface if profile.buttons and isinstance(surface, ButtonSurface) else None,
+    )
+    for claimed, part, flag, method in (
+        (profile.draft, found.draft, "draft", "draft"),
+        (profile.native_stream, found.stream, "native_stream", "stream_start/stream_append/stream_stop"),
+        (profile.typing, found.typing, "typing", "typing"),
+        (profile.status, found.status, "status", "status"),
+        (profile.tasks, found.tasks, "tasks", "task"),
+        (profile.buttons, found.buttons, "buttons", "drop_buttons"),
+    ):
+        if claimed and part is None:
+            raise CapabilityMismatch(
+                f"profile {profile.key} claims {flag}, but {type(surface).__name__} has no {method}()"
+            )
+    return found
 
 
 C = TypeVar("C")
