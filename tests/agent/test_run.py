@@ -85,8 +85,59 @@ async def test_tool_call_is_reported_before_the_tool_runs(llm: OpenAIDouble, mak
     assert next(e for e in events if isinstance(e, ToolResult)) == ToolResult(call.call_id, "record", "noted buy milk")
     assert text_of(events) == "One moment.Done, noted."
     followup = llm.requests[1]["messages"]
-    assert followup[-2]["tool_calls"][0]["id"] == call.call_id
-    assert followup[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "noted buy milk"}
+    wire_id = followup[-2]["tool_calls"][0]["id"]
+    assert followup[-1] == {"role": "tool", "tool_call_id": wire_id, "content": "noted buy milk"}
+
+
+@pytest.mark.parametrize("call_ids", ["unique", "per_reply", "none"])
+async def test_every_tool_turn_is_reported_whatever_ids_the_server_gives_its_calls(
+    llm: OpenAIDouble, make_config: MakeConfig, call_ids: str
+) -> None:
+    """Servers that number calls per response send `call_1` on every turn; some send no id at all."""
+    llm.call_ids = call_ids  # type: ignore[assignment]
+    async with open_agent(make_config(llm), default_tools()) as agent:
+        turns = []
+        for n in range(3):
+            llm.script(
+                ToolCalls([("calculator", {"expression": f"{n}+2"})], text_before="Let me work that out."),
+                Text(f"The tool answered: {n + 2}."),
+            )
+            turns.append(await collect(agent.run(f"what is {n}+2?", thread_id="t")))
+
+    for n, events in enumerate(turns):
+        assert kinds(events) == ["TextDelta", "ToolCall", "ToolResult", "TextDelta", "Done"]
+        call = next(e for e in events if isinstance(e, ToolCall))
+        result = next(e for e in events if isinstance(e, ToolResult))
+        assert (result.call_id, result.name, result.content) == (call.call_id, "calculator", str(n + 2))
+    assert len(llm.requests) == 6 and llm.pending == 0  # the strict double accepted every history
+
+
+async def test_calls_of_different_steps_in_one_run_are_told_apart_despite_the_same_id(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.call_ids = "per_reply"
+    llm.script(
+        ToolCalls([("calculator", {"expression": "1+1"}), ("current_time", {"timezone": "UTC"})]),
+        ToolCalls([("calculator", {"expression": "2+2"})]),
+        Text("2, noon and 4."),
+    )
+
+    events = await run_once(make_config(llm), "several things")
+
+    assert kinds(events) == [
+        "ToolCall",
+        "ToolCall",
+        "ToolResult",
+        "ToolResult",
+        "ToolCall",
+        "ToolResult",
+        "TextDelta",
+        "Done",
+    ]
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = {e.call_id: e for e in events if isinstance(e, ToolResult)}
+    assert len({call.call_id for call in calls}) == 3
+    assert [results[call.call_id].content for call in calls] == ["2", "2025-01-01 12:00 UTC", "4"]
 
 
 async def test_all_tool_calls_of_a_step_come_before_any_result(llm: OpenAIDouble, make_config: MakeConfig) -> None:

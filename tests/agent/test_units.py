@@ -47,6 +47,38 @@ def test_dangling_calls_are_answered_right_after_their_existing_results() -> Non
     assert all(m.status == "error" and m.content == CANCELLED_RESULT for m in added)
 
 
+def test_a_dangling_call_is_answered_although_a_later_step_answered_the_same_id() -> None:
+    """Servers that number calls per response send `call_1` on every turn: an id is matched within its step."""
+    history = [
+        HumanMessage("one"),
+        AIMessage("", tool_calls=[call("call_1")]),
+        ToolMessage("2", tool_call_id="call_1"),
+        HumanMessage("two"),
+        AIMessage("", tool_calls=[call("call_1")]),  # stopped mid-tool
+        HumanMessage("three"),
+        AIMessage("", tool_calls=[call("call_1")]),
+        ToolMessage("2", tool_call_id="call_1"),
+    ]
+
+    repaired = answer_dangling_tool_calls(history)
+
+    assert [type(m).__name__ for m in repaired] == [
+        "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage",
+        "AIMessage", "ToolMessage",
+    ]  # fmt: skip
+    assert repaired[5].tool_call_id == "call_1" and repaired[5].content == CANCELLED_RESULT
+
+
+def test_a_stored_call_without_an_id_gets_one_and_is_answered() -> None:
+    history = [HumanMessage("go"), AIMessage("", tool_calls=[{"name": "calculator", "args": {}, "id": None}])]
+
+    repaired = answer_dangling_tool_calls(history)
+
+    ai, answer = repaired[1], repaired[2]
+    assert isinstance(ai, AIMessage) and isinstance(answer, ToolMessage)
+    assert ai.tool_calls[0]["id"] and answer.tool_call_id == ai.tool_calls[0]["id"]
+
+
 def test_a_complete_history_is_left_alone() -> None:
     history = [HumanMessage("go"), AIMessage("", tool_calls=[call("a")]), ToolMessage("2", tool_call_id="a")]
     assert answer_dangling_tool_calls(history) == history

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -95,9 +95,13 @@ class OpenAIDouble:
         token_times: For each streamed reply, the `time.monotonic()` of every content delta it sent (benchmarks
             measure "first model token -> first visible text" from these; the event loop's clock is the same).
         model: The model id reported by `GET /v1/models` and in chunks.
+        call_ids: How streamed tool calls are named, as different servers do: "unique" (`call_N`, never reused,
+            like OpenAI), "per_reply" (`call_1`, `call_2`, ... counted afresh in every response, so the same id
+            comes back on every turn) or "none" (no id at all).
     """
 
     model: str = "double-model"
+    call_ids: Literal["unique", "per_reply", "none"] = "unique"
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,8 +191,11 @@ class OpenAIDouble:
                     await stream.delta({"content": piece})
             for index, (name, args) in enumerate(reply.calls):
                 arguments = args if isinstance(args, str) else json.dumps(args)
-                call_id = f"call_{next(self._ids)}"
-                head = {"index": index, "id": call_id, "type": "function"}
+                head: dict[str, Any] = {"index": index, "type": "function"}
+                if self.call_ids == "unique":
+                    head["id"] = f"call_{next(self._ids)}"
+                elif self.call_ids == "per_reply":
+                    head["id"] = f"call_{index + 1}"
                 await stream.delta({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
                 for piece in _pieces(arguments, reply.chunk_size):
                     await stream.delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
@@ -295,22 +302,37 @@ def _count_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
-    """OpenAI's rule: every assistant tool_call id must be answered by the tool messages right after it."""
+    """OpenAI's rules: every assistant tool call has an id, every id is answered by the tool messages right after
+    it, and a tool message answers a call of the assistant message it follows (ids are matched there only, so a
+    server that reuses `call_1` on every turn is held to the same rules)."""
+    calls: list[str] = []  # ids of the assistant message the tool messages being read follow
     for position, message in enumerate(messages):
-        calls = message.get("tool_calls") or []
-        if message.get("role") != "assistant" or not calls:
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in calls:
+                return (
+                    f"Invalid parameter: messages[{position}] with role 'tool' must be a response to a preceding "
+                    "message with 'tool_calls'."
+                )
             continue
-        answered: set[str] = set()
-        for following in messages[position + 1 :]:
-            if following.get("role") != "tool":
-                break
-            answered.add(following.get("tool_call_id", ""))
-        missing = [call["id"] for call in calls if call.get("id") not in answered]
-        if missing:
-            return (
-                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
-            )
+        if role == "assistant" and message.get("tool_calls"):
+            calls = [call.get("id") for call in message["tool_calls"]]
+            if not all(calls):
+                return f"Missing required parameter: 'messages[{position}].tool_calls[].id'."
+            answered = set()
+            for following in messages[position + 1 :]:
+                if following.get("role") != "tool":
+                    break
+                answered.add(following.get("tool_call_id", ""))
+            missing = [call_id for call_id in calls if call_id not in answered]
+            if missing:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(missing)}"
+                )
+        else:
+            calls = []
     return None
 
 
