@@ -221,10 +221,10 @@ class _Translator:
         calls += [(bad.get("id"), bad.get("name") or "unknown", {}) for bad in message.invalid_tool_calls]
         if calls:
             self._steps += 1
-            self._open = [
-                _OpenCall(model_id, f"{self._steps}.{i}", name) for i, (model_id, name, _) in enumerate(calls)
-            ]
-            events.extend(ToolCall(call.key, call.name, dict(args)) for call, (*_, args) in zip(self._open, calls))
+            self._open = []
+            for position, (model_id, name, args) in enumerate(calls):
+                self._open.append(_OpenCall(model_id, f"{self._steps}.{position}", name))
+                events.append(ToolCall(self._open[-1].key, name, dict(args)))
         return events
 
     def _result(self, message: ToolMessage) -> list[AgentEvent]:
