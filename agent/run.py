@@ -13,6 +13,7 @@ answers those calls with a "cancelled" result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -30,11 +31,12 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
-from agent.errors import describe_failure
+from agent.errors import describe_failure, silence_notice
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
+from agent.silence import SilenceWatch
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class Agent:
         checkpointer: The same checkpointer, used to forget threads.
         is_demo: Whether the offline demo model answers; the bot may say so at start-up.
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
+        first_token_timeout: AgentConfig.first_token_timeout (see `agent.silence`).
+        idle_timeout: AgentConfig.idle_timeout (see `agent.silence`).
     """
 
     def __init__(
@@ -59,8 +63,12 @@ class Agent:
         *,
         is_demo: bool,
         step_limit: int,
+        first_token_timeout: float = 60.0,
+        idle_timeout: float = 30.0,
     ) -> None:
         self.graph = graph
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
         self.checkpointer = checkpointer
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
@@ -87,11 +95,28 @@ class Agent:
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
+        clock = asyncio.get_running_loop()
+        watch = SilenceWatch(self.first_token_timeout, self.idle_timeout, clock.time())
         stream = self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"])
         try:
             async with aclosing(stream):
-                async for mode, payload in stream:
-                    for event in translator.feed(mode, payload):
+                while True:
+                    # Only the wait for the stream is timed, never the consumer's work between items.
+                    timer = asyncio.timeout_at(watch.deadline(tools_running=translator.tools_running))
+                    try:
+                        async with timer:
+                            mode, payload = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        if not timer.expired():
+                            raise
+                        logger.warning("model silent in %s (started: %s); reply ended", thread_id, watch.started)
+                        yield Failed(silence_notice(watch))
+                        return
+                    events = translator.feed(mode, payload)
+                    watch.saw(mode, payload, clock.time(), tools_running=translator.tools_running)
+                    for event in events:
                         yield event
         except Exception as exc:
             logger.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
@@ -185,6 +210,11 @@ class _Translator:
     @property
     def usage(self) -> Usage:
         return Usage(input_tokens=self._input_tokens, output_tokens=self._output_tokens)
+
+    @property
+    def tools_running(self) -> bool:
+        """Calls of the current step are still waiting for their results."""
+        return bool(self._open)
 
     def feed(self, mode: str, payload: Any) -> list[AgentEvent]:
         if mode == "messages":
@@ -288,6 +318,8 @@ async def open_agent(
                 checkpointer,
                 is_demo=isinstance(chat_model, DemoChatModel),
                 step_limit=config.step_limit,
+                first_token_timeout=config.first_token_timeout,
+                idle_timeout=config.idle_timeout,
             )
     finally:
         if model is None:  # a model passed in belongs to the caller

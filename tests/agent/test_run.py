@@ -11,10 +11,11 @@ import pytest
 from langchain_core.tools import BaseTool, tool
 
 from agent import AgentConfig, open_agent
+from agent.errors import MODEL_SILENT, MODEL_STALLED
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.middleware import FINAL_INSTRUCTION, STOPPED_TEXT
 from tests.agent.conftest import calculator, collect, default_tools, text_of
-from tests.doubles.openai_server import Break, Error, OpenAIDouble, Text, ToolCalls
+from tests.doubles.openai_server import Break, Error, Hang, OpenAIDouble, Silent, Text, ToolCalls
 
 MakeConfig = Callable[..., AgentConfig]
 
@@ -292,3 +293,51 @@ async def test_step_limit_zero_offers_no_tools(llm: OpenAIDouble, make_config: M
 
     assert text_of(events) == "Plain answer."
     assert "tools" not in llm.requests[0]
+
+
+async def test_a_silent_model_server_ends_the_reply_with_a_notice_and_no_retry(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.script(Silent(), Silent(), Silent())  # enough for the retries a slower notice would have made
+
+    events = await run_once(make_config(llm, first_token_timeout=0.5), "hello?")
+
+    assert events == [Failed(MODEL_SILENT.format(seconds=0.5))]
+    assert len(llm.requests) == 1, "no silent retry that doubles the wait"
+    await asyncio.wait_for(llm.disconnected.wait(), timeout=10)  # the request was given up, not left open
+
+
+async def test_a_model_that_stalls_after_its_first_words_keeps_them_and_says_it_stalled(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.script(Hang("The answer starts like this"))
+
+    events = await run_once(make_config(llm, first_token_timeout=30, idle_timeout=0.5), "hi")
+
+    assert text_of(events) == "The answer starts like this"
+    assert events[-1] == Failed(MODEL_STALLED.format(seconds=0.5))
+    assert len(llm.requests) == 1
+
+
+async def test_a_tool_that_runs_longer_than_the_model_timeouts_is_not_mistaken_for_silence(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    release = asyncio.Event()
+
+    @tool
+    async def slow(query: str) -> str:
+        """Takes its time."""
+        await release.wait()
+        return "done slowly"
+
+    llm.script(ToolCalls([("slow", {"query": "x"})], text_before="Working."), Text("It worked."))
+    events: list[AgentEvent] = []
+    async with open_agent(make_config(llm, first_token_timeout=0.3, idle_timeout=0.3), [slow]) as agent:
+        async for event in agent.run("go", thread_id="t"):
+            events.append(event)
+            if isinstance(event, ToolCall):
+                # Longer than both timeouts, measured by the model double's own stream: a request it never gets.
+                asyncio.get_running_loop().call_later(1.0, release.set)
+
+    assert kinds(events) == ["TextDelta", "ToolCall", "ToolResult", "TextDelta", "Done"]
+    assert text_of(events) == "Working.It worked."

@@ -75,7 +75,12 @@ class Error:
     code: str | None = None
 
 
-Reply = Text | ToolCalls | Break | Hang | Error
+@dataclass(frozen=True)
+class Silent:
+    """Accept the request and send nothing at all, not even the response headers, until the client goes away."""
+
+
+Reply = Text | ToolCalls | Break | Hang | Silent | Error
 
 
 @dataclass
@@ -167,6 +172,9 @@ class OpenAIDouble:
             return _error(reply.status, reply.message, reply.type, code=reply.code)
         if not body.get("stream"):
             return _error(400, "OpenAIDouble only supports stream=true", "invalid_request_error")
+        if isinstance(reply, Silent):
+            await self._wait_while_connected(request)
+            return web.Response(status=204)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = _Stream(request, f"chatcmpl-{next(self._ids)}", self.model, include_usage)
         self.token_times.append(stream.token_times)
@@ -207,11 +215,16 @@ class OpenAIDouble:
         elif isinstance(reply, Hang):
             for piece in _pieces(reply.text, reply.chunk_size):
                 await stream.delta({"content": piece})
-            while not self._stopping.is_set():
-                if stream.client_gone():
-                    self._client_gone()
-                    return
-                await asyncio.sleep(0.01)
+            await self._wait_while_connected(stream.request)
+
+    async def _wait_while_connected(self, request: web.Request) -> None:
+        """Hold the connection open, silent, until the client goes away (counted) or the server stops."""
+        while not self._stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self._client_gone()
+                return
+            await asyncio.sleep(0.01)
 
     def _client_gone(self) -> None:
         self.disconnects += 1
