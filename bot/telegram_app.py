@@ -26,6 +26,7 @@ from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.errors import ChannelError
 from channels.ratelimit import RateLimiter
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
 
@@ -59,6 +60,8 @@ class TelegramBot:
         self.me = me
         self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         self.limiter = RateLimiter(BOT_BUDGET)
+        self.drafts = DraftOwners()
+        """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
         self._settings = settings
         self._no_drafts: set[int] = set()
 
@@ -93,7 +96,12 @@ class TelegramBot:
             mode = LiveMode.EDIT
         profile = resolve("telegram", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
         return TelegramSurface(
-            self.application.bot, self.limiter, target, profile, on_drafts_refused=self._no_drafts.add
+            self.application.bot,
+            self.limiter,
+            target,
+            profile,
+            on_drafts_refused=self._no_drafts.add,
+            drafts=self.drafts,
         )
 
 

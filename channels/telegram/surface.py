@@ -3,7 +3,9 @@
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
 every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
 
-Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
+Status while a tool runs: in a private chat it is a draft of its own (ephemeral, costs no message; like every
+draft it has an id no other draft in the chat has had, and `DraftOwners` knows the reply it belongs to until that
+reply ends); in a group it is a
 message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
 costs no extra message of the group's 20 a minute unless the reply ends right after the tool.
 """
@@ -33,6 +35,8 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
+from channels.surface import new_draft_id
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.render import Rendered, measure, render
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,6 @@ MESSAGE_BUDGETS = {
 }
 DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
-STATUS_DRAFT_ID = 1
 STOP_DATA = "stop"
 STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
 """Shown under a message while it streams; the final edit (no markup) takes it away."""
@@ -84,6 +87,8 @@ class TelegramSurface:
         profile: The registry's profile for the target's kind, with the settings applied.
         on_drafts_refused: Called once when Telegram refuses drafts here, so the channel can stop trying them
             in this chat.
+        drafts: The bot's record of which reply each draft belongs to; this reply's drafts are in it until
+            `close`.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class TelegramSurface:
         profile: Profile,
         *,
         on_drafts_refused: Callable[[int], None] = lambda chat_id: None,
+        drafts: DraftOwners | None = None,
     ) -> None:
         self.profile = profile
         self._bot = bot
@@ -106,8 +112,11 @@ class TelegramSurface:
         }
         self._on_drafts_refused = on_drafts_refused
         self._reply_to = target.reply_to
-        self._drafted: set[int] = set()
+        self._drafts = drafts if drafts is not None else DraftOwners()
+        self._drafted: set[int] = set()  # drafts Telegram has shown
+        self._recorded: set[int] = set()  # drafts in `drafts`, shown or being sent
         self._status_ref: int | None = None
+        self._status_draft: int | None = None  # the draft showing the status line, while it shows
 
     def measure(self, text: str) -> int:
         return measure(text)
@@ -162,6 +171,9 @@ class TelegramSurface:
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        if draft_id not in self._recorded:  # before the call: an update about the draft may come as soon as it shows
+            self._recorded.add(draft_id)
+            self._drafts.record(self._target.chat_id, draft_id, self._target)
         try:
             await self._call_rendered(
                 lambda rendered: self._bot.send_message_draft(
@@ -192,10 +204,15 @@ class TelegramSurface:
 
     async def status(self, text: str | None) -> None:
         if text is None:
-            return  # a status message stays until the answer replaces it (send) or the reply ends (close)
+            # A status draft fades as the answer's next draft or message appears; the next status is a new draft.
+            # A status message stays until the answer replaces it (send) or the reply ends (close).
+            self._status_draft = None
+            return
         line = f"⚙️ {text}"
         if self.profile.mode is LiveMode.DRAFT:
-            await self.draft(STATUS_DRAFT_ID, line)
+            if self._status_draft is None:
+                self._status_draft = new_draft_id()
+            await self.draft(self._status_draft, line)
         elif self._status_ref is None:
             message = await self._call(
                 lambda: self._bot.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
@@ -209,6 +226,7 @@ class TelegramSurface:
         return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}
 
     async def close(self) -> None:
+        self._drafts.release(self._target.chat_id, self._recorded)
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
             await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
