@@ -1,9 +1,10 @@
 """The run loop: one user message in, the events of agent/events.py out, while the answer is written.
 
-LangGraph is streamed with `stream_mode=["messages", "updates"]`. Text comes from the `messages` stream of the
-`model` node; tool calls come from the `updates` event of the `model` node, which LangGraph emits at the end of
-the model's superstep and before it starts the tools superstep: the graph only advances when this generator is
-resumed, so whoever consumes a `ToolCall` can finish the text shown so far before any tool runs.
+LangGraph is streamed with `stream_mode=["messages", "updates", "tasks"]`. Text comes from the `messages` stream
+of the `model` node; tool calls come from the `updates` event of the `model` node, which LangGraph emits at the
+end of the model's superstep and before it starts the tools superstep: the graph only advances when this generator
+is resumed, so whoever consumes a `ToolCall` can finish the text shown so far before any tool runs. `tasks` says
+when the model is called, so a model that goes silent is noticed (agent/silence.py).
 
 Cancellation is part of the contract: closing the generator (or cancelling the task iterating it) closes the
 LangGraph stream, which cancels the model call and with it the HTTP response. A run cancelled during a tool
@@ -96,13 +97,14 @@ class Agent:
             return
         translator = _Translator(history)
         clock = asyncio.get_running_loop()
-        watch = SilenceWatch(self.first_token_timeout, self.idle_timeout, clock.time())
-        stream = self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"])
+        watch = SilenceWatch(self.first_token_timeout, self.idle_timeout)
+        modes = ["messages", "updates", "tasks"]  # `tasks`: when the model is called, for the silence deadlines
+        stream = self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=modes)
         try:
             async with aclosing(stream):
                 while True:
                     # Only the wait for the stream is timed, never the consumer's work between items.
-                    timer = asyncio.timeout_at(watch.deadline(tools_running=translator.tools_running))
+                    timer = asyncio.timeout_at(watch.deadline())
                     try:
                         async with timer:
                             mode, payload = await anext(stream)
@@ -114,9 +116,8 @@ class Agent:
                         logger.warning("model silent in %s (started: %s); reply ended", thread_id, watch.started)
                         yield Failed(silence_notice(watch))
                         return
-                    events = translator.feed(mode, payload)
-                    watch.saw(mode, payload, clock.time(), tools_running=translator.tools_running)
-                    for event in events:
+                    watch.saw(mode, payload, clock.time())
+                    for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
             logger.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
@@ -210,11 +211,6 @@ class _Translator:
     @property
     def usage(self) -> Usage:
         return Usage(input_tokens=self._input_tokens, output_tokens=self._output_tokens)
-
-    @property
-    def tools_running(self) -> bool:
-        """Calls of the current step are still waiting for their results."""
-        return bool(self._open)
 
     def feed(self, mode: str, payload: Any) -> list[AgentEvent]:
         if mode == "messages":

@@ -8,12 +8,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from agent import AgentConfig
 from agent.errors import GENERIC, describe_failure
 from agent.middleware import tool_steps_this_run
 from agent.run import CANCELLED_RESULT, answer_dangling_tool_calls
+from agent.silence import SilenceWatch
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 
@@ -147,3 +148,24 @@ def test_agent_imports_neither_bot_nor_channels_nor_tools() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] not in {"bot", "channels", "tools"}, f"{path.name} imports {name}"
+
+
+def test_silence_deadlines_cover_the_model_call_only() -> None:
+    """From the model task's start to its last chunk; never tools or the graph's bookkeeping after the answer."""
+    model = {"langgraph_node": "model"}
+    watch = SilenceWatch(first_token=60, idle=30)
+    assert watch.deadline() is None  # the run has not called the model yet (history, checkpoints)
+
+    watch.saw("tasks", {"name": "model", "input": {}}, now=100)
+    assert watch.deadline() == 160
+    watch.saw("messages", (AIMessageChunk(""), model), now=150)  # the role header: alive, but no first token
+    assert watch.deadline() == 180 and not watch.started
+    watch.saw("messages", (AIMessageChunk("Hello"), model), now=170)
+    assert watch.deadline() == 200 and watch.started
+    watch.saw("messages", (AIMessageChunk("", chunk_position="last"), model), now=171)
+    assert watch.deadline() is None  # the answer is complete: checkpoint writes may take as long as they take
+
+    watch.saw("tasks", {"name": "model", "input": {}}, now=300)  # the next call (after tools) starts afresh
+    assert watch.deadline() == 360 and not watch.started
+    watch.saw("tasks", {"name": "model", "result": {}}, now=301)
+    assert watch.deadline() is None
