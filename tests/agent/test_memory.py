@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -22,6 +22,23 @@ MakeConfig = Callable[..., AgentConfig]
 def conversation(request: dict) -> list[tuple[str, str]]:
     """(role, content) of a request's messages after the system prompt."""
     return [(m["role"], m.get("content") or "") for m in request["messages"][1:]]
+
+
+async def stopped_mid_tool(run: AsyncIterator[AgentEvent], running: asyncio.Event) -> list[AgentEvent]:
+    """Iterate `run` until its tool sets `running`, then stop it as /stop does; returns the events seen."""
+    seen: list[AgentEvent] = []
+
+    async def reply() -> None:
+        async with contextlib.aclosing(run) as events:
+            async for event in events:
+                seen.append(event)
+
+    task = asyncio.create_task(reply())
+    await asyncio.wait_for(running.wait(), timeout=10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return seen
 
 
 async def test_a_thread_remembers_and_another_does_not(llm: OpenAIDouble, make_config: MakeConfig) -> None:
@@ -77,20 +94,8 @@ async def test_a_run_cancelled_during_a_tool_leaves_a_valid_history(llm: OpenAID
         return "never"
 
     llm.script(ToolCalls([("slow_search", {"query": "cats"})], text_before="Searching."))
-    seen: list[AgentEvent] = []
     async with open_agent(make_config(llm), [slow_search]) as agent:
-
-        async def reply() -> None:
-            async with contextlib.aclosing(agent.run("find cats", thread_id="t")) as events:
-                async for event in events:
-                    seen.append(event)
-
-        task = asyncio.create_task(reply())
-        await asyncio.wait_for(running.wait(), timeout=5)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+        seen = await stopped_mid_tool(agent.run("find cats", thread_id="t"), running)
         llm.script(Text("Let's try something else."))
         events = await collect(agent.run("never mind", thread_id="t"))
 
@@ -124,11 +129,7 @@ async def test_a_stop_mid_tool_is_repaired_when_the_server_reuses_or_omits_call_
     llm.script(ToolCalls([("lookup", {"query": "slow"})], text_before="Looking."))
     async with open_agent(make_config(llm), [lookup]) as agent:
         first = await collect(agent.run("one", thread_id="t"))
-        task = asyncio.create_task(collect(agent.run("two", thread_id="t")))
-        await asyncio.wait_for(running.wait(), timeout=10)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stopped_mid_tool(agent.run("two", thread_id="t"), running)
         llm.script(Text("Still here."))
         third = await collect(agent.run("three", thread_id="t"))
 
