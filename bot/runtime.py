@@ -17,6 +17,7 @@ from bot.streaming import StreamingHandler
 from channels.clock import Clock
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
+from tools.catalog import describe_tools, tool_label
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephr
 HELP = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
     "timezone and read web pages.\n\n"
-    "Commands: `{p}reset` forgets this conversation; `{p}stop` stops an answer while I write it; `{p}help` shows "
-    "this."
+    "Commands: `{p}reset` forgets this conversation; `{p}stop` stops an answer while I write it; `{p}tools` lists "
+    "the tools I can use; `{p}help` shows this."
 )
 """`{p}` is the channel's command prefix: "/" in Telegram and the console; none in Slack, which keeps "/" for its
 own slash commands (there the plain words are the commands)."""
@@ -71,6 +72,7 @@ class Runtime:
         self._channel = channel
         self._patience = patience
         self._help = HELP.format(p=command_prefix)
+        self._labels = {tool.name: tool_label(tool) for tool in agent.tools}
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
@@ -78,6 +80,8 @@ class Runtime:
         command = command.split("@", 1)[0]  # "/help@livebot" in groups
         if command in ("/start", "/help"):
             await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
+        elif command == "/tools":
+            await self.say(surface, describe_tools(self._agent.tools))
         elif command == "/reset":
             await self._agent.reset(incoming.conversation)
             await self.say(surface, RESET_DONE)
@@ -106,12 +110,12 @@ class Runtime:
                 match event:
                     case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
-                        await handler.tool_started(name, call_id)
+                        await handler.tool_started(self._labels.get(name, name), call_id)
                         readable = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
-                        await handler.tool_finished(name, call_id, ok=ok)
+                        await handler.tool_finished(self._labels.get(name, name), call_id, ok=ok)
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True

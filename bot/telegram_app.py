@@ -40,6 +40,7 @@ COMMANDS = [
     BotCommand("help", "What this bot does"),
     BotCommand("reset", "Forget this conversation"),
     BotCommand("stop", "Stop the answer being written"),
+    BotCommand("tools", "List the tools I can use"),
 ]
 ALLOWED_UPDATES = ["message", "callback_query"]
 

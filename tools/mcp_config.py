@@ -148,7 +148,7 @@ class _Server(BaseModel):
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    mcpServers: dict[str, _Server]  # noqa: N815 (the name every MCP client uses)
+    mcpServers: dict[str, _Server]  # (the name every MCP client uses)
 
 
 def load_mcp_config(path: Path) -> list[ServerConfig]:

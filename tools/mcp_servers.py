@@ -228,7 +228,9 @@ class McpServers:
                 await server.stop()
 
 
-async def _unless_ended(session: ClientSession, call: Awaitable[CallToolResult], ended: asyncio.Event) -> CallToolResult:
+async def _unless_ended(
+    session: ClientSession, call: Awaitable[CallToolResult], ended: asyncio.Event
+) -> CallToolResult:
     """`call`, or a "connection closed" error as soon as its session ends or stops answering pings.
 
     An HTTP server that dies while it answers leaves the SDK's request waiting for ever (the response stream just

@@ -4,8 +4,8 @@ An `app_mention` in a channel is answered in that message's thread (in the same 
 reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
 one. Memory is kept per thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from
 bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
-mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help" and "reset" are the
-commands here.
+mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and
+"tools" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.
@@ -25,7 +25,7 @@ from channels.slack.surface import STOP_ACTION, Target
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
 ONLY_TEXT = "I read text: send me your question as a message."
 TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
-COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop"}
+COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop", "tools": "/tools"}
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
 

@@ -335,7 +335,7 @@ async def test_help_names_the_commands_as_slack_users_type_them(scene: SlackScen
     await scene.post(mention)
     await scene.replied()
     [message] = scene.thread(mention)
-    assert "`reset`" in message.text and "`stop`" in message.text
+    assert "`reset`" in message.text and "`stop`" in message.text and "`tools`" in message.text
     assert "/reset" not in message.text  # a leading "/" would be one of Slack's own slash commands
     assert scene.llm.requests == []
 
