@@ -104,6 +104,13 @@ class _Server(BaseModel):
     require_approval: bool | list[str] = False
     timeout: float | None = Field(None, gt=0, le=3600)
 
+    @field_validator("require_approval", mode="before")
+    @classmethod
+    def _approval(cls, value: object) -> object:
+        if isinstance(value, bool) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return value
+        raise ValueError("must be true, false or a list of tool names")
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -182,11 +189,13 @@ def load_mcp_config(path: Path) -> list[ServerConfig]:
 
 
 def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
+    # A misspelt key explains a "missing" one, so it is named first.
+    error = min(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
     where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
     if error["type"] == "extra_forbidden":
         parent, _, key = where.rpartition(".")
-        return f"{parent + ': ' if parent else ''}unknown key {key!r}"
+        hint = "" if parent else " (the servers go under 'mcpServers')"
+        return f"{parent + ': ' if parent else ''}unknown key {key!r}{hint}"
     if error["type"] == "missing":
         return f"{where} is missing" if where else "missing"
     message = error["msg"].removeprefix("Value error, ")
