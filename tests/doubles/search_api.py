@@ -94,7 +94,9 @@ class SearchDouble:
             {"title": t, "url": u, "description": f"About <strong>{s}</strong> &amp; more", "type": "search_result"}
             for t, u, s in self.results[:count]
         ]
-        return web.json_response({"type": "search", "query": {"original": request.query["q"]}, "web": {"results": items}})
+        return web.json_response(
+            {"type": "search", "query": {"original": request.query["q"]}, "web": {"results": items}}
+        )
 
     async def _tavily(self, request: web.Request) -> web.Response:
         if failed := await self._record(request):
