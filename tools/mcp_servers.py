@@ -10,7 +10,7 @@ server that died, an HTTP server that went away or forgot the session) is answer
 read, and the supervisor opens a new session (starting a stdio server again) at once, and after a backoff of
 1, 2, 4 … 60 s while that keeps failing.
 Calls made while a server is coming back wait up to `RECONNECT_WAIT` seconds for it, then are told it is
-unavailable; nothing raises into the run.
+unavailable. Either way the tool raises `McpUnavailable`, whose text ToolGuard hands the model as an error result.
 
 The adapters' tools keep their schema and result conversion; their calls are routed through an interceptor to the
 server's current session, so the tools survive a restart. What the model gets back is text: long text is cut at
@@ -49,7 +49,7 @@ CONNECT_TIMEOUT = 30.0
 RECONNECT_WAIT = 20.0
 """Seconds a call waits for a server that is being restarted before it is told the server is unavailable."""
 PING_INTERVAL = 5.0
-"""While a call runs, the server is pinged this often; no answer within as long means the server is gone."""
+"""While a call to an HTTP server runs, it is pinged this often; no answer within as long means it is gone."""
 FIRST_RETRY = 1.0
 MAX_RETRY = 60.0
 TRUNCATED_MARK = "[truncated]"
@@ -78,7 +78,7 @@ class McpServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.state = "not started"
-        """What /tools may say about the server: "running", "restarting (…)"."""
+        """"running" or "restarting (why)": what the model is told when the server is unavailable."""
         self._session: ClientSession | None = None
         self._ended = asyncio.Event()  # set when `_session` has ended
         self._up = asyncio.Event()
@@ -159,7 +159,9 @@ class McpServer:
         """Call the tool on the session open now (not the one the tool was listed on), as text for the model."""
         session, ended = await self._live_session()
         try:
-            result = await _unless_ended(session, session.call_tool(request.name, request.args), ended)
+            # A stdio server that dies closes its pipe, which ends the call at once; only HTTP needs the pings.
+            ping = self.config.transport != "stdio"
+            result = await _unless_ended(session, session.call_tool(request.name, request.args), ended, ping=ping)
         except (McpError, anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             if isinstance(exc, McpError) and exc.error.code not in _SESSION_GONE:
                 raise  # the server answered: a protocol-level error about this call, the session is fine
@@ -178,16 +180,15 @@ class McpServer:
             self._mark_broken(self._session)
 
     async def _live_session(self) -> tuple[ClientSession, asyncio.Event]:
-        if self._session is None:
-            try:
-                async with asyncio.timeout(RECONNECT_WAIT):
+        try:
+            async with asyncio.timeout(RECONNECT_WAIT):
+                while self._session is None:
                     await self._up.wait()
-            except TimeoutError:
-                raise McpUnavailable(
-                    f"The MCP server '{self.config.name}' is unavailable right now: {self.state}. Its tools "
-                    "cannot be used until it is back; tell the user if that matters for the answer."
-                ) from None
-        assert self._session is not None
+        except TimeoutError:
+            raise McpUnavailable(
+                f"The MCP server '{self.config.name}' is unavailable right now: {self.state}. Its tools "
+                "cannot be used until it is back; tell the user if that matters for the answer."
+            ) from None
         return self._session, self._ended
 
     def _mark_broken(self, session: ClientSession) -> None:
@@ -229,16 +230,16 @@ class McpServers:
 
 
 async def _unless_ended(
-    session: ClientSession, call: Awaitable[CallToolResult], ended: asyncio.Event
+    session: ClientSession, call: Awaitable[CallToolResult], ended: asyncio.Event, *, ping: bool
 ) -> CallToolResult:
-    """`call`, or a "connection closed" error as soon as its session ends or stops answering pings.
+    """`call`, or a "connection closed" error as soon as its session ends or (with `ping`) stops answering pings.
 
     An HTTP server that dies while it answers leaves the SDK's request waiting for ever (the response stream just
     ends); a ping every `PING_INTERVAL` seconds of a long call finds out, and its failure closes the session.
     """
     calling = asyncio.ensure_future(call)
     watching = asyncio.ensure_future(ended.wait())
-    pinging = asyncio.ensure_future(_until_ping_fails(session))
+    pinging = asyncio.ensure_future(_until_ping_fails(session) if ping else asyncio.Event().wait())
     try:
         await asyncio.wait({calling, watching, pinging}, return_when=asyncio.FIRST_COMPLETED)
     finally:
