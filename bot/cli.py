@@ -13,7 +13,7 @@ import sys
 from agent import MemoryUnavailable
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from tools.mcp_servers import McpStartError
+from tools.mcp_config import McpStartError
 
 
 def _parser() -> argparse.ArgumentParser:

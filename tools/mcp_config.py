@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["McpConfigError", "ServerConfig", "load_mcp_config"]
+__all__ = ["McpConfigError", "McpStartError", "ServerConfig", "load_mcp_config"]
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 _TRANSPORTS: dict[str, Transport] = {
@@ -39,6 +39,14 @@ _TRANSPORTS: dict[str, Transport] = {
 
 class McpConfigError(ValueError):
     """MCP_CONFIG cannot be used; the message is one line naming the file and the problem."""
+
+
+class McpStartError(Exception):
+    """A configured MCP server could not be started or reached at start-up; the message is one line.
+
+    (Here rather than in `tools.mcp_servers`, so that the command line can catch it without importing the MCP SDK,
+    which a bot without MCP servers never loads.)
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, McpError
 from mcp.types import CONNECTION_CLOSED, CallToolResult, ContentBlock, ErrorData, TextContent
 
-from tools.mcp_config import ServerConfig
+from tools.mcp_config import McpStartError, ServerConfig
 
 __all__ = ["MAX_RESULT_CHARS", "McpServers", "McpStartError", "describe_media"]
 
@@ -58,10 +58,6 @@ _SESSION_GONE = frozenset({CONNECTION_CLOSED, 32600})
 HTTP server no longer knows the session (it was restarted)."""
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_TOOL_NAME = 64  # OpenAI's limit on function names
-
-
-class McpStartError(Exception):
-    """A configured MCP server could not be started or reached at start-up; the message is one line."""
 
 
 class McpUnavailable(Exception):
