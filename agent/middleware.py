@@ -3,9 +3,9 @@
 `StepLimit` turns "too many tool steps" into a final answer instead of LangGraph's GraphRecursionError: after
 `limit` tool-using model calls in one run, the next call is made without tools and told to answer now.
 `ToolGuard` bounds each tool call by a timeout (the tool's own `metadata["timeout"]` where it has one, as MCP
-servers may) and turns every way a tool call can go wrong (it raises, it
-hangs, its name is unknown, its arguments are not JSON) into an error `ToolMessage` the model can read, so the
-run continues and the OpenAI history stays valid (every tool call answered).
+servers may) and turns every way a tool call can go wrong (it raises, it hangs, its name is unknown, its arguments
+are not JSON) into an error `ToolMessage` the model can read, so the run continues and the OpenAI history stays
+valid (every tool call answered).
 
 Both implement only the async hooks: the agent is only ever run with `astream`.
 """
