@@ -71,6 +71,8 @@ class Runtime:
         self._channel = channel
         self._patience = patience
         self._help = HELP.format(p=command_prefix)
+        self.failed_replies = 0
+        """Replies that ended with a failure notice (the piped console's exit status reports them)."""
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
@@ -115,6 +117,7 @@ class Runtime:
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
+                        self.failed_replies += 1
                     case Done(usage=usage):
                         log.debug(
                             "%s: answered (%d tokens in, %d out)",

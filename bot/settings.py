@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     tool_timeout: float = Field(30.0, gt=0, le=600)
     web_fetch_allow_private: bool = False
     demo_token_delay: float = Field(0.03, ge=0, le=5)
+    model_check_timeout: float = Field(10.0, gt=0, le=120)
     max_input_chars: int = Field(4000, ge=1)
     user_runs_per_minute: int = Field(20, ge=1)
     shutdown_grace: float = Field(20.0, ge=0, le=600)

@@ -69,6 +69,7 @@ async def telegram_process(
         TELEGRAM_API_BASE_URL=tg.root,
         OPENAI_BASE_URL=llm.base_url,
         OPENAI_API_KEY="sk-test-key-for-the-double",
+        LLM_MODEL=llm.model,
         **settings,
     )
     process = await asyncio.create_subprocess_exec(
@@ -92,7 +93,7 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 @pytest.fixture
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
-    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL=llm.model)
 
 
 @pytest.fixture
@@ -109,7 +110,7 @@ def telegram_settings(tg: TelegramDouble, llm: OpenAIDouble, data: Path, **setti
         telegram_api_base_url=tg.root,
         openai_api_key="sk-test-key-for-the-double",
         openai_base_url=llm.base_url,
-        llm_model="m",
+        llm_model=llm.model,
         bot_data_dir=data,
         **settings,
     )
