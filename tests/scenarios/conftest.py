@@ -36,7 +36,7 @@ class Finished:
 def bot_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """The environment of a bot process: none of the developer's own settings, data in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_SETTINGS)}
-    env.update(BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), DEMO_TOKEN_DELAY="0", **settings)
+    env.update({"BOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "DEMO_TOKEN_DELAY": "0", **settings})
     return env
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.openai_server import Hang, Held, OpenAIDouble, Text, ToolCalls
+from tests.scenarios.conftest import bot_env
 from tests.scenarios.terminal import TerminalBot, terminal_bot
 
 
@@ -140,3 +141,24 @@ async def test_arrow_keys_edit_the_line_and_recall_history(bot: TerminalBot, llm
     await bot.expect("bot › Second.")
     assert llm.requests[1]["messages"][-1]["content"] == "hello"
     assert "^[[" not in bot.screen
+
+
+async def test_the_demo_shows_the_status_line_the_asked_timezone_memory_and_reset(tmp_path: Path) -> None:
+    env = bot_env(tmp_path, DEMO_TOKEN_DELAY="0.001")  # streams (so its tools take a second), yet quickly
+    async with terminal_bot(env, tmp_path) as bot:
+        bot.type("what is 6*7")
+        await bot.expect("⚙ Using calculator…")  # on screen while the tool runs
+        await bot.expect(r"6\*7 = 42")
+        assert "Using calculator" not in bot.screen
+        bot.type("what time is it in Tokyo?")
+        await bot.expect("Asia/Tokyo")
+        bot.type("my name is Ada")
+        await bot.expect("Nice to meet you, Ada")
+        bot.type("what's my name?")
+        await bot.expect("Your name is Ada")
+        bot.type("/reset")
+        await bot.expect("I forgot this conversation")
+        bot.type("what's my name?")
+        await bot.expect("haven't told me your name")
+    # Said in the first answer of each conversation (the one /reset started is new), not in every answer.
+    assert bot.screen.count("This is livebot's offline demo model") == 2
