@@ -46,7 +46,6 @@ async def test_markdown_is_rendered_not_shown_raw(bot: TerminalBot, llm: OpenAID
     bot.type("show me some formatting")
     await bot.expect("beta")
     await bot.expect("print\\('hi'\\)")
-    await bot.expect("(?m)^you ›$")  # the reply is over, the input line is back
     screen = bot.screen
     assert "The answer is four and x is small." in screen
     for raw in ("**", "##", "`", "|---", "```", "_small_"):
@@ -112,7 +111,6 @@ async def test_ctrl_c_stops_the_reply_and_a_second_one_exits(bot: TerminalBot, l
     await asyncio.wait_for(llm.disconnected.wait(), 10)
     bot.type("are you there?")
     await bot.expect("Still here.")  # the stopped turn did not break the conversation
-    await bot.expect("(?m)^you ›$")
     bot.press("\x03")
     assert await bot.exited() == 130
 
@@ -159,6 +157,6 @@ async def test_the_demo_shows_the_status_line_the_asked_timezone_memory_and_rese
         bot.type("/reset")
         await bot.expect("I forgot this conversation")
         bot.type("what's my name?")
-        await bot.expect("haven't told me your name")
+        await bot.expect("(?s)haven't told me your name.*restart the bot")
     # Said in the first answer of each conversation (the one /reset started is new), not in every answer.
     assert bot.screen.count("This is livebot's offline demo model") == 2
