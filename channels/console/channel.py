@@ -178,6 +178,7 @@ class ConsoleChannel:
         self._waiting = [(n, text) for n, text in self._waiting if n > number]
         self._show_waiting()
         if self._screen is not None:
+            self._screen.started()
             return TerminalSurface(self._screen, self.profile, preface)
         return PlainSurface(self._out, self.profile, preface if self._echo else [])
 

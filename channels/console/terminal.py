@@ -29,6 +29,9 @@ _INPUT_ROWS = 3
 """Rows of the live area kept for the input line and a little air: the reply shows its last screenful minus these."""
 
 
+STOP_HINT = "(answering… Ctrl-C or /stop stops it)"
+
+
 class Interrupted(Exception):
     """Ctrl-C with no reply to stop: the user wants to leave."""
 
@@ -60,6 +63,7 @@ class TerminalScreen:
         self._status: str | None = None
         self.waiting: list[str] = []
         """Questions typed while a reply is written, shown under it until their own answer starts."""
+        self._replies = 0
         if history is not None:
             history.parent.mkdir(parents=True, exist_ok=True)
         self._session: PromptSession[str] = PromptSession(
@@ -69,6 +73,7 @@ class TerminalScreen:
             interrupt_exception=Interrupted,
             eof_exception=EndOfInput,
             prompt_continuation=lambda width, line, wrapped: " " * width,
+            placeholder=lambda: ANSI(f"{_DIM}{STOP_HINT}{_RESET}") if self._replies else "",
         )
 
     async def read(self) -> str:
@@ -98,7 +103,14 @@ class TerminalScreen:
     async def say(self, lines: list[str]) -> None:
         await self.write("\n".join(_you(line) for line in lines))
 
+    def started(self) -> None:
+        """A reply starts: until it is done, the empty input line says how to stop it."""
+        self._replies += 1
+        self._redraw()
+
     async def done(self) -> None:
+        self._replies = max(0, self._replies - 1)
+        self._redraw()
         if note := self._after_reply():
             await self.write(f"{_DIM}{safe_text(note)}{_RESET}")
 

@@ -57,6 +57,15 @@ class TerminalBot:
                 raise AssertionError(f"{pattern!r} not on screen; it shows:\n{self.screen}")
         return found
 
+    async def idle(self, timeout: float = 30) -> None:
+        """Wait until no reply is in progress: the input line no longer says how to stop one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while "Ctrl-C or /stop stops it" in self.screen:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self._read(remaining):
+                raise AssertionError(f"a reply is still in progress; the screen:\n{self.screen}")
+
     async def ever_shown(self, pattern: str, timeout: float = 30) -> None:
         """Read output until `pattern` was written at some moment (it may be gone from the screen since)."""
         loop = asyncio.get_running_loop()
