@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +107,8 @@ class ConsoleChannel:
         screen = TerminalScreen(self._history, on_interrupt=self._stop_reply, after_reply=self._after_reply)
         self._screen = screen
         if banner:
-            await screen.write(safe_text(banner))
+            width = shutil.get_terminal_size().columns
+            await screen.write("\n".join(textwrap.fill(line, width) for line in safe_text(banner).split("\n")))
         while True:
             try:
                 line = await screen.read()

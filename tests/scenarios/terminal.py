@@ -58,10 +58,11 @@ class TerminalBot:
         return found
 
     async def idle(self, timeout: float = 30) -> None:
-        """Wait until no reply is in progress: the input line no longer says how to stop one."""
+        """Wait until no reply is in progress: the empty input line is the last line and says nothing about stopping
+        one (mid-redraw, the last line is something else)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while "Ctrl-C or /stop stops it" in self.screen:
+        while self.screen.rsplit("\n", 1)[-1] != "you ›":
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self._read(remaining):
                 raise AssertionError(f"a reply is still in progress; the screen:\n{self.screen}")
