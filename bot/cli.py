@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, MemoryUnavailable) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C where no handler of ours was listening (start-up, shutdown)
+        print(file=sys.stderr)
+        return 130
     except Exception as exc:  # a bug: the log has the traceback, the user one line
         log.critical("unexpected error", exc_info=exc)
         console_log = settings is not None and args.channel == "console"

@@ -21,16 +21,14 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from channels.capabilities import LiveMode, resolve
 from channels.console.surfaces import PlainSurface, TerminalSurface
+from channels.console.terminal import EndOfInput, Interrupted, TerminalScreen
 from channels.console.text import safe_text
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
-
-if TYPE_CHECKING:
-    from channels.console.terminal import TerminalScreen
 
 EXIT_INTERRUPTED = 130
 
@@ -102,8 +100,6 @@ class ConsoleChannel:
     # -- on a terminal -------------------------------------------------------------------------------------
 
     async def _run_terminal(self, banner: str) -> int:
-        from channels.console.terminal import EndOfInput, Interrupted, TerminalScreen
-
         screen = TerminalScreen(self._history, on_interrupt=self._stop_reply, after_reply=self._after_reply)
         self._screen = screen
         if banner:

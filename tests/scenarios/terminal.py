@@ -131,7 +131,7 @@ async def terminal_bot(env: dict[str, str], cwd: Path, *args: str) -> AsyncItera
     os.close(slave)
     bot = TerminalBot(process, master)
     try:
-        await bot.expect("you ›")
+        await bot.expect("you ›", timeout=90)  # a loaded 2-core machine takes over 20 s to import the bot
         yield bot
     finally:
         if process.returncode is None:
