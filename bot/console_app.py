@@ -67,7 +67,7 @@ async def run_console(
         conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         text = banner(settings, demo=agent.is_demo, interactive=channel.interactive, problem=model_problem)
         status = await channel.run(conversations, banner=text, after_reply=log_note)
-        await conversations.shutdown(settings.shutdown_grace)
+        await conversations.shutdown(0 if status else settings.shutdown_grace)  # Ctrl-C: the user wants out now
     if status == 0 and runtime.failed_replies and not channel.interactive:
         return EXIT_REPLY_FAILED
     return status

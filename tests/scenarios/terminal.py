@@ -68,10 +68,11 @@ class TerminalBot:
                 raise AssertionError(f"a reply is still in progress; the screen:\n{self.screen}")
 
     async def ever_shown(self, pattern: str, timeout: float = 30) -> None:
-        """Read output until `pattern` was written at some moment (it may be gone from the screen since)."""
+        """Read output until `pattern` was written at some moment (it may be gone from the screen since); a line
+        break counts as a space, since the console wraps long lines at words."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not re.search(pattern, self._stream_text()):
+        while not re.search(pattern, self._stream_text().replace("\n", " ")):
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self._read(remaining):
                 raise AssertionError(f"{pattern!r} never shown; the screen:\n{self.screen}")
