@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     tavily_api_key: SecretStr | None = None
     tavily_api_url: str = TAVILY_URL
     demo_token_delay: float = Field(0.03, ge=0, le=5)
+    model_check_timeout: float = Field(10.0, gt=0, le=120)
     max_input_chars: int = Field(4000, ge=1)
     user_runs_per_minute: int = Field(20, ge=1)
     shutdown_grace: float = Field(20.0, ge=0, le=600)

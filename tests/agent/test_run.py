@@ -11,7 +11,7 @@ import pytest
 from langchain_core.tools import BaseTool, tool
 
 from agent import AgentConfig, open_agent
-from agent.errors import MODEL_SILENT, MODEL_STALLED
+from agent.errors import CONNECTION_LOST, MODEL_SILENT, MODEL_STALLED
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.middleware import FINAL_INSTRUCTION, STOPPED_TEXT
 from tests.agent.conftest import calculator, collect, default_tools, text_of
@@ -162,7 +162,7 @@ async def test_broken_stream_keeps_the_text_so_far_then_fails(llm: OpenAIDouble,
     events = await run_once(make_config(llm), "why?")
 
     assert text_of(events) == "The answer is "
-    assert events[-1] == Failed("The model stopped answering (connection lost).")
+    assert events[-1] == Failed(CONNECTION_LOST)
     assert not any(isinstance(event, Done) for event in events)
     assert len(llm.requests) == 1, "a stream that broke half-way must not be retried behind the user's back"
 
