@@ -8,7 +8,7 @@ detection, no layout of tables beyond one line per row.
 The page is hostile input, so the work is bounded: libxml2's tokenizer is linear in the page (the standard
 library's html.parser is quadratic on pages such as `<a ` repeated: 48 kB of it took 17 s), the page is fed in
 pieces so a `stop` request ends the work between two of them, and parsing ends once the text is longer than
-anyone will read.
+anyone will read or after more elements than any real page has.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 _PIECE = 32 * 1024
-"""Characters fed to the parser at a time: the granularity of `stop` and of the text limit."""
+"""Characters fed to the parser at a time: the granularity of `stop` and of the limits."""
+_MAX_ELEMENTS = 100_000
+"""Elements read at most (each costs a call into Python): more than a long article has, and a page of nothing but
+tags would otherwise cost half a second per MiB."""
 
 
 class Stopped(Exception):
@@ -47,6 +50,7 @@ class _TextExtractor:
 
     def __init__(self) -> None:
         self.length = 0
+        self.elements = 0
         self.title_parts: list[str] = []
         self._parts: list[str] = []
         self._skip_depth = 0
@@ -56,6 +60,7 @@ class _TextExtractor:
         self._at_line_start = True
 
     def start(self, tag: str, attrib: object) -> None:
+        self.elements += 1
         if tag == "title" and not self._skip_depth:  # not an <svg> <title>
             self._in_title = True
         if tag in _SKIPPED:
@@ -143,7 +148,7 @@ def html_to_text(html: str, *, max_chars: int = 1_000_000, stop: threading.Event
         if stop is not None and stop.is_set():
             raise Stopped
         parser.feed(html[at : at + _PIECE])
-        if extractor.length > max_chars:
+        if extractor.length > max_chars or extractor.elements > _MAX_ELEMENTS:
             break
     if html:
         parser.close()
