@@ -203,18 +203,24 @@ def split_to_fit(text: str, measure: Callable[[str], int], limit: int, *, window
         raise ValueError("not even one character fits in a message")
     fit, over = 1, min(len(text), window) + 1  # the longest prefix known to fit, the shortest known not to
     guess = min(limit, over - 1)
+    target = limit * (1 + _FULL) / 2  # aim inside the full band, not at its edge
+    missed = False  # whether the last guess was too long
     for _ in range(_PROBES):
         measured = size(guess)
         if measured <= limit:
-            fit, fit_size = guess, measured
+            fit, fit_size, missed = guess, measured, False
         else:
-            over, over_size = guess, measured
+            if missed:  # twice too long: interpolation creeps in from one side, halve instead
+                over, over_size = guess, measured
+                guess = (fit + over) // 2
+                continue
+            over, over_size, missed = guess, measured, True
         if fit_size >= limit * _FULL or over - fit <= max(1, fit // 64):
             break
-        if over_size > fit_size:  # between a fit and a miss: where the measure crosses the limit, if linear
-            guess = fit + int((over - fit) * (limit - fit_size) / (over_size - fit_size))
+        if over_size > fit_size:  # between a fit and a miss: where the measure crosses the target, if linear
+            guess = fit + int((over - fit) * (target - fit_size) / (over_size - fit_size))
         else:  # only fits so far: scale up by how much room is left
-            guess = int(guess * limit * (_FULL + 1) / 2 / max(1, measured))
+            guess = int(guess * target / max(1, measured))
         if not fit < guess < over:
             guess = (fit + over) // 2
     longest = fit
