@@ -34,11 +34,11 @@ _LOOKAHEAD = 64
 """How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
 _CANDIDATES = 16
 """Boundaries of one kind weighed per cut (see `_best_cut`)."""
-_PROBES = 6
+_PROBES = 4
 """Measures of candidate messages per search at most (see `split_to_fit`); one or two do for real answers."""
 _RETRIES = 3
 """Boundaries tried at most whose message, once its fence is closed, does not fit after all."""
-_FULL = 0.97
+_FULL = 0.9
 """A first message measured at least this full is taken: closer is not worth another measure."""
 _MAX_REOPEN = 64
 """Longest fence line repeated at the top of the next message (see `_closed`)."""
@@ -118,7 +118,13 @@ def _inline_open(text: str, cut: int) -> bool:
     if paragraph.count("`") % 2:
         return True
     paragraph = _CODE_SPAN.sub("", paragraph)
-    return any(paragraph.count(marker) % 2 for marker in ("~~", "*", "_"))
+    if paragraph.count("~~") % 2:
+        return True
+    for single in ("*", "_"):
+        double = paragraph.count(single * 2)  # "**" opens one span, and counted as two "*" it would look closed
+        if double % 2 or (paragraph.count(single) - 2 * double) % 2:
+            return True
+    return False
 
 
 def _regional(char: str) -> bool:
