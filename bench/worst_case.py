@@ -27,30 +27,19 @@ import asyncio
 import random
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 
 from channels.splitting import split_to_fit
 from channels.telegram.render import measure, render
-from tests.channels.adversarial import UNITS
+from tests.channels.adversarial import UNITS, cpu
 from tools._body import read_body
 from tools._html_text import html_to_text
 from tools.web_fetch import DEFAULT_LIMITS
 
 TELEGRAM, SLACK, WINDOW = 4096, 12_000, 4
 HTML_UNITS = ("<a ", "<a b='", "<a b=c ", "<div>", "<b><i>", "<table><tr><td>", "<li>a", "<p>x", "<!--", "&#", "&amp")
-
-
-def cpu(call: Callable[[], object]) -> float:
-    """Least thread CPU seconds of three runs, Telegram's render cache emptied before each."""
-    best = float("inf")
-    for _ in range(3):
-        render.cache_clear()
-        started = time.thread_time()
-        call()
-        best = min(best, time.thread_time() - started)
-    return best
 
 
 def fill(units: list[str], size: int) -> str:

@@ -10,7 +10,6 @@ these bounds took up to 1.3 s on these inputs. `python -m bench.worst_case` prin
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from channels.capabilities import resolve
 from channels.splitting import split_to_fit
 from channels.telegram.render import measure, render
-from tests.channels.adversarial import pathological
+from tests.channels.adversarial import cpu, pathological
 from tests.channels.messages import SPLIT_WINDOW, cut_all
 from tests.channels.telegram.checks import LIMIT, assert_valid_message
 
@@ -29,17 +28,6 @@ BOUND = 0.100
 ORDERED_ITEM = re.compile(r"(?<![^\s>])\d{1,9}(?=[.)](?:\s|$))")
 FENCE_INFO = re.compile(r"^( {0,3}(?:`{3,}|~{3,})).*$", re.MULTILINE)
 SLACK_LIMIT = resolve("slack", "thread").max_chars or 12_000
-
-
-def cpu(call: Callable[[], object]) -> float:
-    """The least thread CPU time of three runs of `call`, with Telegram's render cache emptied before each."""
-    best = float("inf")
-    for _ in range(3):
-        render.cache_clear()
-        started = time.thread_time()
-        call()
-        best = min(best, time.thread_time() - started)
-    return best
 
 
 def letters(text: str) -> Counter[str]:
