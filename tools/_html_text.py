@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type hints
 
 # Only elements whose content is never prose. Not <head> (its end tag is optional, and a parser that does not
 # infer it would hide the whole page) and not <iframe>/<object> (their content is fallback text).
