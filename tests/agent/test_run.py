@@ -235,6 +235,31 @@ async def test_a_tool_with_its_own_timeout_is_held_to_it(llm: OpenAIDouble, make
     assert "did not finish within 0.2 s" in result.content
 
 
+async def test_a_tool_whose_cpu_work_holds_the_loop_past_its_timeout_is_reported_as_timed_out(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    """CPU work between two awaits cannot be cancelled: what it returns after the timeout must not count as a
+    result, or a parser that hogged the loop for seconds would still answer "ok"."""
+
+    @tool
+    async def hog(query: str) -> str:
+        """Works without ever awaiting until well past its time."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.5
+        while loop.time() < until:
+            pass
+        return "an answer that came too late"
+
+    llm.script(ToolCalls([("hog", {"query": "x"})]), Text("It timed out."))
+
+    events = await run_once(make_config(llm, tool_timeout=0.2), "go", tools=[hog])
+
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert not result.ok
+    assert "did not finish within 0.2 s" in result.content
+    assert "too late" not in llm.requests[1]["messages"][-1]["content"]
+
+
 @pytest.mark.parametrize(
     ("call", "expected"),
     [
