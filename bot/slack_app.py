@@ -29,9 +29,8 @@ from bot.runtime import Runtime
 from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
-from channels.ratelimit import RateLimiter
 from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target
+from channels.slack.surface import STOP_ACTION, SlackBudgets, SlackSurface, Target, new_limiter
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,14 @@ class SlackBot:
         self.client = client
         self.me = me
         self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
-        self.limiter = RateLimiter(BOT_BUDGET)
+        self.limiter = new_limiter()
+        self.budgets = SlackBudgets(
+            tier2=settings.slack_tier2_per_minute,
+            tier3=settings.slack_tier3_per_minute,
+            tier4=settings.slack_tier4_per_minute,
+            posts_per_channel=settings.slack_posts_per_minute_per_channel,
+            posts_per_workspace=settings.slack_posts_per_minute_per_workspace,
+        )
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
         self._settings = settings
@@ -92,7 +98,9 @@ class SlackBot:
         if target.channel in self._no_streams and mode in (None, LiveMode.NATIVE):
             mode = LiveMode.EDIT
         profile = resolve("slack", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
-        return SlackSurface(self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add)
+        return SlackSurface(
+            self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add, budgets=self.budgets
+        )
 
 
 def check_settings(settings: Settings) -> bool:

@@ -1,7 +1,9 @@
 """The Telegram reply surface: one reply in one chat (or forum topic), through python-telegram-bot.
 
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
-every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
+every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply. Under
+overload (more replies waiting than the bot's budget serves within `PREVIEW_HORIZON`), a reply's first preview is
+no longer urgent: it goes only if there is room, and the final message is what the user sees first.
 
 Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
 message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
@@ -32,7 +34,7 @@ from channels.errors import (
     StreamingRefused,
     TransientError,
 )
-from channels.ratelimit import Budget, RateLimiter
+from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.telegram.render import Rendered, measure, render
 
 log = logging.getLogger(__name__)
@@ -99,10 +101,11 @@ class TelegramSurface:
         self._bot = bot
         self._limiter = limiter
         self._target = target
-        self._budgets: dict[str, Budget | None] = {
-            "messages": MESSAGE_BUDGETS[target.kind],
-            "drafts": DRAFT_BUDGET,
-            "typing": None,  # chat actions count against the bot's budget only
+        chat = target.chat_id
+        self._scopes: dict[str, tuple[Scope, ...]] = {
+            "messages": (Scope((chat, "messages"), MESSAGE_BUDGETS[target.kind]),),
+            "drafts": (Scope((chat, "drafts"), DRAFT_BUDGET),),
+            "typing": (),  # chat actions count against the bot's budget only
         }
         self._on_drafts_refused = on_drafts_refused
         self._reply_to = target.reply_to
@@ -130,7 +133,9 @@ class TelegramSurface:
             ),
             text,
             plain=plain,
-            urgent=True,  # a first message or a final one: both go before intermediate edits
+            # A final message goes before intermediate edits; so does a first one, unless the line is so long
+            # that the answer will be complete before it would go out (then the final alone is the better use).
+            urgent=final or self._limiter.prompt(),
         )
         self._reply_to = None
         return message.message_id
@@ -161,7 +166,8 @@ class TelegramSurface:
         return STOP_BUTTON if self.profile.buttons and not final else None
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
-        first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        # The first preview is the user's first sight of the answer: it goes first, unless the line is long.
+        first = draft_id not in self._drafted and self._limiter.prompt()
         try:
             await self._call_rendered(
                 lambda rendered: self._bot.send_message_draft(
@@ -226,17 +232,16 @@ class TelegramSurface:
         return await self._call(lambda: request(render(text, plain=plain)), urgent=urgent, lane=lane)
 
     async def _call(self, request: Callable[[], Awaitable[T]], *, urgent: bool, lane: str = "messages") -> T:
-        """Pass the limiter, make the request, and translate python-telegram-bot's errors."""
-        chat = self._target.chat_id
-        try:
-            async with self._limiter.slot(chat, self._budgets[lane], lane=lane, urgent=urgent):
+        """Make the request inside the limiter's slot (which bookkeeps a 429), translating the library's errors."""
+        async with self._limiter.slot(self._scopes[lane], gate=self._target.chat_id, urgent=urgent):
+            try:
                 return await request()
-        except TelegramError as exc:
-            raise translate(exc, self._limiter, chat, drafts=lane == "drafts") from exc
+            except TelegramError as exc:
+                raise translate(exc, drafts=lane == "drafts") from exc
 
 
-def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bool = False) -> ChannelError:
-    """python-telegram-bot's exception as a channel error; a 429 also closes the chat's gate in the limiter.
+def translate(exc: TelegramError, *, drafts: bool = False) -> ChannelError:
+    """python-telegram-bot's exception as a channel error.
 
     python-telegram-bot rewrites descriptions ("Bad Request: message is not modified" arrives as "Message is not
     modified"), so descriptions are matched case-insensitively on their distinctive words.
@@ -244,7 +249,6 @@ def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bo
     if isinstance(exc, RetryAfter):
         seconds = exc.retry_after  # a timedelta with PTB_TIMEDELTA=1 (bot.telegram_app sets it), else seconds
         wait = seconds.total_seconds() if isinstance(seconds, dtm.timedelta) else float(seconds)
-        limiter.penalize(chat, wait, lane="drafts" if drafts else "messages")
         return RateLimited(wait, str(exc))
     message = exc.message.lower()
     if isinstance(exc, BadRequest):
