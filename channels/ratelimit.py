@@ -245,19 +245,25 @@ class RateLimiter:
 
     async def _wait_in_line(self, windows: list[_Window], gate: Hashable) -> None:
         """Join each budget's line in turn (narrowest first, the bot's last, so no two calls wait for each other)
-        and wait until all of them have room; the call holds its slots before it leaves the lines."""
-        for window in windows:
-            window.urgent_waiting += 1
+        and wait until all of them have room; the call holds its slots before it leaves the lines.
+
+        A call counts as waiting for a budget (so that intermediate calls spending from it yield) from when it
+        joins that budget's line: a final waiting for its own chat, or for a workspace's chat.stopStream, does
+        not hold up intermediate calls that spend only from other budgets and the bot's.
+        """
+        joined: list[_Window] = []
         try:
             async with AsyncExitStack() as lines:
-                for joined, window in enumerate(windows, 1):
+                for window in windows:
+                    window.urgent_waiting += 1
+                    joined.append(window)
                     await lines.enter_async_context(window.line)
-                    while (wait := max(w.wait(self._clock.now(), urgent=True) for w in windows[:joined])) > 0:
+                    while (wait := max(w.wait(self._clock.now(), urgent=True) for w in joined)) > 0:
                         await self._clock.sleep(wait)
                 if (closed := self.blocked_for(gate)) > 0:  # a 429 closed the gate while this call waited
                     raise RateLimited(closed, "waiting out the platform's retry_after")
         finally:
-            for window in windows:
+            for window in joined:
                 window.urgent_waiting -= 1
 
     def _intermediate_wait(self, windows: list[_Window], caller: Hashable | None) -> float:
