@@ -21,9 +21,9 @@ A 429 is bookkept here, in the call's own path: a `RateLimited` that leaves the 
 the platform's 429 into it) closes the call's gate for retry_after, so no call behind that gate, urgent or not,
 goes out before it has passed. When none of the call's budgets was full the platform's limit is tighter than
 ours: where the bot's budget is the platform's own (Telegram's 30/s) every call of the bot waits. A budget that
-`learns` (Slack's tiers, which Slack only publishes as "50+ a minute") and is blamed for a 429 lowers its limit to
-one below what it had used, and takes one call a period back for every period after. A call behind a closed
-gate raises `RateLimited` with the time left, urgent or not: how long a final message may wait is the
+`learns` (Slack's tiers, which Slack only publishes as "50+ a minute") and is blamed for a 429 lowers its limit to one
+below what it had used (at most halving it per 429), and takes one call a period back for every period after. A call
+behind a closed gate raises `RateLimited` with the time left, urgent or not: how long a final message may wait is the
 StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
 
 `prompt` tells a channel whether its budget's line of urgent calls is short, so that under overload a reply skips
@@ -300,8 +300,8 @@ class RateLimiter:
         for key in (gate, _BOT) if at_fault is self._bot else (gate,):
             self._gates[key] = max(self._gates.get(key, 0.0), until)
         if at_fault is not None and at_fault.learns:
-            used = at_fault.used(now)
-            lower = max(1, min(at_fault.limit(now), used) - 1)
+            limit = at_fault.limit(now)
+            lower = max(1, min(limit, max(at_fault.used(now) - 1, limit // 2)))  # at most halved by one 429
             at_fault.learned = (lower, now)
             log.warning("429: the platform allows fewer calls; %d per %g s for now", lower, at_fault.budget.period)
 

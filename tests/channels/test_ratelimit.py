@@ -271,8 +271,9 @@ async def test_a_workspace_429_gates_that_method_in_that_workspace_and_lowers_it
     tasks = [asyncio.create_task(final()) for _ in range(4)]
     await clock.advance(30)
     await asyncio.gather(*tasks)
-    # It learnt: where five calls per 6 s would have gone at t=3, one per 6 s is left, plus one back per period.
-    assert times == [6.0, 6.0, 12.0, 12.0]
+    # It learnt: where five calls per 6 s would have gone at t=3, two per 6 s are left (the five halved; two were
+    # used), plus one back per period.
+    assert times == [6.0, 6.0, 6.0, 12.0]
 
 
 async def test_a_post_spends_from_its_channel_and_its_workspace(clock: FakeClock) -> None:
