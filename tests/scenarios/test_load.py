@@ -3,24 +3,14 @@ workspace, and a Telegram burst larger than the bot's budget. What users see: ev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.conftest import running
-from tests.scenarios.slack_scene import CHANNEL, SlackScene, clean_environment, running_scene
+from tests.scenarios.slack_scene import CHANNEL, SlackScene
 
 ANSWER = " ".join(f"word{i}" for i in range(60))
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
 
 
 async def test_ten_conversations_streaming_in_one_workspace_stay_within_its_tiers(scene: SlackScene) -> None:
