@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -24,20 +24,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.conversations import Conversations
+from bot.channel import ChannelBot, serve_channel
 from bot.runtime import Runtime
-from bot.serving import run_until_signal, with_outbox
+from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
-from channels.capabilities import LiveMode, resolve
-from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import STOP_ACTION, SlackBudgets, SlackSurface, Target, new_limiter
+from channels.capabilities import Profile
+from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 
 
-class SlackBot:
+class SlackBot(ChannelBot[SlackTarget]):
     """Turns events into replies. One per running bot.
 
     Args:
@@ -47,11 +47,14 @@ class SlackBot:
         me: Who the bot is and whom it serves.
     """
 
+    platform = "slack"
+    budget = BOT_BUDGET
+    target_type = SlackTarget
+    command_prefix = ""  # Slack keeps "/" for its own slash commands: the plain words are the commands
+
     def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
-        self.client = client
-        self.me = me
-        self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
-        self.limiter = new_limiter()
+        super().__init__(runtime, settings)
+        self.limiter = new_limiter()  # Slack limits each method per workspace, never the bot as a whole
         self.budgets = SlackBudgets(
             tier2=settings.slack_tier2_per_minute,
             tier3=settings.slack_tier3_per_minute,
@@ -59,11 +62,13 @@ class SlackBot:
             posts_per_channel=settings.slack_posts_per_minute_per_channel,
             posts_per_workspace=settings.slack_posts_per_minute_per_workspace,
         )
+        self.client = client
+        self.me = me
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
-        self._settings = settings
         self._seen = SeenEvents()
-        self._no_streams: set[str] = set()
+        self._socket_mode = check_settings(settings)
+        self._app = build_app(self, settings, socket_mode=self._socket_mode)
 
     def on_event(self, body: dict[str, Any]) -> None:
         """Bolt's listener for app_mention and message events: decide, queue, return at once."""
@@ -71,36 +76,65 @@ class SlackBot:
         if event_id and not self._seen.first_time(event_id):
             log.info("event %s delivered again; already answered", event_id)
             return
-        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"))
-        match verdict:
-            case Answer(incoming=incoming, target=target):
-                self.conversations.submit(incoming, lambda: self.surface(target))
-            case Refuse(target=target, text=text):
-                self.conversations.notify(lambda: self.surface(target), text)
-            case Ignore(reason=reason):
-                log.debug("event %s ignored: %s", event_id, reason)
+        self.dispatch(read_event(body.get("event") or {}, self.me, team_id=body.get("team_id")), f"event {event_id}")
 
     def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
-        key = stop_request(payload, self.me)
-        if key is not None and not self.conversations.stop(key):
-            log.debug("stop pressed in %s with no reply running", key)
+        press = stop_request(payload, self.me)
+        if press is not None and not self.stop_pressed(press):
+            log.debug("stop pressed in %s with no reply running", press.conversation)
 
-    async def deliver(self, address: dict[str, Any], text: str) -> None:
-        """Send an outbox entry: the same budget and error rules as a reply's final message."""
-        thread_ts = address.get("thread_ts")
-        target = Target(address["channel"], address["kind"], thread_ts, address.get("status_ts") or thread_ts or "")
-        await self.surface(target).send(text, final=True)
-
-    def surface(self, target: Target) -> SlackSurface:
-        """A reply surface for `target`, streaming the way the registry says (updates where streams were refused)."""
-        mode = self._settings.live_mode
-        if target.channel in self._no_streams and mode in (None, LiveMode.NATIVE):
-            mode = LiveMode.EDIT
-        profile = resolve("slack", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
+    def open_surface(
+        self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
+    ) -> SlackSurface:
         return SlackSurface(
-            self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add, budgets=self.budgets
+            self.client, self.limiter, target, profile, on_live_refused=on_live_refused, budgets=self.budgets
         )
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
+        """Open the Web API client, ask who the bot is (auth.test) and build the bot; close the client on exit.
+
+        Raises:
+            SettingsError: A setting is missing, or a token was refused, or the API is unreachable (one line).
+        """
+        check_settings(settings)
+        assert settings.slack_bot_token is not None
+        session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
+            session=session,
+        )
+        try:
+            yield cls(client, runtime, settings, await identify(client, settings))
+        finally:
+            await session.close()
+
+    @contextlib.asynccontextmanager
+    async def listen(self) -> AsyncIterator[None]:
+        """Take events over Socket Mode or HTTP for the duration of the block.
+
+        Raises:
+            SettingsError: The app token was refused or the port is unavailable (one line).
+        """
+        settings = self._settings
+        runner: web.AppRunner | None = None
+        socket: AsyncSocketModeHandler | None = None
+        try:
+            if self._socket_mode:
+                socket = await connect_socket_mode(self._app, self.client, settings)
+            else:
+                runner = await listen_http(self._app, self, settings)
+            how = "on Socket Mode" if self._socket_mode else f"listening at {self.url}"
+            log.info("slack: <@%s> is %s", self.me.user_id, how)
+            yield
+        finally:
+            if socket is not None:
+                await socket.close_async()
+            if runner is not None:
+                await runner.cleanup()
 
 
 def check_settings(settings: Settings) -> bool:
@@ -141,46 +175,12 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
 
 
 def serve_slack(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[SlackBot]:
-    """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    return with_outbox(settings, agent, "slack", _serve, command_prefix="")  # Slack keeps "/" for itself
-
-
-@contextlib.asynccontextmanager
-async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
     """Run the bot (Socket Mode or HTTP) for the duration of the block; replies in flight finish on exit.
 
     Raises:
         SettingsError: A setting is missing, a token was refused, the API or the port is unavailable (one line).
     """
-    socket_mode = check_settings(settings)
-    assert settings.slack_bot_token is not None
-    session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
-        session=session,
-    )
-    runner: web.AppRunner | None = None
-    socket: AsyncSocketModeHandler | None = None
-    bot: SlackBot | None = None
-    try:
-        me = await identify(client, settings)
-        bot = SlackBot(client, runtime, settings, me)
-        app = build_app(bot, settings, socket_mode=socket_mode)
-        if socket_mode:
-            socket = await connect_socket_mode(app, client, settings)
-        else:
-            runner = await listen_http(app, bot, settings)
-        log.info("slack: <@%s> is %s", me.user_id, "on Socket Mode" if socket_mode else f"listening at {bot.url}")
-        yield bot
-    finally:
-        if socket is not None:
-            await socket.close_async()
-        if runner is not None:
-            await runner.cleanup()
-        if bot is not None:
-            await bot.conversations.shutdown(settings.shutdown_grace)
-        await session.close()
+    return serve_channel(settings, agent, SlackBot)
 
 
 def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncApp:
