@@ -60,6 +60,7 @@ async def run(n: int, groups: float, words: int, timeout: float) -> None:
                 "TELEGRAM_API_BASE_URL": tg.root,
                 "OPENAI_BASE_URL": llm.base_url,
                 "OPENAI_API_KEY": "sk-load",
+                "LLM_MODEL": llm.model,  # the start-up model check stops a bot whose model the server does not serve
                 "BOT_DATA_DIR": data,
                 "LOG_LEVEL": "INFO",
                 "PYTHONPATH": str(ROOT),

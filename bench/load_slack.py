@@ -77,6 +77,7 @@ async def run(n: int, mix: str, channels: int, words: int, timeout: float) -> No
                 "SLACK_PORT": str(port),
                 "OPENAI_BASE_URL": llm.base_url,
                 "OPENAI_API_KEY": "sk-load",
+                "LLM_MODEL": llm.model,  # the start-up model check stops a bot whose model the server does not serve
                 "BOT_DATA_DIR": data,
                 "USER_RUNS_PER_MINUTE": str(n),
                 "LOG_LEVEL": "WARNING",
