@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Target)
 B = TypeVar("B", bound="ChannelBot[Any]")
+
+
+class StopOutcome(enum.Enum):
+    """What a Stop press did; the value is the short answer the presser sees."""
+
+    STOPPED = "Stopping…"
+    NOTHING = "Nothing to stop."
+    NOT_YOURS = "Only the person who asked can stop this answer."
 
 
 class ChannelBot(Generic[T]):
@@ -89,17 +98,28 @@ class ChannelBot(Generic[T]):
             case Ignore(reason=reason):
                 log.debug("%s ignored: %s", what, reason)
 
-    def stop_pressed(self, press: StopPress[T]) -> bool:
-        """Stop the reply of the pressed message's conversation. Returns whether one was running.
+    async def stop_pressed(self, press: StopPress[T]) -> StopOutcome:
+        """Stop the reply of the pressed message's conversation, if the presser may. Every kind of Stop press
+        passes here, so this is the one place that decides who may stop a reply.
 
-        When none was, the button outlived its reply (the bot was killed mid-answer): it is taken away, aside, so
-        the platform's acknowledgement of the press does not wait for it.
+        Only the person who asked for the running reply, or an admin of the chat (`is_admin`), stops it; anyone
+        else is told so and nothing stops. When no reply is running, the button outlived its reply (the bot was
+        killed mid-answer): it is taken away, aside, so the platform's acknowledgement of the press does not wait.
         """
-        if self.conversations.stop(press.conversation):
-            return True
-        buttons = capabilities(self.surface(press.target)).buttons
-        if buttons is not None:
-            self.conversations.aside(_drop_buttons(buttons, press.message))
+        asker = self.conversations.asker(press.conversation)
+        if asker is None:
+            buttons = capabilities(self.surface(press.target)).buttons
+            if buttons is not None:
+                self.conversations.aside(_drop_buttons(buttons, press.message))
+            return StopOutcome.NOTHING
+        if press.user != asker and not await self.is_admin(press.target, press.user):
+            log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
+            return StopOutcome.NOT_YOURS
+        return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+
+    async def is_admin(self, target: T, user: str) -> bool:
+        """Whether `user` administers the chat of `target` (and so may stop anyone's reply there). A platform that
+        can tell overrides it; the answer may be cached briefly. Never raises: when in doubt, False."""
         return False
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:

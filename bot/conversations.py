@@ -49,6 +49,8 @@ class _Conversation:
     pending: deque[_Request] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     reply: asyncio.Task[None] | None = None
+    asker: str | None = None
+    """Who asked for the running reply (the last sender of a merged turn): who may stop it."""
 
 
 class Conversations:
@@ -96,6 +98,13 @@ class Conversations:
         conversation.reply.cancel()
         return True
 
+    def asker(self, key: str) -> str | None:
+        """The user id of who asked for the reply running in `key`, or None when none is running."""
+        conversation = self._conversations.get(key)
+        if conversation is None or conversation.reply is None or conversation.reply.done():
+            return None
+        return conversation.asker
+
     def notify(self, surface: SurfaceFactory, text: str) -> None:
         """Send a short fixed text outside the conversation's queue (refusals, limits)."""
         self.aside(self._runtime.say(surface(), text))
@@ -134,6 +143,7 @@ class Conversations:
         try:
             while conversation.pending:
                 request = self._next_turn(conversation.pending)
+                conversation.asker = request.incoming.user_id
                 conversation.reply = asyncio.create_task(
                     self._runtime.answer(request.incoming, request.surface()), name=f"reply:{key}"
                 )

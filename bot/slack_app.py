@@ -24,17 +24,21 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.channel import ChannelBot, serve_channel
+from bot.channel import ChannelBot, StopOutcome, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
 from channels.capabilities import Profile
+from channels.errors import RateLimited
+from channels.ratelimit import Budget
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
 from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+EPHEMERAL_BUDGET = Budget(5, 6.0)
+"""chat.postEphemeral is Tier 4, but a note to a user who pressed someone else's Stop button is never urgent."""
 
 
 class SlackBot(ChannelBot[SlackTarget]):
@@ -70,11 +74,29 @@ class SlackBot(ChannelBot[SlackTarget]):
             return
         self.dispatch(read_event(body.get("event") or {}, self.me, team_id=body.get("team_id")), f"event {event_id}")
 
-    def on_stop(self, payload: dict[str, Any]) -> None:
-        """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
+    async def on_stop(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button).
+
+        Someone who did not ask for the reply is told so, in a message only they see.
+        """
         press = stop_request(payload, self.me)
-        if press is not None and not self.stop_pressed(press):
+        if press is None:
+            return
+        outcome = await self.stop_pressed(press)
+        if outcome is StopOutcome.NOTHING:
             log.debug("stop pressed in %s with no reply running", press.conversation)
+        elif outcome is StopOutcome.NOT_YOURS:
+            self.conversations.aside(self._tell(press.target, press.user, outcome.value))
+
+    async def _tell(self, target: SlackTarget, user: str, text: str) -> None:
+        """A short ephemeral note to `user` where `target` is; a cosmetic call, dropped when the budget is short."""
+        try:
+            async with self.limiter.slot(target.channel, EPHEMERAL_BUDGET, lane="chat.postEphemeral", urgent=False):
+                await self.client.chat_postEphemeral(
+                    channel=target.channel, user=user, text=text, thread_ts=target.thread_ts
+                )
+        except (RateLimited, SlackApiError, aiohttp.ClientError, OSError) as exc:
+            log.info("slack: ephemeral note not sent (%s)", type(exc).__name__)
 
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
@@ -189,7 +211,7 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
 
     async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        bot.on_stop(body)
+        await bot.on_stop(body)
 
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
@@ -35,6 +36,8 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 MENU = [BotCommand(command.name, command.description) for command in COMMANDS]
 ALLOWED_UPDATES = ["message", "callback_query"]
+ADMINS_TTL = 60.0
+"""How long a group's administrators (who may stop anyone's reply) are remembered: a Stop press costs no call."""
 
 
 class TelegramBot(ChannelBot[TelegramTarget]):
@@ -55,16 +58,34 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         super().__init__(runtime, settings)
         self.application = application
         self.me = me
+        self._admins: dict[int, tuple[float, frozenset[str]]] = {}  # chat -> (until, administrators' ids)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
         if (press := stop_request(update)) is not None:
             assert update.callback_query is not None
-            stopped = self.stop_pressed(press)
+            outcome = await self.stop_pressed(press)
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
-                await update.callback_query.answer("Stopping…" if stopped else "Nothing to stop.")
+                await update.callback_query.answer(outcome.value)
             return
         self.dispatch(read_update(update, self.me), f"update {update.update_id}")
+
+    async def is_admin(self, target: TelegramTarget, user: str) -> bool:
+        """An administrator of the group (getChatAdministrators, cached for ADMINS_TTL); nobody in a private chat."""
+        if target.kind == "private":
+            return False
+        now = time.monotonic()
+        cached = self._admins.get(target.chat_id)
+        if cached is None or cached[0] <= now:
+            try:
+                members = await self.application.bot.get_chat_administrators(target.chat_id)
+            except TelegramError as exc:
+                log.info("telegram: cannot list the administrators of %s (%s)", target.chat_id, exc)
+                return False
+            cached = self._admins[target.chat_id] = (now + ADMINS_TTL, frozenset(str(m.user.id) for m in members))
+            if len(self._admins) > 10_000:
+                self._admins = {chat: entry for chat, entry in self._admins.items() if entry[0] > now}
+        return user in cached[1]
 
     def open_surface(
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]

@@ -106,10 +106,12 @@ class StopPress(Generic[T]):
     Attributes:
         target: Where the pressed message is; its conversation is the one whose reply the press stops.
         message: What the platform's surface needs to take the button off that message (`drop_buttons`).
+        user: The platform's id of who pressed it: only the person who asked (or a chat admin) may stop a reply.
     """
 
     target: T
     message: Any
+    user: str
 
     @property
     def conversation(self) -> str:
