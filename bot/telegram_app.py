@@ -25,6 +25,7 @@ from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
 from channels.capabilities import Profile
 from channels.commands import COMMANDS
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
@@ -59,6 +60,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self.application = application
         self.me = me
         self._admins: dict[int, tuple[float, frozenset[str]]] = {}  # chat -> (until, administrators' ids)
+        self.drafts = DraftOwners()
+        """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
@@ -90,7 +93,9 @@ class TelegramBot(ChannelBot[TelegramTarget]):
     def open_surface(
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> TelegramSurface:
-        return TelegramSurface(self.application.bot, self.limiter, target, profile, on_live_refused=on_live_refused)
+        return TelegramSurface(
+            self.application.bot, self.limiter, target, profile, on_live_refused=on_live_refused, drafts=self.drafts
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
