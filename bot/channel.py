@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from agent.thread import AgentThread
-from bot.conversations import Conversations
+from bot.conversations import Conversations, Once
 from bot.outbox import open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -31,6 +31,8 @@ from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
 
+REFUSAL_EVERY = 3600.0
+"""A chat hears the allowlist refusal at most once in this many seconds, however often outsiders write."""
 T = TypeVar("T", bound=Target)
 B = TypeVar("B", bound="ChannelBot[Any]")
 
@@ -65,6 +67,7 @@ class ChannelBot(Generic[T]):
         self.limiter = RateLimiter(self.budget)
         self._settings = settings
         self._live_refused: set[Hashable] = set()  # chats that refused drafts or native streams
+        self._refusals = Once(REFUSAL_EVERY)  # chats that heard an allowlist refusal lately
 
     # -- what a platform supplies -----------------------------------------------------------------------
 
@@ -93,6 +96,11 @@ class ChannelBot(Generic[T]):
         match verdict:
             case Answer(incoming=incoming, target=target):
                 self.conversations.submit(incoming, lambda: self.surface(target))
+            case Refuse(target=target, text=text, outsider=True):
+                if self._refusals.first(target.chat):
+                    self.conversations.aside(self._refuse_outsider(target, text))
+                else:
+                    log.debug("%s: outsider refused already this hour; %s not answered", target.chat, what)
             case Refuse(target=target, text=text):
                 self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
@@ -116,6 +124,19 @@ class ChannelBot(Generic[T]):
             log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
             return StopOutcome.NOT_YOURS
         return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+
+    async def _refuse_outsider(self, target: T, text: str) -> None:
+        """Send an allowlist refusal as a low-priority call: dropped, not queued, when the chat's budget is short,
+        so a stranger's messages never delay the answers of the people the bot serves."""
+        surface = self.surface(target)
+        try:
+            with self.limiter.low_priority():
+                await surface.send(text, final=True)
+        except ChannelError as exc:
+            log.info("%s: refusal not sent (%s)", target.conversation, exc)
+        finally:
+            with contextlib.suppress(ChannelError):
+                await surface.close()
 
     async def is_admin(self, target: T, user: str) -> bool:
         """Whether `user` administers the chat of `target` (and so may stop anyone's reply there). A platform that

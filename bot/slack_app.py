@@ -28,6 +28,7 @@ from bot.channel import ChannelBot, StopOutcome, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
+from bot.webhooks import slack_guard
 from channels.capabilities import Profile
 from channels.errors import RateLimited
 from channels.ratelimit import Budget
@@ -221,7 +222,10 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
 
 async def listen_http(app: AsyncApp, bot: SlackBot, settings: Settings) -> web.AppRunner:
     """Serve Bolt's aiohttp app at SLACK_LISTEN:SLACK_PORT/slack/events."""
-    runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=settings.slack_port), shutdown_timeout=2.0)
+    assert settings.slack_signing_secret is not None  # check_settings: HTTP mode has one
+    web_app = app.web_app(path=EVENTS_PATH, port=settings.slack_port)
+    web_app.middlewares.append(slack_guard(settings.slack_signing_secret.get_secret_value()))
+    runner = web.AppRunner(web_app, shutdown_timeout=2.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.slack_listen, settings.slack_port).start()

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -23,6 +24,7 @@ from bot.channel import ChannelBot, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
+from bot.webhooks import telegram_webhook
 from channels.capabilities import Profile
 from channels.commands import COMMANDS
 from channels.telegram.drafts import DraftOwners
@@ -128,37 +130,73 @@ class TelegramBot(ChannelBot[TelegramTarget]):
 
     @contextlib.asynccontextmanager
     async def listen(self) -> AsyncIterator[None]:
-        """Set the command menu and poll (or take the webhook) for the duration of the block."""
+        """Set the command menu and poll (or take the webhook) for the duration of the block.
+
+        Raises:
+            SettingsError: The webhook's address cannot be listened on (one line).
+        """
         application, settings = self.application, self._settings
+        runner: web.AppRunner | None = None
         try:
             await application.bot.set_my_commands(MENU)
             await application.start()
             assert application.updater is not None
             if settings.telegram_webhook_url:
-                secret = settings.telegram_webhook_secret
-                await application.updater.start_webhook(
-                    listen=settings.telegram_webhook_listen,
-                    port=settings.telegram_webhook_port,
-                    url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
-                    webhook_url=settings.telegram_webhook_url,
-                    secret_token=secret.get_secret_value() if secret else None,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
+                runner = await self._listen_webhook()
             else:
                 await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             how = "on webhook" if settings.telegram_webhook_url else "polling"
             log.info("telegram: @%s is %s", self.me.username, how)
             yield
         finally:
+            if runner is not None:
+                await runner.cleanup()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:
                 await application.stop()
 
+    async def _listen_webhook(self) -> web.AppRunner:
+        """Serve `bot.webhooks.telegram_webhook` at TELEGRAM_WEBHOOK_LISTEN:PORT, then point Telegram at it."""
+        settings = self._settings
+        assert settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is not None
+        secret = settings.telegram_webhook_secret.get_secret_value()
+        path = urlsplit(settings.telegram_webhook_url).path
+        app = telegram_webhook(path, secret, self.application.bot, self.application.update_queue)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, settings.telegram_webhook_listen, settings.telegram_webhook_port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            where = f"{settings.telegram_webhook_listen}:{settings.telegram_webhook_port}"
+            raise SettingsError(
+                f"cannot listen on {where} (TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT): {exc.strerror}"
+            ) from None
+        await self.application.bot.set_webhook(
+            settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+        )
+        return runner
+
+
+def check_settings(settings: Settings) -> None:
+    """Stop start-up with one line when a setting Telegram needs is missing: the token, and in webhook mode the
+    secret (without it anyone who finds the URL could post updates as any user).
+
+    Raises:
+        SettingsError: Naming the missing setting.
+    """
+    settings.require("TELEGRAM_BOT_TOKEN")
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        raise SettingsError(
+            "TELEGRAM_WEBHOOK_SECRET is not set; webhook mode (TELEGRAM_WEBHOOK_URL) needs it, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+
 
 def build_application(settings: Settings) -> Application:
     """The python-telegram-bot Application, pointed at TELEGRAM_API_BASE_URL."""
-    settings.require("TELEGRAM_BOT_TOKEN")
+    check_settings(settings)
     assert settings.telegram_bot_token is not None
     root = settings.telegram_api_base_url.rstrip("/")
     return (
@@ -181,5 +219,5 @@ def serve_telegram(settings: Settings, agent: AgentThread) -> contextlib.Abstrac
 
 async def run_telegram(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM. Returns the exit status."""
-    settings.require("TELEGRAM_BOT_TOKEN")
+    check_settings(settings)
     return await run_until_signal(settings, serve_telegram)

@@ -83,10 +83,16 @@ class Answer(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Refuse(Generic[T]):
-    """Reply `text` to `target`, with no model call."""
+    """Reply `text` to `target`, with no model call.
+
+    Attributes:
+        outsider: The sender is not on the allowlist: the chat hears this at most once an hour, and only when the
+            chat's message budget has room to spare (it never delays the answers of those who are allowed).
+    """
 
     target: T
     text: str
+    outsider: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +156,7 @@ def screen(target: T, text: str | None, me: Identity, *, allowed: bool, only_tex
         The refusal, or the text (`EMPTY_MESSAGE` for an empty one).
     """
     if not allowed:
-        return Refuse(target, NOT_ALLOWED)
+        return Refuse(target, NOT_ALLOWED, outsider=True)
     if text is None:
         return Refuse(target, only_text)
     text = text or EMPTY_MESSAGE

@@ -12,6 +12,9 @@ Two kinds of callers:
   leave a reserve of each budget to urgent calls and yield while any urgent call is waiting, which is what
   "under pressure intermediate edits are dropped first" means.
 
+Calls made inside `low_priority()` (a refusal to someone outside the allowlist) are never urgent, whatever their
+caller says: they leave the reserve to replies and are dropped (`RateLimited`) when the budget is short.
+
 After a 429 the channel calls `penalize`: no call to that chat, urgent or not, goes out before retry_after. A call
 to a chat behind such a gate raises `RateLimited` with the time left, urgent or not: how long a final message may
 wait is the StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
@@ -21,15 +24,17 @@ Budgets are sliding windows ("at most N calls in any T seconds"), slightly stric
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Hashable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from channels.clock import Clock, LoopClock
 from channels.errors import RateLimited
 
+_LOW_PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("low_priority", default=False)
 IN_FLIGHT_POLL = 0.05
 """How soon to look again when the budget is held by calls still in flight."""
 _BOT = object()
@@ -109,6 +114,7 @@ class RateLimiter:
             RateLimited: The chat is behind a retry_after gate, or (not urgent) there is no room now;
                 `retry_after` says when to try again.
         """
+        urgent = urgent and not _LOW_PRIORITY.get()
         window = self._window(chat, lane, budget)
         if (gate := self.blocked_for(chat)) > 0:
             raise RateLimited(gate, "waiting out the platform's retry_after")
@@ -138,6 +144,16 @@ class RateLimiter:
             for w in held:
                 w.in_flight -= 1
                 w.times.append(done)
+
+    @staticmethod
+    @contextmanager
+    def low_priority() -> Iterator[None]:
+        """Make every call in the block (in this task) a non-urgent one: it goes only with budget to spare."""
+        token = _LOW_PRIORITY.set(True)
+        try:
+            yield
+        finally:
+            _LOW_PRIORITY.reset(token)
 
     def penalize(self, chat: Hashable, retry_after: float, *, lane: str = "messages") -> None:
         """The platform answered 429 for a call to `chat` in `lane`: close the gate for `retry_after` seconds.
