@@ -13,6 +13,7 @@ import sys
 from agent import MemoryUnavailable
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
+from tools.mcp_config import McpStartError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         default_level = "WARNING" if args.channel == "console" else "INFO"
         configure_logging(settings.log_level or default_level, settings.secret_values)
         return asyncio.run(_run(args, settings))
-    except (SettingsError, MemoryUnavailable) as exc:
+    except (SettingsError, MemoryUnavailable, McpStartError) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
 

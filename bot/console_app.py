@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from agent.thread import open_agent_thread
+from bot.agent_setup import open_bot_agent
 from bot.runtime import DEMO_HELP, Runtime
 from bot.settings import Settings
 from channels.console import ConsoleChannel
-from tools import default_tools
 
 
 def banner(settings: Settings, *, demo: bool, interactive: bool) -> str:
@@ -22,8 +21,7 @@ def banner(settings: Settings, *, demo: bool, interactive: bool) -> str:
 
 async def run_console(settings: Settings, *, name: str) -> int:
     """Run the console chat until EOF or Ctrl-C. Returns the exit status."""
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with open_agent_thread(settings.agent_config(), tools) as agent:
+    async with open_bot_agent(settings) as agent:
         channel = ConsoleChannel(name=name, mode=settings.live_mode, interval=settings.stream_edit_interval)
         channel.banner = banner(settings, demo=agent.is_demo, interactive=channel.interactive)
         return await channel.run(Runtime(agent).answer)

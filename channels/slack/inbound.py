@@ -4,8 +4,8 @@ An `app_mention` in a channel is answered in that message's thread (in the same 
 reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
 one. Memory is kept per thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from
 bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
-mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help" and "reset" are the
-commands here.
+mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and
+"tools" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.

@@ -219,6 +219,22 @@ async def test_tool_that_hangs_times_out(llm: OpenAIDouble, make_config: MakeCon
     assert kinds(events) == ["ToolCall", "ToolResult", "TextDelta", "Done"]
 
 
+async def test_a_tool_with_its_own_timeout_is_held_to_it(llm: OpenAIDouble, make_config: MakeConfig) -> None:
+    """An MCP server's `timeout` reaches ToolGuard as the tool's metadata and replaces TOOL_TIMEOUT for it."""
+
+    @tool
+    async def slow(query: str) -> str:
+        """Never answers."""
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    slow.metadata = {"timeout": 0.2}
+    llm.script(ToolCalls([("slow", {"query": "x"})]), Text("It timed out."))
+    events = await run_once(make_config(llm, tool_timeout=600), "go", tools=[slow])
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert "did not finish within 0.2 s" in result.content
+
+
 @pytest.mark.parametrize(
     ("call", "expected"),
     [

@@ -23,7 +23,10 @@ from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
-_OWN_SETTINGS = ("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL")
+_OWN_SETTINGS = (
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
+)
 
 
 @dataclass
