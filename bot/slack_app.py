@@ -28,7 +28,7 @@ from bot.channel import ChannelBot, StopOutcome, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
-from bot.webhooks import slack_guard
+from bot.webhooks import serve, slack_guard
 from channels.capabilities import Profile
 from channels.errors import RateLimited
 from channels.ratelimit import Budget
@@ -225,14 +225,7 @@ async def listen_http(app: AsyncApp, bot: SlackBot, settings: Settings) -> web.A
     assert settings.slack_signing_secret is not None  # check_settings: HTTP mode has one
     web_app = app.web_app(path=EVENTS_PATH, port=settings.slack_port)
     web_app.middlewares.append(slack_guard(settings.slack_signing_secret.get_secret_value()))
-    runner = web.AppRunner(web_app, shutdown_timeout=2.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.slack_listen, settings.slack_port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        where = f"{settings.slack_listen}:{settings.slack_port}"
-        raise SettingsError(f"cannot listen on {where} (SLACK_LISTEN / SLACK_PORT): {exc.strerror}") from None
+    runner = await serve(web_app, settings.slack_listen, settings.slack_port, names="SLACK_LISTEN / SLACK_PORT")
     host, port = runner.addresses[0][:2]
     bot.url = f"http://{host}:{port}{EVENTS_PATH}"
     return runner

@@ -24,7 +24,7 @@ from bot.channel import ChannelBot, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
-from bot.webhooks import telegram_webhook
+from bot.webhooks import serve, telegram_webhook
 from channels.capabilities import Profile
 from channels.commands import COMMANDS
 from channels.telegram.drafts import DraftOwners
@@ -163,16 +163,12 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         secret = settings.telegram_webhook_secret.get_secret_value()
         path = urlsplit(settings.telegram_webhook_url).path
         app = telegram_webhook(path, secret, self.application.bot, self.application.update_queue)
-        runner = web.AppRunner(app, shutdown_timeout=2.0)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, settings.telegram_webhook_listen, settings.telegram_webhook_port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            where = f"{settings.telegram_webhook_listen}:{settings.telegram_webhook_port}"
-            raise SettingsError(
-                f"cannot listen on {where} (TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT): {exc.strerror}"
-            ) from None
+        runner = await serve(
+            app,
+            settings.telegram_webhook_listen,
+            settings.telegram_webhook_port,
+            names="TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT",
+        )
         await self.application.bot.set_webhook(
             settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
         )

@@ -30,12 +30,30 @@ from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 from telegram import Bot, Update
 
+from bot.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body either intake reads. Telegram updates and Slack events are a few kB."""
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def serve(app: web.Application, host: str, port: int, *, names: str) -> web.AppRunner:
+    """Serve `app` on host:port until the runner is cleaned up.
+
+    Raises:
+        SettingsError: The address cannot be listened on; the line names the settings `names` ("X_LISTEN / X_PORT").
+    """
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SettingsError(f"cannot listen on {host}:{port} ({names}): {exc.strerror}") from None
+    return runner
 
 
 def _refuse(status: int, reason: str) -> web.Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,16 +18,10 @@ from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.slack_events import post_event
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.conftest import TOKEN, bot_env, run_bot, running
-from tests.scenarios.slack_scene import SECRET, clean_environment, running_scene
+from tests.scenarios.slack_scene import SECRET, clean_environment, free_port, running_scene
 
 HUGE = 90 * 1024 * 1024
 SECRET_TOKEN = "s3cret-webhook-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def status_before_the_body(url: str, headers: dict[str, str], length: int) -> int:
