@@ -138,18 +138,25 @@ class ToolGuard(AgentMiddleware):
             available = ", ".join(self.tool_names) or "none"
             return _error(call, f"Error: there is no tool named '{name}'. Available tools: {available}.")
         timeout = (request.tool.metadata or {}).get("timeout") or self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a cancellation (/stop).
-            async with asyncio.timeout(timeout):
-                return await handler(request)
+            async with asyncio.timeout_at(deadline):
+                result = await handler(request)
+            if loop.time() <= deadline:
+                return result
+            # The tool held the loop past its deadline (CPU work between two awaits), so the cancellation could
+            # not land: what it returned came too late to count, as for any other tool over its time.
         except TimeoutError:
-            log.warning("tool %s timed out after %g s", name, timeout)
-            return _error(call, f"Error: the tool '{name}' did not finish within {timeout:g} s and was stopped.")
+            pass
         except GraphBubbleUp:
             raise
         except Exception as exc:
             log.warning("tool %s failed", name, exc_info=True)
             return _error(call, f"Error: the tool '{name}' failed: {_describe(exc)}")
+        log.warning("tool %s timed out after %g s", name, timeout)
+        return _error(call, f"Error: the tool '{name}' did not finish within {timeout:g} s and was stopped.")
 
     @hook_config(can_jump_to=["model"])
     async def aafter_model(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:

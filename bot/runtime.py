@@ -78,6 +78,8 @@ class Runtime:
             TOOLS: self._list_tools,
         }
         """The commands that are a turn of their conversation (`/stop` is not: `bot.conversations` acts on it)."""
+        self.failed_replies = 0
+        """Replies that ended with a failure notice (the piped console's exit status reports them)."""
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
@@ -126,6 +128,7 @@ class Runtime:
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
+                        self.failed_replies += 1
                     case Done(usage=usage):
                         log.debug(
                             "%s: answered (%d tokens in, %d out)",

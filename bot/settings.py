@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     tavily_api_key: SecretStr | None = None
     tavily_api_url: str = TAVILY_URL
     demo_token_delay: float = Field(0.03, ge=0, le=5)
+    model_check_timeout: float = Field(10.0, gt=0, le=120)
     max_input_chars: int = Field(4000, ge=1)
     user_runs_per_minute: int = Field(20, ge=1)
     shutdown_grace: float = Field(20.0, ge=0, le=600)
@@ -70,6 +71,11 @@ class Settings(BaseSettings):
     slack_port: int = Field(3000, ge=1, le=65535)
     slack_listen: str = "0.0.0.0"
     slack_allowed_users: Annotated[list[str], NoDecode] = []
+    slack_tier2_per_minute: int = Field(20, ge=1, le=10_000)
+    slack_tier3_per_minute: int = Field(50, ge=1, le=10_000)
+    slack_tier4_per_minute: int = Field(100, ge=1, le=10_000)
+    slack_posts_per_minute_per_channel: int = Field(60, ge=1, le=10_000)
+    slack_posts_per_minute_per_workspace: int = Field(300, ge=1, le=100_000)
 
     stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
     stream_edit_interval: float | None = Field(None, gt=0, le=60)

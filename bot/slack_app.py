@@ -31,13 +31,14 @@ from bot.settings import Settings, SettingsError
 from bot.webhooks import serve, slack_guard
 from channels.capabilities import Profile
 from channels.errors import RateLimited
-from channels.ratelimit import Budget
+from channels.ratelimit import Budget, Scope
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+EPHEMERAL = "chat.postEphemeral"
 EPHEMERAL_BUDGET = Budget(5, 6.0)
 """chat.postEphemeral is Tier 4, but a note to a user who pressed someone else's Stop button is never urgent."""
 
@@ -59,6 +60,14 @@ class SlackBot(ChannelBot[SlackTarget]):
 
     def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
         super().__init__(runtime, settings)
+        self.limiter = new_limiter()  # Slack limits each method per workspace, never the bot as a whole
+        self.budgets = SlackBudgets(
+            tier2=settings.slack_tier2_per_minute,
+            tier3=settings.slack_tier3_per_minute,
+            tier4=settings.slack_tier4_per_minute,
+            posts_per_channel=settings.slack_posts_per_minute_per_channel,
+            posts_per_workspace=settings.slack_posts_per_minute_per_workspace,
+        )
         self.client = client
         self.me = me
         self.url: str | None = None
@@ -92,7 +101,8 @@ class SlackBot(ChannelBot[SlackTarget]):
     async def _tell(self, target: SlackTarget, user: str, text: str) -> None:
         """A short ephemeral note to `user` where `target` is; a cosmetic call, dropped when the budget is short."""
         try:
-            async with self.limiter.slot(target.channel, EPHEMERAL_BUDGET, lane="chat.postEphemeral", urgent=False):
+            scopes = (Scope((target.channel, EPHEMERAL), EPHEMERAL_BUDGET),)
+            async with self.limiter.slot(scopes, gate=EPHEMERAL, urgent=False):
                 await self.client.chat_postEphemeral(
                     channel=target.channel, user=user, text=text, thread_ts=target.thread_ts
                 )
@@ -102,7 +112,9 @@ class SlackBot(ChannelBot[SlackTarget]):
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> SlackSurface:
-        return SlackSurface(self.client, self.limiter, target, profile, on_live_refused=on_live_refused)
+        return SlackSurface(
+            self.client, self.limiter, target, profile, on_live_refused=on_live_refused, budgets=self.budgets
+        )
 
     @classmethod
     @contextlib.asynccontextmanager

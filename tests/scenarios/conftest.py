@@ -19,6 +19,7 @@ from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
 from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ class Finished:
 def bot_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """The environment of a bot process: none of the developer's own settings, data in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_SETTINGS)}
-    env.update(BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), DEMO_TOKEN_DELAY="0", **settings)
+    env.update({"BOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "DEMO_TOKEN_DELAY": "0", **settings})
     return env
 
 
@@ -72,6 +73,7 @@ async def telegram_process(
         TELEGRAM_API_BASE_URL=tg.root,
         OPENAI_BASE_URL=llm.base_url,
         OPENAI_API_KEY="sk-test-key-for-the-double",
+        LLM_MODEL=llm.model,
         **settings,
     )
     process = await asyncio.create_subprocess_exec(
@@ -120,7 +122,7 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 @pytest.fixture
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
-    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL=llm.model)
 
 
 @pytest.fixture
@@ -137,7 +139,7 @@ def telegram_settings(tg: TelegramDouble, llm: OpenAIDouble, data: Path, **setti
         telegram_api_base_url=tg.root,
         openai_api_key="sk-test-key-for-the-double",
         openai_base_url=llm.base_url,
-        llm_model="m",
+        llm_model=llm.model,
         bot_data_dir=data,
         **settings,
     )
@@ -154,3 +156,11 @@ async def running(
         serve_telegram(config, agent) as bot,
     ):
         yield bot
+
+
+@pytest.fixture
+async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
+    """The Slack bot in HTTP mode with the Slack and OpenAI doubles (see slack_scene)."""
+    clean_environment(monkeypatch)
+    async with running_scene(tmp_path) as running:
+        yield running

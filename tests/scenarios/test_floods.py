@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 from bot.conversations import MAX_PENDING, TOO_FAST
 from channels.errors import RateLimited
 from channels.inbound import NOT_ALLOWED
-from channels.ratelimit import Budget, RateLimiter
+from channels.ratelimit import Budget, RateLimiter, Scope
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.conftest import running
@@ -45,17 +45,17 @@ async def test_outsiders_get_one_refusal_per_chat_however_often_they_write(
 
 async def test_a_refusal_never_takes_the_budget_an_answer_needs() -> None:
     limiter = RateLimiter(Budget(30, 1.0))
-    group = Budget(20, 60.0)
-    for _ in range(group.limit - group.reserve):  # the group's budget is spent down to its reserve
-        async with limiter.slot(-1, group, urgent=True):
+    group = (Scope((-1, "messages"), Budget(20, 60.0)),)
+    for _ in range(16):  # the group's budget is spent down to its reserve (a fifth)
+        async with limiter.slot(group, gate=-1, urgent=True):
             pass
     try:
         with limiter.low_priority():
-            async with limiter.slot(-1, group, urgent=True):  # a refusal, sent the way a final message is
+            async with limiter.slot(group, gate=-1, urgent=True):  # a refusal, sent the way a final message is
                 raise AssertionError("the refusal took a slot reserved for answers")
     except RateLimited:
         pass
-    async with limiter.slot(-1, group, urgent=True):  # the answer still has its slot, at once
+    async with limiter.slot(group, gate=-1, urgent=True):  # the answer still has its slot, at once
         pass
 
 
