@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from agent.thread import AgentThread
-from bot.conversations import Conversations
+from bot.conversations import Conversations, Once
 from bot.outbox import open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -30,8 +31,18 @@ from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
 
+REFUSAL_EVERY = 3600.0
+"""A chat hears the allowlist refusal at most once in this many seconds, however often outsiders write."""
 T = TypeVar("T", bound=Target)
 B = TypeVar("B", bound="ChannelBot[Any]")
+
+
+class StopOutcome(enum.Enum):
+    """What a Stop press did; the value is the short answer the presser sees."""
+
+    STOPPED = "Stopping…"
+    NOTHING = "Nothing to stop."
+    NOT_YOURS = "Only the person who asked can stop this answer."
 
 
 class ChannelBot(Generic[T]):
@@ -56,6 +67,7 @@ class ChannelBot(Generic[T]):
         self.limiter = RateLimiter(self.budget)
         self._settings = settings
         self._live_refused: set[Hashable] = set()  # chats that refused drafts or native streams
+        self._refusals = Once(REFUSAL_EVERY)  # chats that heard an allowlist refusal lately
 
     # -- what a platform supplies -----------------------------------------------------------------------
 
@@ -84,22 +96,51 @@ class ChannelBot(Generic[T]):
         match verdict:
             case Answer(incoming=incoming, target=target):
                 self.conversations.submit(incoming, lambda: self.surface(target))
+            case Refuse(target=target, text=text, outsider=True):
+                if self._refusals.first(target.chat):
+                    self.conversations.aside(self._refuse_outsider(target, text))
+                else:
+                    log.debug("%s: outsider refused already this hour; %s not answered", target.chat, what)
             case Refuse(target=target, text=text):
                 self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
                 log.debug("%s ignored: %s", what, reason)
 
-    def stop_pressed(self, press: StopPress[T]) -> bool:
-        """Stop the reply of the pressed message's conversation. Returns whether one was running.
+    async def stop_pressed(self, press: StopPress[T]) -> StopOutcome:
+        """Stop the reply of the pressed message's conversation, if the presser may. Every kind of Stop press
+        passes here, so this is the one place that decides who may stop a reply.
 
-        When none was, the button outlived its reply (the bot was killed mid-answer): it is taken away, aside, so
-        the platform's acknowledgement of the press does not wait for it.
+        Only the person who asked for the running reply, or an admin of the chat (`is_admin`), stops it; anyone
+        else is told so and nothing stops. When no reply is running, the button outlived its reply (the bot was
+        killed mid-answer): it is taken away, aside, so the platform's acknowledgement of the press does not wait.
         """
-        if self.conversations.stop(press.conversation):
-            return True
-        buttons = capabilities(self.surface(press.target)).buttons
-        if buttons is not None:
-            self.conversations.aside(_drop_buttons(buttons, press.message))
+        asker = self.conversations.asker(press.conversation)
+        if asker is None:
+            buttons = capabilities(self.surface(press.target)).buttons
+            if buttons is not None:
+                self.conversations.aside(_drop_buttons(buttons, press.message))
+            return StopOutcome.NOTHING
+        if press.user != asker and not await self.is_admin(press.target, press.user):
+            log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
+            return StopOutcome.NOT_YOURS
+        return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+
+    async def _refuse_outsider(self, target: T, text: str) -> None:
+        """Send an allowlist refusal as a low-priority call: dropped, not queued, when the chat's budget is short,
+        so a stranger's messages never delay the answers of the people the bot serves."""
+        surface = self.surface(target)
+        try:
+            with self.limiter.low_priority():
+                await surface.send(text, final=True)
+        except ChannelError as exc:
+            log.info("%s: refusal not sent (%s)", target.conversation, exc)
+        finally:
+            with contextlib.suppress(ChannelError):
+                await surface.close()
+
+    async def is_admin(self, target: T, user: str) -> bool:
+        """Whether `user` administers the chat of `target` (and so may stop anyone's reply there). A platform that
+        can tell overrides it; the answer may be cached briefly. Never raises: when in doubt, False."""
         return False
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,10 @@ from channels.surface import ReplySurface
 
 log = logging.getLogger(__name__)
 
+MAX_PENDING = 20
+"""Messages one conversation keeps waiting behind its running reply; more are dropped (with one TOO_FAST note)."""
+NOTE_EVERY = 60.0
+"""A conversation hears TOO_FAST at most once in this many seconds, however many messages were turned away."""
 NOTHING_TO_STOP = "There is no reply in progress to stop."
 TOO_FAST = "You're sending messages faster than I can answer. Please wait a minute and try again."
 SurfaceFactory = Callable[[], ReplySurface]
@@ -49,6 +53,8 @@ class _Conversation:
     pending: deque[_Request] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     reply: asyncio.Task[None] | None = None
+    asker: str | None = None
+    """Who asked for the running reply (the last sender of a merged turn): who may stop it."""
 
 
 class Conversations:
@@ -68,6 +74,7 @@ class Conversations:
         self._runs: dict[str, deque[float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._noted = Once(NOTE_EVERY, clock=self._clock)  # conversations that heard TOO_FAST lately
 
     def submit(self, incoming: Incoming, surface: SurfaceFactory) -> None:
         """Queue a message; returns at once. `surface` is opened when its reply starts."""
@@ -79,8 +86,13 @@ class Conversations:
             if not self.stop(incoming.conversation):
                 self.notify(surface, NOTHING_TO_STOP)
             return
-        if not request.is_command and not self._may_run(incoming.user_id):
-            self.notify(surface, TOO_FAST)
+        conversation = self._conversations.get(incoming.conversation)
+        full = conversation is not None and len(conversation.pending) >= MAX_PENDING
+        if full or (not request.is_command and not self._may_run(incoming.user_id)):
+            log.info("%s: message from %s turned away (%s)", incoming.conversation, incoming.user_id,
+                     "queue full" if full else "runs per minute")  # fmt: skip
+            if self._noted.first(incoming.conversation):
+                self.notify(surface, TOO_FAST)
             return
         conversation = self._conversations.setdefault(incoming.conversation, _Conversation())
         conversation.pending.append(request)
@@ -95,6 +107,13 @@ class Conversations:
         conversation.pending.clear()
         conversation.reply.cancel()
         return True
+
+    def asker(self, key: str) -> str | None:
+        """The user id of who asked for the reply running in `key`, or None when none is running."""
+        conversation = self._conversations.get(key)
+        if conversation is None or conversation.reply is None or conversation.reply.done():
+            return None
+        return conversation.asker
 
     def notify(self, surface: SurfaceFactory, text: str) -> None:
         """Send a short fixed text outside the conversation's queue (refusals, limits)."""
@@ -134,6 +153,7 @@ class Conversations:
         try:
             while conversation.pending:
                 request = self._next_turn(conversation.pending)
+                conversation.asker = request.incoming.user_id
                 conversation.reply = asyncio.create_task(
                     self._runtime.answer(request.incoming, request.surface()), name=f"reply:{key}"
                 )
@@ -177,3 +197,28 @@ class Conversations:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+class Once:
+    """Says yes to a key at most once per `every` seconds: for notes and refusals that must not become a flood.
+
+    Args:
+        every: Seconds between two yeses for one key.
+        clock: Tests control time with it.
+    """
+
+    def __init__(self, every: float, *, clock: Clock | None = None) -> None:
+        self._every = every
+        self._clock = clock or LoopClock()
+        self._last: dict[Hashable, float] = {}
+
+    def first(self, key: Hashable) -> bool:
+        """Whether `key` gets its turn now (and if so, the next one is `every` seconds away)."""
+        now = self._clock.now()
+        last = self._last.get(key)
+        if last is not None and now - last < self._every:
+            return False
+        self._last[key] = now
+        if len(self._last) > 10_000:  # forget keys whose time is up, so memory follows recent senders
+            self._last = {k: t for k, t in self._last.items() if now - t < self._every}
+        return True

@@ -24,17 +24,23 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.channel import ChannelBot, serve_channel
+from bot.channel import ChannelBot, StopOutcome, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
+from bot.webhooks import serve, slack_guard
 from channels.capabilities import Profile
+from channels.errors import RateLimited
+from channels.ratelimit import Budget, Scope
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
 from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+EPHEMERAL = "chat.postEphemeral"
+EPHEMERAL_BUDGET = Budget(5, 6.0)
+"""chat.postEphemeral is Tier 4, but a note to a user who pressed someone else's Stop button is never urgent."""
 
 
 class SlackBot(ChannelBot[SlackTarget]):
@@ -78,11 +84,30 @@ class SlackBot(ChannelBot[SlackTarget]):
             return
         self.dispatch(read_event(body.get("event") or {}, self.me, team_id=body.get("team_id")), f"event {event_id}")
 
-    def on_stop(self, payload: dict[str, Any]) -> None:
-        """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
+    async def on_stop(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button).
+
+        Someone who did not ask for the reply is told so, in a message only they see.
+        """
         press = stop_request(payload, self.me)
-        if press is not None and not self.stop_pressed(press):
+        if press is None:
+            return
+        outcome = await self.stop_pressed(press)
+        if outcome is StopOutcome.NOTHING:
             log.debug("stop pressed in %s with no reply running", press.conversation)
+        elif outcome is StopOutcome.NOT_YOURS:
+            self.conversations.aside(self._tell(press.target, press.user, outcome.value))
+
+    async def _tell(self, target: SlackTarget, user: str, text: str) -> None:
+        """A short ephemeral note to `user` where `target` is; a cosmetic call, dropped when the budget is short."""
+        try:
+            scopes = (Scope((target.channel, EPHEMERAL), EPHEMERAL_BUDGET),)
+            async with self.limiter.slot(scopes, gate=EPHEMERAL, urgent=False):
+                await self.client.chat_postEphemeral(
+                    channel=target.channel, user=user, text=text, thread_ts=target.thread_ts
+                )
+        except (RateLimited, SlackApiError, aiohttp.ClientError, OSError) as exc:
+            log.info("slack: ephemeral note not sent (%s)", type(exc).__name__)
 
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
@@ -199,7 +224,7 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
 
     async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        bot.on_stop(body)
+        await bot.on_stop(body)
 
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
@@ -209,14 +234,10 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
 
 async def listen_http(app: AsyncApp, bot: SlackBot, settings: Settings) -> web.AppRunner:
     """Serve Bolt's aiohttp app at SLACK_LISTEN:SLACK_PORT/slack/events."""
-    runner = web.AppRunner(app.web_app(path=EVENTS_PATH, port=settings.slack_port), shutdown_timeout=2.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.slack_listen, settings.slack_port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        where = f"{settings.slack_listen}:{settings.slack_port}"
-        raise SettingsError(f"cannot listen on {where} (SLACK_LISTEN / SLACK_PORT): {exc.strerror}") from None
+    assert settings.slack_signing_secret is not None  # check_settings: HTTP mode has one
+    web_app = app.web_app(path=EVENTS_PATH, port=settings.slack_port)
+    web_app.middlewares.append(slack_guard(settings.slack_signing_secret.get_secret_value()))
+    runner = await serve(web_app, settings.slack_listen, settings.slack_port, names="SLACK_LISTEN / SLACK_PORT")
     host, port = runner.addresses[0][:2]
     bot.url = f"http://{host}:{port}{EVENTS_PATH}"
     return runner

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -22,6 +24,7 @@ from bot.channel import ChannelBot, serve_channel
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
+from bot.webhooks import serve, telegram_webhook
 from channels.capabilities import Profile
 from channels.commands import COMMANDS
 from channels.telegram.drafts import DraftOwners
@@ -36,6 +39,8 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 MENU = [BotCommand(command.name, command.description) for command in COMMANDS]
 ALLOWED_UPDATES = ["message", "callback_query"]
+ADMINS_TTL = 60.0
+"""How long a group's administrators (who may stop anyone's reply) are remembered: a Stop press costs no call."""
 
 
 class TelegramBot(ChannelBot[TelegramTarget]):
@@ -56,6 +61,7 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         super().__init__(runtime, settings)
         self.application = application
         self.me = me
+        self._admins: dict[int, tuple[float, frozenset[str]]] = {}  # chat -> (until, administrators' ids)
         self.drafts = DraftOwners()
         """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
@@ -63,11 +69,28 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         """python-telegram-bot's handler: decide, queue, return at once."""
         if (press := stop_request(update)) is not None:
             assert update.callback_query is not None
-            stopped = self.stop_pressed(press)
+            outcome = await self.stop_pressed(press)
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
-                await update.callback_query.answer("Stopping…" if stopped else "Nothing to stop.")
+                await update.callback_query.answer(outcome.value)
             return
         self.dispatch(read_update(update, self.me), f"update {update.update_id}")
+
+    async def is_admin(self, target: TelegramTarget, user: str) -> bool:
+        """An administrator of the group (getChatAdministrators, cached for ADMINS_TTL); nobody in a private chat."""
+        if target.kind == "private":
+            return False
+        now = time.monotonic()
+        cached = self._admins.get(target.chat_id)
+        if cached is None or cached[0] <= now:
+            try:
+                members = await self.application.bot.get_chat_administrators(target.chat_id)
+            except TelegramError as exc:
+                log.info("telegram: cannot list the administrators of %s (%s)", target.chat_id, exc)
+                return False
+            cached = self._admins[target.chat_id] = (now + ADMINS_TTL, frozenset(str(m.user.id) for m in members))
+            if len(self._admins) > 10_000:
+                self._admins = {chat: entry for chat, entry in self._admins.items() if entry[0] > now}
+        return user in cached[1]
 
     def open_surface(
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]
@@ -107,37 +130,69 @@ class TelegramBot(ChannelBot[TelegramTarget]):
 
     @contextlib.asynccontextmanager
     async def listen(self) -> AsyncIterator[None]:
-        """Set the command menu and poll (or take the webhook) for the duration of the block."""
+        """Set the command menu and poll (or take the webhook) for the duration of the block.
+
+        Raises:
+            SettingsError: The webhook's address cannot be listened on (one line).
+        """
         application, settings = self.application, self._settings
+        runner: web.AppRunner | None = None
         try:
             await application.bot.set_my_commands(MENU)
             await application.start()
             assert application.updater is not None
             if settings.telegram_webhook_url:
-                secret = settings.telegram_webhook_secret
-                await application.updater.start_webhook(
-                    listen=settings.telegram_webhook_listen,
-                    port=settings.telegram_webhook_port,
-                    url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
-                    webhook_url=settings.telegram_webhook_url,
-                    secret_token=secret.get_secret_value() if secret else None,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
+                runner = await self._listen_webhook()
             else:
                 await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
             how = "on webhook" if settings.telegram_webhook_url else "polling"
             log.info("telegram: @%s is %s", self.me.username, how)
             yield
         finally:
+            if runner is not None:
+                await runner.cleanup()
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             if application.running:
                 await application.stop()
 
+    async def _listen_webhook(self) -> web.AppRunner:
+        """Serve `bot.webhooks.telegram_webhook` at TELEGRAM_WEBHOOK_LISTEN:PORT, then point Telegram at it."""
+        settings = self._settings
+        assert settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is not None
+        secret = settings.telegram_webhook_secret.get_secret_value()
+        path = urlsplit(settings.telegram_webhook_url).path
+        app = telegram_webhook(path, secret, self.application.bot, self.application.update_queue)
+        runner = await serve(
+            app,
+            settings.telegram_webhook_listen,
+            settings.telegram_webhook_port,
+            names="TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT",
+        )
+        await self.application.bot.set_webhook(
+            settings.telegram_webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+        )
+        return runner
+
+
+def check_settings(settings: Settings) -> None:
+    """Stop start-up with one line when a setting Telegram needs is missing: the token, and in webhook mode the
+    secret (without it anyone who finds the URL could post updates as any user).
+
+    Raises:
+        SettingsError: Naming the missing setting.
+    """
+    settings.require("TELEGRAM_BOT_TOKEN")
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        raise SettingsError(
+            "TELEGRAM_WEBHOOK_SECRET is not set; webhook mode (TELEGRAM_WEBHOOK_URL) needs it, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+
 
 def build_application(settings: Settings) -> Application:
     """The python-telegram-bot Application, pointed at TELEGRAM_API_BASE_URL."""
-    settings.require("TELEGRAM_BOT_TOKEN")
+    check_settings(settings)
     assert settings.telegram_bot_token is not None
     root = settings.telegram_api_base_url.rstrip("/")
     return (
@@ -160,5 +215,5 @@ def serve_telegram(settings: Settings, agent: AgentThread) -> contextlib.Abstrac
 
 async def run_telegram(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM. Returns the exit status."""
-    settings.require("TELEGRAM_BOT_TOKEN")
+    check_settings(settings)
     return await run_until_signal(settings, serve_telegram)

@@ -83,10 +83,16 @@ class Answer(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Refuse(Generic[T]):
-    """Reply `text` to `target`, with no model call."""
+    """Reply `text` to `target`, with no model call.
+
+    Attributes:
+        outsider: The sender is not on the allowlist: the chat hears this at most once an hour, and only when the
+            chat's message budget has room to spare (it never delays the answers of those who are allowed).
+    """
 
     target: T
     text: str
+    outsider: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +112,12 @@ class StopPress(Generic[T]):
     Attributes:
         target: Where the pressed message is; its conversation is the one whose reply the press stops.
         message: What the platform's surface needs to take the button off that message (`drop_buttons`).
+        user: The platform's id of who pressed it: only the person who asked (or a chat admin) may stop a reply.
     """
 
     target: T
     message: Any
+    user: str
 
     @property
     def conversation(self) -> str:
@@ -148,7 +156,7 @@ def screen(target: T, text: str | None, me: Identity, *, allowed: bool, only_tex
         The refusal, or the text (`EMPTY_MESSAGE` for an empty one).
     """
     if not allowed:
-        return Refuse(target, NOT_ALLOWED)
+        return Refuse(target, NOT_ALLOWED, outsider=True)
     if text is None:
         return Refuse(target, only_text)
     text = text or EMPTY_MESSAGE

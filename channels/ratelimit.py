@@ -26,6 +26,9 @@ below what it had used (at most halving it per 429), and takes one call a period
 behind a closed gate raises `RateLimited` with the time left, urgent or not: how long a final message may wait is the
 StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
 
+Calls made inside `low_priority()` (a refusal to someone outside the allowlist) are never urgent, whatever their
+caller says: they leave the reserve to replies and are dropped (`RateLimited`) when a budget is short.
+
 `prompt` tells a channel whether its budget's line of urgent calls is short, so that under overload a reply skips
 its first preview when that preview would only go out about when its final does. Budgets are sliding windows
 ("at most N calls in any T seconds"), slightly stricter than the platforms' own.
@@ -34,11 +37,12 @@ its first preview when that preview would only go out about when its final does.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Hashable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from channels.clock import Clock, LoopClock
@@ -46,6 +50,7 @@ from channels.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
+_LOW_PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("low_priority", default=False)
 IN_FLIGHT_POLL = 0.05
 """How soon to look again when the budget is held by calls still in flight."""
 PREVIEW_HORIZON = 5.0
@@ -198,6 +203,7 @@ class RateLimiter:
             RateLimited: The gate is closed, or (not urgent) there is no room now; `retry_after` says when to try
                 again. Also the block's own RateLimited (the platform's 429), after closing the gate.
         """
+        urgent = urgent and not _LOW_PRIORITY.get()
         windows = [*(self._window(scope) for scope in scopes), self._bot]
         if (closed := self.blocked_for(gate)) > 0:
             raise RateLimited(closed, "waiting out the platform's retry_after")
@@ -224,6 +230,16 @@ class RateLimiter:
                 window.times.append(done)
             if platform_429 is not None:
                 self._told_to_wait(windows, gate, platform_429.retry_after)
+
+    @staticmethod
+    @contextmanager
+    def low_priority() -> Iterator[None]:
+        """Make every call in the block (in this task) a non-urgent one: it goes only with budget to spare."""
+        token = _LOW_PRIORITY.set(True)
+        try:
+            yield
+        finally:
+            _LOW_PRIORITY.reset(token)
 
     def blocked_for(self, gate: Hashable) -> float:
         """Seconds until a call behind `gate` may pass the retry_after gates, its own and the bot's (0 when open)."""

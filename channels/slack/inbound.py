@@ -114,7 +114,7 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[Sla
     thread = container.get("thread_ts") or message.get("thread_ts")
     thread_ts = str(thread) if thread else None
     target = SlackTarget(channel, "thread" if thread_ts else "dm", thread_ts, thread_ts or ts)
-    return StopPress(target, {**message, "ts": ts})
+    return StopPress(target, {**message, "ts": ts}, user=user)
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

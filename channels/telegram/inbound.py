@@ -61,7 +61,7 @@ def stop_request(update: Update) -> StopPress[TelegramTarget] | None:
     query = update.callback_query
     if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
         return None
-    return StopPress(_target(query.message), query.message.message_id)
+    return StopPress(_target(query.message), query.message.message_id, user=str(query.from_user.id))
 
 
 def _target(message: Message) -> TelegramTarget:

@@ -67,6 +67,16 @@ class Identity:
 
 
 @dataclass
+class Ephemeral:
+    """A message only `user` sees (chat.postEphemeral)."""
+
+    channel: str
+    user: str
+    thread_ts: str | None
+    text: str
+
+
+@dataclass
 class SlackMessage:
     """One message the bot wrote, as the double keeps it.
 
@@ -151,6 +161,7 @@ class SlackWorkspace:
         self.statuses: list[StatusCall] = []
         self.thread_status: dict[tuple[str, str], str] = {}
         self.users: dict[str, dict[str, Any]] = {}
+        self.ephemerals: list[Ephemeral] = []
         self._messages: dict[tuple[str, str], SlackMessage] = {}
         self._ts_base = int(time.time())
         self._seq = itertools.count(1)
@@ -164,6 +175,7 @@ class SlackWorkspace:
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": self._set_status,
             "users.info": self._users_info,
+            "chat.postEphemeral": self._post_ephemeral,
         }
 
     # -- observation ----------------------------------------------------------------------------------------
@@ -271,6 +283,15 @@ class SlackWorkspace:
         self._messages[(channel, message.ts)] = message
         self._reply_clears_status(channel, thread_ts)
         return {"channel": channel, "ts": message.ts, "message": self.message_json(message)}
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        """(Slack) chat.postEphemeral: shown to `user` only, never stored in the channel's history."""
+        channel, user = _channel(params), params.get("user")
+        if not user:
+            raise SlackError("user_not_in_channel")
+        text, _ = self._content(params)
+        self.ephemerals.append(Ephemeral(channel, str(user), _thread_ts(params, required=False), text))
+        return {"message_ts": self._new_ts()}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._target(params)

@@ -163,6 +163,7 @@ class BotApi:
             "sendMessageDraft": self.send_message_draft,
             "sendChatAction": self.send_chat_action,
             "answerCallbackQuery": self.answer_callback_query,
+            "getChatAdministrators": self.get_chat_administrators,
             "getUpdates": hub.get_updates,
             "setWebhook": hub.set_webhook,
             "deleteWebhook": hub.delete_webhook,
@@ -379,6 +380,16 @@ class BotApi:
         query.answer = {key: params[key] for key in ("text", "show_alert", "url", "cache_time") if key in params}
         return True
 
+    def get_chat_administrators(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """getChatAdministrators: the group's administrators (never other bots but this one, as in Telegram)."""
+        chat = self.world.find_chat(params.get("chat_id"))
+        if chat.is_private:
+            raise bad_request("there are no administrators in the private chat")
+        admins = [self.world.users[user] for user in sorted(chat.admins)]
+        if chat.bot_is_admin:
+            admins.append(self.world.bot)
+        return [_administrator(user) for user in admins]
+
     @staticmethod
     def commands_key(params: dict[str, Any]) -> tuple[str, str]:
         """Command lists are kept per (scope, language_code); a missing scope is the default scope."""
@@ -411,3 +422,27 @@ class BotApi:
         """deleteMyCommands."""
         self.world.commands.pop(self.commands_key(params), None)
         return True
+
+
+def _administrator(user: Any) -> dict[str, Any]:
+    """A `ChatMemberAdministrator` with the rights an ordinary group admin has."""
+    rights = ("can_manage_chat", "can_delete_messages", "can_restrict_members", "can_invite_users", "can_pin_messages")
+    member: dict[str, Any] = {"status": "administrator", "user": user.to_api(), "can_be_edited": False}
+    member |= {
+        name: name in rights
+        for name in (
+            "is_anonymous",
+            "can_manage_chat",
+            "can_delete_messages",
+            "can_manage_video_chats",
+            "can_restrict_members",
+            "can_promote_members",
+            "can_change_info",
+            "can_invite_users",
+            "can_post_stories",
+            "can_edit_stories",
+            "can_delete_stories",
+            "can_pin_messages",
+        )
+    }
+    return member

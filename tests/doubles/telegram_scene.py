@@ -57,11 +57,14 @@ class Scene:
         username: str | None = None,
         chat_id: int | None = None,
         bot_is_admin: bool = False,
+        admins: tuple[User, ...] = (),
     ) -> Chat:
         """A group or supergroup (a forum with topics when `forum`); every message in it reaches the bot."""
-        return self.world.add_group(
+        chat = self.world.add_group(
             title, supergroup=supergroup, forum=forum, username=username, chat_id=chat_id, bot_is_admin=bot_is_admin
         )
+        chat.admins.update(user.id for user in admins)
+        return chat
 
     def add_topic(self, chat: Chat | int, name: str, *, creator: User | None = None, announce: bool = False) -> int:
         """Open a forum topic; returns its `message_thread_id` (the id of its `forum_topic_created` message).

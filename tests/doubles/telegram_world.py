@@ -73,6 +73,8 @@ class Chat:
     is_forum: bool = False
     bot_is_admin: bool = False
     topics: dict[int, str] = field(default_factory=dict)
+    admins: set[int] = field(default_factory=set)
+    """Users who administer the group (the bot is one when `bot_is_admin`)."""
 
     @property
     def is_private(self) -> bool:
