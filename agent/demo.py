@@ -26,6 +26,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.demo_files import plot_request, received
+
 FIRST_NOTICE = (
     "\n\n---\n*This is livebot's **offline demo model**: no language model is configured, so the replies are "
     "scripted. To use a real model, set `OPENAI_API_KEY` (and `LLM_MODEL`, e.g. `gpt-4o-mini`), or set "
@@ -41,6 +43,8 @@ HELP = (
     "you can watch stream: arithmetic (try **what is 2+2** or **compute (3+4)*5**) and the time "
     "(try **what time is it?**)."
 )
+
+CANNOT_LOOK = "As the offline demo model I can't look inside files; a real model would answer about it."
 
 # Numbers and brackets joined by at least one binary operator: "2+2", "(3+4)*5", "2 ** 10", "7 % 3".
 _ARITHMETIC = re.compile(r"-?[\d.(]+[\d.)]*(?:\s*(?:\*\*|[-+*/%^])\s*[-\d.()]+)+")
@@ -199,6 +203,11 @@ def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
         return _Plan(_answer_from_tools(messages) + notice)
 
     question = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    files, question = received(question)
+    if (chart := plot_request(question)) is not None and "chart" in tools:
+        return _Plan("Let me draw that.", ("chart", chart))
+    if files:
+        return _Plan(f"I received {_join(files)}. {CANNOT_LOOK}{notice}")
     if match := _ARITHMETIC.search(question):
         expression = match.group(0).strip()
         if "calculator" in tools:
@@ -210,6 +219,10 @@ def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
             return _Plan("Let me check the clock.", ("current_time", {"timezone": zone}))
         return _Plan(f"I'd use the `current_time` tool for that, but it isn't available right now.{notice}")
     return _Plan(HELP + notice)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:
@@ -231,6 +244,8 @@ def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:
             lines.append(f"The `{name}` tool failed: {content}")
         elif name == "calculator":
             lines.append(f"{args.get('expression', 'The result')} = **{content}**")
+        elif name == "chart":
+            lines.append("There it is: the chart above shows your numbers.")
         elif name == "current_time":
             lines.append(f"The current time ({args.get('timezone', 'UTC')}) is **{content}**.")
         else:

@@ -29,13 +29,23 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Picture:
+    """An image a tool made for the user: `ref` names it in the conversation's file store (media.store)."""
+
+    ref: str
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees."""
+    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees;
+    `pictures` are images the tool made for the user (a chart), shown before the answer continues."""
 
     call_id: str
     name: str
     content: str
     ok: bool = True
+    pictures: tuple[Picture, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

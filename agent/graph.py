@@ -13,6 +13,8 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.budget import TokenBudget
 from agent.config import AgentConfig
 from agent.middleware import StepLimit, ToolGuard
+from agent.pictures import Pictures
+from media.store import FileStore
 
 MODEL_NODE = "model"
 TOOLS_NODE = "tools"
@@ -23,6 +25,7 @@ def build_graph(
     tools: Sequence[BaseTool],
     config: AgentConfig,
     checkpointer: BaseCheckpointSaver | None,
+    files: FileStore | None = None,
 ) -> CompiledStateGraph:
     """Compile the agent graph.
 
@@ -31,6 +34,7 @@ def build_graph(
         tools: The tools the model may call, passed in so `agent` never depends on who assembles them.
         config: Supplies the system prompt, the step limit, the tool timeout and the token budget.
         checkpointer: Where conversations are remembered, keyed by `thread_id`; None keeps nothing.
+        files: Where the images of the user's turns are kept (default: `config.files_dir`).
 
     Returns:
         The compiled graph, with nodes `model` and `tools` (and the middleware's own nodes).
@@ -43,8 +47,11 @@ def build_graph(
         middleware=[
             StepLimit(config.step_limit),
             ToolGuard(config.tool_timeout, [tool.name for tool in tools]),
-            # Innermost, so it measures the request exactly as it goes out (StepLimit may rewrite it).
+            # Inside StepLimit, so it measures the request as it goes out (StepLimit may rewrite it); an image
+            # counts the same whether it is still a reference or already its data.
             TokenBudget(config.token_budget),
+            # Innermost: only the images of the turns that fit the budget are read from disk.
+            Pictures(files or FileStore(config.files_dir), vision=config.vision, model=config.model),
         ],
     )
 

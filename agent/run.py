@@ -13,6 +13,7 @@ answers those calls with a "cancelled" result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -29,10 +30,11 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
 from agent.errors import describe_failure
-from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
+from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
+from media.store import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class Agent:
     Args:
         graph: The compiled agent graph (see `agent.graph.build_graph`), with a checkpointer.
         checkpointer: The same checkpointer, used to forget threads.
+        files: The conversations' files (images of user turns, pictures tools made), forgotten with them.
         is_demo: Whether the offline demo model answers; the bot may say so at start-up.
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
     """
@@ -55,23 +58,26 @@ class Agent:
         graph: CompiledStateGraph,
         checkpointer: BaseCheckpointSaver,
         *,
+        files: FileStore,
         is_demo: bool,
         step_limit: int,
     ) -> None:
         self.graph = graph
         self.checkpointer = checkpointer
+        self.files = files
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
 
-    async def run(self, text: str, *, thread_id: str) -> AsyncIterator[AgentEvent]:
-        """Answer `text` in the conversation `thread_id`, streaming events as they happen.
+    async def run(self, text: str | list[dict[str, Any]], *, thread_id: str) -> AsyncIterator[AgentEvent]:
+        """Answer the user's turn `text` in the conversation `thread_id`, streaming events as they happen.
 
         The last event is always exactly one `Done` or `Failed`, unless the consumer stops early: then close the
         generator (`aclose()`, or iterate it inside `contextlib.aclosing`) so the model's stream is closed now
         rather than when the generator is garbage-collected.
 
         Args:
-            text: The user's message.
+            text: The user's message: a string, or OpenAI content parts (text and `image_url` parts, whose URLs
+                may be references into `files`).
             thread_id: The conversation key (`telegram:<chat>`, `slack:<channel>:<thread_ts>`, ...).
 
         Yields:
@@ -85,7 +91,9 @@ class Agent:
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
-        stream = self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"])
+        stream = self.graph.astream(
+            {"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates", "custom"]
+        )
         try:
             async with aclosing(stream):
                 async for mode, payload in stream:
@@ -98,8 +106,9 @@ class Agent:
         yield Done(translator.usage)
 
     async def reset(self, thread_id: str) -> None:
-        """Forget the conversation `thread_id`; its next run starts with an empty history."""
+        """Forget the conversation `thread_id` and its files; its next run starts with an empty history."""
         await self.checkpointer.adelete_thread(thread_id)
+        await asyncio.to_thread(self.files.forget, thread_id)
 
     async def _repair_history(self, config: RunnableConfig) -> list[BaseMessage]:
         """Answer tool calls a cancelled run left unanswered, and return the (repaired) history."""
@@ -178,6 +187,9 @@ class _Translator:
                 self._step_text += text
                 return [TextDelta(text)]
             return []
+        if mode == "custom":  # a middleware's word to the user (agent.pictures), ahead of the model's text
+            notice = payload.get("notice") if isinstance(payload, dict) else None
+            return [TextDelta(notice)] if isinstance(notice, str) and notice else []
         if mode == "updates":
             events: list[AgentEvent] = []
             for node, update in payload.items():
@@ -196,7 +208,8 @@ class _Translator:
                 return []
             self._answered.add(message.tool_call_id)
             name = message.name or self._names.get(message.tool_call_id, "unknown")
-            return [ToolResult(message.tool_call_id, name, message.text, ok=message.status != "error")]
+            ok = message.status != "error"
+            return [ToolResult(message.tool_call_id, name, message.text, ok=ok, pictures=_pictures(message.artifact))]
         if not isinstance(message, AIMessage) or node != MODEL_NODE:
             return []
         events: list[AgentEvent] = self._unstreamed_text(message)
@@ -223,6 +236,18 @@ class _Translator:
         self._announced.add(call_id)
         self._names[call_id] = name
         return [ToolCall(call_id, name, dict(args))]
+
+
+def _pictures(artifact: Any) -> tuple[Picture, ...]:
+    """The images a tool's artifact names (`{"pictures": [{"ref": ..., "caption": ...}]}`, as tools.chart makes)."""
+    found = artifact.get("pictures") if isinstance(artifact, dict) else None
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        Picture(str(item["ref"]), str(item.get("caption") or ""))
+        for item in found
+        if isinstance(item, dict) and item.get("ref")
+    )
 
 
 def _messages_of(update: Any) -> list[BaseMessage]:
@@ -262,10 +287,12 @@ async def open_agent(
     chat_model = model if model is not None else build_model(config)
     try:
         async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
-            graph = build_graph(chat_model, tools, config, checkpointer)
+            files = FileStore(config.files_dir)
+            graph = build_graph(chat_model, tools, config, checkpointer, files)
             yield Agent(
                 graph,
                 checkpointer,
+                files=files,
                 is_demo=isinstance(chat_model, DemoChatModel),
                 step_limit=config.step_limit,
             )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from agent.thread import open_agent_thread
+from bot.attachments import open_attachments
 from bot.runtime import DEMO_HELP, Runtime
 from bot.settings import Settings
 from channels.console import ConsoleChannel
+from media.store import FileStore
 from tools import default_tools
 
 
@@ -22,8 +24,18 @@ def banner(settings: Settings, *, demo: bool, interactive: bool) -> str:
 
 async def run_console(settings: Settings, *, name: str) -> int:
     """Run the console chat until EOF or Ctrl-C. Returns the exit status."""
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with open_agent_thread(settings.agent_config(), tools) as agent:
-        channel = ConsoleChannel(name=name, mode=settings.live_mode, interval=settings.stream_edit_interval)
+    tools = default_tools(
+        allow_private_fetch=settings.web_fetch_allow_private, files=FileStore(settings.agent_config().files_dir)
+    )
+    async with (
+        open_agent_thread(settings.agent_config(), tools) as agent,
+        open_attachments(settings, agent.files) as files,
+    ):
+        channel = ConsoleChannel(
+            name=name,
+            mode=settings.live_mode,
+            interval=settings.stream_edit_interval,
+            pictures=settings.bot_data_dir / "pictures",
+        )
         channel.banner = banner(settings, demo=agent.is_demo, interactive=channel.interactive)
-        return await channel.run(Runtime(agent).answer)
+        return await channel.run(Runtime(agent, attachments=files).answer)

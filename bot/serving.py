@@ -11,10 +11,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
 from agent.thread import AgentThread, open_agent_thread
+from bot.attachments import open_attachments
 from bot.health import watch_loop_lag
 from bot.outbox import Deliver, open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings
+from media.store import FileStore
 from tools import default_tools
 
 
@@ -39,9 +41,14 @@ async def with_outbox(
     `serve` finishes the replies in flight when it exits; what they could not deliver stays in the outbox for the
     next start.
     """
-    async with open_outbox(settings.bot_data_dir) as outbox:
+    async with open_outbox(settings.bot_data_dir) as outbox, open_attachments(settings, agent.files) as files:
         runtime = Runtime(
-            agent, outbox=outbox, channel=channel, command_prefix=command_prefix, patience=settings.final_patience
+            agent,
+            outbox=outbox,
+            channel=channel,
+            command_prefix=command_prefix,
+            patience=settings.final_patience,
+            attachments=files,
         )
         async with serve(settings, runtime) as bot:
             courier = asyncio.create_task(outbox.courier(channel, bot.deliver), name=f"{channel}-outbox")
@@ -61,7 +68,9 @@ async def run_until_signal(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
+    tools = default_tools(
+        allow_private_fetch=settings.web_fetch_allow_private, files=FileStore(settings.agent_config().files_dir)
+    )
     # The lag is watched while serving: start-up and shutdown keep no user waiting.
     async with open_agent_thread(settings.agent_config(), tools) as agent, serve(settings, agent), watch_loop_lag():
         await stop.wait()

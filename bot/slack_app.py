@@ -30,6 +30,7 @@ from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.ratelimit import RateLimiter
+from channels.slack.files import SlackDownloader
 from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
 from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target
 
@@ -46,10 +47,19 @@ class SlackBot:
         runtime: Answers messages with the agent.
         settings: For the streaming mode and interval.
         me: Who the bot is and whom it serves.
+        files: Downloads the files people send (with the bot token); None reads text only.
     """
 
-    def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        runtime: Runtime,
+        settings: Settings,
+        me: SlackIdentity,
+        files: SlackDownloader | None = None,
+    ) -> None:
         self.client = client
+        self.files = files
         self.me = me
         self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         self.limiter = RateLimiter(BOT_BUDGET)
@@ -65,7 +75,7 @@ class SlackBot:
         if event_id and not self._seen.first_time(event_id):
             log.info("event %s delivered again; already answered", event_id)
             return
-        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"))
+        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"), files=self.files)
         match verdict:
             case Answer(incoming=incoming, target=target):
                 self.conversations.submit(incoming, lambda: self.surface(target))
@@ -157,7 +167,8 @@ async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot
     bot: SlackBot | None = None
     try:
         me = await identify(client, settings)
-        bot = SlackBot(client, runtime, settings, me)
+        files = SlackDownloader(session, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+        bot = SlackBot(client, runtime, settings, me, files)
         app = build_app(bot, settings, socket_mode=socket_mode)
         if socket_mode:
             socket = await connect_socket_mode(app, client, settings)

@@ -36,6 +36,7 @@ from channels.errors import (
     PermanentError,
     RateLimited,
     StreamingRefused,
+    TransientError,
 )
 from channels.splitting import split_to_fit
 from channels.surface import MessageRef, ReplySurface
@@ -150,6 +151,45 @@ class StreamingHandler:
         if self._profile.tasks and self._mode is not LiveMode.OFF:
             state = "complete" if ok else "error"
             await self._quietly(self._surface.task(call_id, f"Using {name}", state))  # type: ignore[attr-defined]
+
+    async def picture(self, data: bytes, caption: str) -> None:
+        """Show a picture (a tool's chart) after the text so far; the text after it opens a new message.
+
+        Called between `take()` and the next text, so the picture lands between the text before the tool and the
+        answer after it; in final-only mode the text held so far is delivered first, to keep that order. A
+        surface without `images_out`, a picture over the platform's limit, or one the platform will not take gets
+        a short note in the text instead. Like a final message it waits out a 429 (within `patience`).
+        """
+        limit = self._profile.max_image_bytes
+        if not self._profile.images_out or (limit is not None and len(data) > limit):
+            self.emit(f"\n\n_🖼 {caption}: a picture was made, but this chat cannot show it._\n\n")
+            return
+        async with self._lock:
+            if self._mode is LiveMode.OFF and self._held:
+                self._text = "\n\n".join(self._held)
+                self._held = []
+            await self._finish_segment()
+            if not await self._send_picture(data, caption):
+                self.emit(f"\n\n_🖼 {caption}: the picture could not be sent._\n\n")
+
+    async def _send_picture(self, data: bytes, caption: str) -> bool:
+        waited = 0.0
+        for attempt, pause in enumerate((*FINAL_BACKOFF[:3], None)):
+            try:
+                await self._surface.image(data, caption=caption)  # type: ignore[attr-defined]
+                return True
+            except RateLimited as exc:
+                pause = exc.retry_after
+            except (TransientError, MessageGone) as exc:
+                log.info("%s: picture attempt %d failed: %s", self._profile.key, attempt + 1, exc)
+            except ChannelError as exc:
+                log.warning("%s: picture refused: %s", self._profile.key, exc)
+                return False
+            if pause is None or waited + pause > self.patience:
+                return False
+            waited += pause
+            await self._clock.sleep(pause)
+        return False
 
     async def stop(self) -> bool:
         """Finish the reply. Idempotent.

@@ -25,7 +25,10 @@ from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.errors import ChannelError
+from channels.inbound import Incoming
 from channels.ratelimit import RateLimiter
+from channels.telegram.albums import Albums
+from channels.telegram.files import Downloader
 from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
 
@@ -59,6 +62,8 @@ class TelegramBot:
         self.me = me
         self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         self.limiter = RateLimiter(BOT_BUDGET)
+        self.files = Downloader(application.bot, self.limiter)
+        self.albums = Albums(self.submit)
         self._settings = settings
         self._no_drafts: set[int] = set()
 
@@ -73,13 +78,22 @@ class TelegramBot:
                 with contextlib.suppress(ChannelError):
                     await self.surface(press.target).drop_buttons(press.message_id)
             return
-        match read_update(update, self.me):
+        message = update.message
+        album = message.media_group_id if message is not None else None
+        following = album is not None and message is not None and self.albums.collecting(message.chat_id, album)
+        match read_update(update, self.me, self.files, in_album=following):
+            case Answer(incoming=incoming, target=target) if album is not None:
+                self.albums.add(album, incoming, target)
             case Answer(incoming=incoming, target=target):
-                self.conversations.submit(incoming, lambda: self.surface(target))
+                self.submit(incoming, target)
             case Refuse(target=target, text=text):
                 self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
                 log.debug("update %s ignored: %s", update.update_id, reason)
+
+    def submit(self, incoming: Incoming, target: Target) -> None:
+        """Queue a message (or a whole album) for its conversation."""
+        self.conversations.submit(incoming, lambda: self.surface(target))
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:
         """Send an outbox entry: the same rendering, budget and error rules as a reply's final message."""
@@ -166,6 +180,7 @@ async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[Telegram
             await application.updater.stop()
         if application.running:
             await application.stop()
+        bot.albums.flush()
         await bot.conversations.shutdown(settings.shutdown_grace)
         with contextlib.suppress(TelegramError):
             await application.shutdown()

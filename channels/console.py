@@ -17,9 +17,11 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TextIO
 
 from channels.capabilities import LiveMode, Profile, resolve
+from channels.console_files import read_line, save_picture
 from channels.errors import MessageGone
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
@@ -32,13 +34,15 @@ _BOT_WIDTH = len("bot › ")
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
 _UP_AND_CLEAR = "\x1b[1A\r\x1b[2K"
 _EXIT_INTERRUPTED = 130
+_PICTURES = Path("data") / "pictures"
 
 
 class TerminalSurface:
     """Draws a reply's messages on a terminal; only the newest message can still change."""
 
-    def __init__(self, out: TextIO, profile: Profile) -> None:
+    def __init__(self, out: TextIO, profile: Profile, pictures: Path = _PICTURES) -> None:
         self.profile = profile
+        self._pictures = pictures
         self._out = out
         self._ref = 0
         self._text = ""
@@ -74,6 +78,11 @@ class TerminalSurface:
             self._write(f"{_DIM}  ⚙ {text}{_RESET}\n")
             self._status = True
 
+    async def image(self, data: bytes, *, caption: str) -> None:
+        path = await asyncio.to_thread(save_picture, self._pictures, data)
+        self.end_line()
+        self._write(f"{_BOT}🖼 {caption}: saved to {path}\n")
+
     async def close(self) -> None:
         await self.status(None)
         self.end_line()
@@ -101,8 +110,9 @@ class TerminalSurface:
 class PipedSurface:
     """Prints each message once, whole: the final-only surface."""
 
-    def __init__(self, out: TextIO, profile: Profile) -> None:
+    def __init__(self, out: TextIO, profile: Profile, pictures: Path = _PICTURES) -> None:
         self.profile = profile
+        self._pictures = pictures
         self._out = out
         self._sent = 0
 
@@ -117,6 +127,10 @@ class PipedSurface:
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
         raise RuntimeError("a piped console cannot edit; its profile says so")
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        path = await asyncio.to_thread(save_picture, self._pictures, data)
+        await self.send(f"🖼 {caption}: saved to {path}", final=True)
 
     async def close(self) -> None:
         pass
@@ -133,6 +147,7 @@ class ConsoleChannel:
         mode: STREAM_MODE (None = auto).
         interval: STREAM_EDIT_INTERVAL.
         banner: Printed once at start (to stderr when piped, so stdout holds only answers).
+        pictures: Where pictures the bot sends (charts) are saved.
     """
 
     def __init__(
@@ -142,6 +157,7 @@ class ConsoleChannel:
         mode: LiveMode | None = None,
         interval: float | None = None,
         banner: str = "",
+        pictures: Path = _PICTURES,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
@@ -153,6 +169,7 @@ class ConsoleChannel:
         self.profile = resolve("console", "terminal" if self.interactive else "piped", mode=mode, interval=interval)
         self._conversation = f"console:{name}"
         self.banner = banner
+        self._pictures = pictures
         self._reply: asyncio.Task[None] | None = None
         self._interrupted = False
         self._exit: asyncio.Event | None = None
@@ -176,10 +193,14 @@ class ConsoleChannel:
                 return _EXIT_INTERRUPTED if self._exit.is_set() else 0
             if not line.strip():
                 continue
-            surface = (
-                TerminalSurface(self._out, self.profile) if self.interactive else PipedSurface(self._out, self.profile)
-            )
-            incoming = Incoming(self._conversation, line.strip(), user_id="console", user_name="you")
+            try:
+                text, files = read_line(line)
+            except ValueError as problem:
+                print(problem, file=self._err, flush=True)
+                continue
+            kind = TerminalSurface if self.interactive else PipedSurface
+            surface = kind(self._out, self.profile, self._pictures)
+            incoming = Incoming(self._conversation, text, user_id="console", user_name="you", attachments=files)
             self._interrupted = False
             self._reply = asyncio.create_task(answer(incoming, surface))
             await asyncio.wait([self._reply])

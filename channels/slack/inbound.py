@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.inbound import Incoming
+from channels.slack.files import SlackDownloader
 from channels.slack.surface import STOP_ACTION, Target
 
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
-ONLY_TEXT = "I read text: send me your question as a message."
+ONLY_TEXT = "I could not open the files of that message: send me text, photos, voice clips or documents."
 TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
 COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop"}
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
@@ -70,13 +71,16 @@ class Ignore:
 Verdict = Answer | Refuse | Ignore
 
 
-def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None) -> Verdict:
+def read_event(
+    event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None, files: SlackDownloader | None = None
+) -> Verdict:
     """What to do with one Events API event.
 
     Args:
         event: The envelope's `event`.
         me: The bot.
         team_id: The envelope's team, for a stream's recipient_team_id when the event names none.
+        files: Makes the attachments of the event's `files`; None reads text only.
     """
     subtype = event.get("subtype")
     if subtype and subtype not in USER_SUBTYPES:
@@ -92,14 +96,16 @@ def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | No
     if me.allowed and str(user).upper() not in me.allowed:
         return Refuse(target, conversation, NOT_ALLOWED)
     text = clean_text(str(event.get("text") or ""), me.user_id)
-    if not text:
+    attachments = files.attachments(event) if files is not None else ()
+    if not text and not attachments:
         if event.get("files"):
             return Refuse(target, conversation, ONLY_TEXT)
         text = "/help"
     if len(text) > me.max_input_chars:
         return Refuse(target, conversation, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
-    text = COMMAND_WORDS.get(text.lower().rstrip(".!"), text)
-    return Answer(Incoming(conversation, text, user_id=str(user)), target)
+    if not attachments:
+        text = COMMAND_WORDS.get(text.lower().rstrip(".!"), text)
+    return Answer(Incoming(conversation, text, user_id=str(user), attachments=attachments), target)
 
 
 def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> tuple[Target, str] | Ignore:

@@ -1,8 +1,10 @@
 """Deciding what to do with a Telegram update: answer it, refuse it politely, or ignore it.
 
-In a private chat every text message is for the bot. In a group the bot answers only when addressed: an
-@mention of its username, a reply to one of its messages, or a command (bare, or `/cmd@thisbot`); everything
-else is ignored without a model call. Edited messages, other bots' messages and service messages are ignored.
+In a private chat every message with text or a file (photo, document, voice note, audio) is for the bot. In a
+group the bot answers only when addressed: an @mention of its username (in the text or a caption), a reply to one
+of its messages, or a command (bare, or `/cmd@thisbot`); the later items of an album it was addressed in count
+too. Everything else is ignored without a model call. Edited messages, other bots' messages and service messages
+are ignored.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 
 from channels.inbound import Incoming
+from channels.telegram.files import Downloader
 from channels.telegram.surface import STOP_DATA, Target
 
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
-ONLY_TEXT = "I read text: send me your question as a message (a caption on a photo works too)."
+ONLY_TEXT = "I can't read that kind of message: send me text, a photo, a voice note or a document."
 TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
 
 
@@ -58,8 +61,16 @@ class Ignore:
 Verdict = Answer | Refuse | Ignore
 
 
-def read_update(update: Update, me: BotIdentity) -> Verdict:
-    """What to do with one update."""
+def read_update(update: Update, me: BotIdentity, files: Downloader | None = None, *, in_album: bool = False) -> Verdict:
+    """What to do with one update.
+
+    Args:
+        update: The update.
+        me: The bot.
+        files: Makes the attachments of a message with files; None reads text only.
+        in_album: The message belongs to an album already being answered (in a group, its items after the
+            first carry no mention, yet are part of the question).
+    """
     message = update.message
     if message is None:
         return Ignore("not a new message (edited, channel post, callback, ...)")
@@ -68,18 +79,22 @@ def read_update(update: Update, me: BotIdentity) -> Verdict:
         return Ignore("from a bot or anonymous")
     private = message.chat.type == ChatType.PRIVATE
     text = message.text if message.text is not None else message.caption
-    if not private and not _addressed(message, me):
+    if not private and not (in_album or _addressed(message, me)):
         return Ignore("group message not addressed to the bot")
     target = _target(message)
     if me.allowed and str(user.id) not in me.allowed and (user.username or "").lower() not in me.allowed:
         return Refuse(target, NOT_ALLOWED)
-    if text is None:
+    attachments = files.attachments(message) if files is not None else ()
+    if text is None and not attachments:
         return Refuse(target, ONLY_TEXT)
-    text = _without_mention(text, me.username).strip() or "/help"
+    text = _without_mention(text or "", me.username).strip()
+    if not text and not attachments:
+        text = "/help"
     if len(text) > me.max_input_chars:
         return Refuse(target, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
     key = conversation_key(target)
-    return Answer(Incoming(key, text, user_id=str(user.id), user_name=user.username or user.first_name), target)
+    name = user.username or user.first_name
+    return Answer(Incoming(key, text, user_id=str(user.id), user_name=name, attachments=attachments), target)
 
 
 def conversation_key(target: Target) -> str:

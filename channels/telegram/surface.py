@@ -48,6 +48,8 @@ MESSAGE_BUDGETS = {
 }
 DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
+CAPTION_LIMIT = 1024
+"""Longest photo caption Telegram takes."""
 STATUS_DRAFT_ID = 1
 STOP_DATA = "stop"
 STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
@@ -204,6 +206,23 @@ class TelegramSurface:
             self._status_ref = message.message_id
         else:
             await self.edit(self._status_ref, line, final=False, plain=True)
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        """sendPhoto, with the caption as plain text; the status message goes first, so the answer after the
+        picture is a new message below it rather than an edit of the status above it."""
+        await self.close()
+        reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
+        await self._call(
+            lambda: self._bot.send_photo(
+                self._target.chat_id,
+                data,
+                caption=caption[:CAPTION_LIMIT],
+                message_thread_id=self._target.thread_id,
+                reply_parameters=reply,
+            ),
+            urgent=True,
+        )
+        self._reply_to = None
 
     def address(self) -> dict[str, Any]:
         return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.doubles import telegram_markup
+from tests.doubles.telegram_files import Files, SentPhoto, check_photo
 from tests.doubles.telegram_text import (
     MAX_TEXT_UNITS,
     EntityError,
@@ -149,6 +150,7 @@ class BotApi:
         self.hub = hub
         self.clock = clock
         self.real_entity_errors = real_entity_errors
+        self.files = Files()
         table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self.get_me,
             "logOut": lambda p: True,
@@ -163,6 +165,8 @@ class BotApi:
             "sendMessageDraft": self.send_message_draft,
             "sendChatAction": self.send_chat_action,
             "answerCallbackQuery": self.answer_callback_query,
+            "getFile": self.files.get_file,
+            "sendPhoto": self.send_photo,
             "getUpdates": hub.get_updates,
             "setWebhook": hub.set_webhook,
             "deleteWebhook": hub.delete_webhook,
@@ -305,6 +309,26 @@ class BotApi:
             is_topic_message=chat.is_forum and thread is not None,
             link_preview_options=params.get("link_preview_options"),
         )
+        self.world.dismiss_drafts(chat.id, self.clock())
+        return message.to_api()
+
+    def send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        """sendPhoto: an uploaded image (see telegram_files) with an optional plain caption."""
+        chat = self.world.find_chat(params.get("chat_id"))
+        data, caption = check_photo(params)
+        reply_to = self._reply_target(chat.id, params)
+        thread = params.get("message_thread_id")
+        message = self.world.add_message(
+            chat,
+            self.world.bot,
+            by_bot=True,
+            caption=caption,
+            photo=True,
+            reply_to=reply_to,
+            message_thread_id=thread,
+            is_topic_message=chat.is_forum and thread is not None,
+        )
+        self.files.sent_photos.append(SentPhoto(chat.id, message.message_id, data, caption))
         self.world.dismiss_drafts(chat.id, self.clock())
         return message.to_api()
 
