@@ -1,10 +1,11 @@
 """Images for a model request: decoded safely, turned upright, at most 2048 px on the longest side, re-encoded.
 
-Re-encoding is the point, not a side effect: a model server gets a plain JPEG (or a PNG where the image has
-transparency) whatever the user sent, without EXIF metadata (location!) and at a size vision models read at full
-detail anyway. Pillow's decompression-bomb guard stays on, and the pixel count is checked from the header before
-anything is decoded, so a tiny file that claims to be a 100,000 × 100,000 image costs nothing. CPU-bound: call
-from a worker thread (Pillow releases the GIL while it decodes and resizes).
+Re-encoding is the point, not a side effect: a model server gets a plain JPEG (a PNG where the image has
+transparency or was a PNG, so screenshots keep their text sharp) whatever the user sent, without EXIF metadata
+(location!) and at a size vision models read at full detail anyway. Pillow's decompression-bomb guard stays on, and
+the pixel count is checked from the header before anything is decoded, so a tiny file that claims to be a
+100,000 × 100,000 image costs nothing. CPU-bound: call from a worker thread (Pillow releases the GIL while it
+decodes and resizes).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def prepare_image(data: bytes, name: str = "the image") -> PreparedImage:
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is an error here, not a warning
         try:
             image = Image.open(io.BytesIO(data))
+            lossless = image.format == "PNG"  # screenshots: JPEG would blur their text
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise Unreadable(TOO_MANY_PIXELS.format(name=name, limit=MAX_PIXELS // 1_000_000))
@@ -71,7 +73,7 @@ def prepare_image(data: bytes, name: str = "the image") -> PreparedImage:
             image = ImageOps.exif_transpose(image)
             original = _upright_size(width, height, image)
             image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-            return _encode(image, original)
+            return _encode(image, original, lossless=lossless)
         except Unreadable:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own check, at open
@@ -95,9 +97,9 @@ def _upright_size(width: int, height: int, image: Image.Image) -> tuple[int, int
     return (height, width) if turned else (width, height)
 
 
-def _encode(image: Image.Image, original: tuple[int, int]) -> PreparedImage:
+def _encode(image: Image.Image, original: tuple[int, int], *, lossless: bool) -> PreparedImage:
     out = io.BytesIO()
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if lossless or image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image.convert("RGBA").save(out, format="PNG", optimize=True)
         mime = "image/png"
     else:
