@@ -11,12 +11,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls, image_parts, text_parts
 from tests.doubles.telegram_api import TelegramDouble
 from tests.media.samples import jpeg, pdf, png
 from tests.scenarios.conftest import running
-from tools.chart import make_chart
 
 
 def decoded_size(data_url: str) -> tuple[int, int]:
@@ -143,8 +141,7 @@ async def test_a_chart_arrives_between_the_text_before_and_after_the_tool(
         ToolCalls([("chart", {"kind": "bar", "values": [1, 4, 9, 16], "title": "Squares"})], text_before="Drawing."),
         Text("Each bar is a square."),
     )
-    chart = make_chart(FileStore(tmp_path / "files"))
-    async with running(tg, llm, tmp_path, tools=[chart]):
+    async with running(tg, llm, tmp_path):
         tg.user_message(group, alice, "@livebot_test plot the squares")
         await tg.wait_for(lambda: "Each bar is a square." in tg.visible_texts(group), timeout=30)
     shown = [(m.text, m.caption) for m in tg.bot_messages(group)]
