@@ -2,7 +2,9 @@
 
 Commands are answered here, the same on every channel; anything else runs the agent and feeds its events to a
 StreamingHandler. The only rule about tools lives here too: `take()` before a tool runs, so the text before a
-tool is finished and the answer after it opens a new message.
+tool is finished and the answer after it opens a new message; a tool's pictures are shown before the model goes
+on. A message with files is first made into the model's input (bot.attachments); a file that cannot be used is
+answered with what is wrong with it, and the model is not called.
 """
 
 from __future__ import annotations
@@ -32,15 +34,15 @@ SHUTDOWN_PATIENCE = 5.0
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
 HELP = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
-    "timezone and read web pages.\n\n"
+    "timezone, read web pages and draw charts, and you can send me photos, voice notes and documents.\n\n"
     "Commands: `{p}reset` forgets this conversation; `{p}stop` stops an answer while I write it; `{p}help` shows "
     "this."
 )
 """`{p}` is the channel's command prefix: "/" in Telegram and the console; none in Slack, which keeps "/" for its
 own slash commands (there the plain words are the commands)."""
 DEMO_HELP = (
-    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic and tell "
-    "the time. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
+    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic, tell "
+    "the time, draw a chart and say what files it got. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
     "to a real model."
 )
 RESET_DONE = "Done: I forgot this conversation. The next message starts fresh."
