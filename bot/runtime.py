@@ -41,9 +41,9 @@ HELP = (
 """`{p}` is the channel's command prefix: "/" in Telegram and the console; none in Slack, which keeps "/" for its
 own slash commands (there the plain words are the commands)."""
 DEMO_HELP = (
-    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic, tell "
-    "the time, draw a chart and say what files it got. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
-    "to a real model."
+    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic, tell the "
+    "time, draw a chart and say what files it got. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such "
+    "as Ollama) and LLM_MODEL to talk to a real model."
 )
 RESET_DONE = "Done: I forgot this conversation. The next message starts fresh."
 
