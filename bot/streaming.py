@@ -47,6 +47,8 @@ FINAL_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """Waits between attempts of a final delivery that failed with a network or server error (~1 minute in all)."""
 INTERMEDIATE_BACKOFF = 2.0
 """Extra wait after an intermediate update failed with a network or server error."""
+PICTURE_ATTEMPTS = 4
+"""Tries of one picture (a tool's chart) before the reply says it could not be sent."""
 TYPING_REFRESH = 4.0
 """Platforms show "typing…" for about 5 s; refresh a little before it fades."""
 _SPLIT_WINDOW = 4
@@ -173,22 +175,25 @@ class StreamingHandler:
                 self.emit(f"\n\n_🖼 {caption}: the picture could not be sent._\n\n")
 
     async def _send_picture(self, data: bytes, caption: str) -> bool:
+        """One picture; a 429 or a network error is tried again (`PICTURE_ATTEMPTS` in all, within `patience`)."""
         waited = 0.0
-        for attempt, pause in enumerate((*FINAL_BACKOFF[:3], None)):
+        for attempt in range(PICTURE_ATTEMPTS):
             try:
                 await self._surface.image(data, caption=caption)  # type: ignore[attr-defined]
                 return True
             except RateLimited as exc:
                 pause = exc.retry_after
-            except (TransientError, MessageGone) as exc:
+            except TransientError as exc:
+                pause = FINAL_BACKOFF[attempt]
                 log.info("%s: picture attempt %d failed: %s", self._profile.key, attempt + 1, exc)
             except ChannelError as exc:
                 log.warning("%s: picture refused: %s", self._profile.key, exc)
                 return False
-            if pause is None or waited + pause > self.patience:
-                return False
+            if attempt + 1 == PICTURE_ATTEMPTS or waited + pause > self.patience:
+                break
             waited += pause
             await self._clock.sleep(pause)
+        log.warning("%s: picture not sent after %d attempts", self._profile.key, attempt + 1)
         return False
 
     async def stop(self) -> bool:
