@@ -28,6 +28,7 @@ from tests.doubles.telegram_text import (
 from tests.doubles.telegram_updates import UpdateHub
 from tests.doubles.telegram_world import (
     ApiError,
+    Chat,
     ChatAction,
     Draft,
     StoredMessage,
@@ -222,6 +223,20 @@ class BotApi:
             raise bad_request("message to be replied not found")
         return target
 
+    def _placement(self, chat: Chat, params: dict[str, Any]) -> tuple[StoredMessage | None, int | None]:
+        """The message a new message replies to and its topic. In a forum, a message in a topic replies
+        (implicitly) to the topic's creation message; a reply lands in the topic of what it replies to."""
+        reply_to = self._reply_target(chat.id, params)
+        thread = params.get("message_thread_id")
+        if not chat.is_forum:
+            return reply_to, thread
+        if thread is None and reply_to is not None:
+            thread = reply_to.message_thread_id
+        if thread is not None and thread not in chat.topics:
+            raise bad_request("message thread not found")
+        root = self.world.message(chat.id, thread) if thread is not None else None
+        return reply_to or root, thread
+
     def _markup(self, markup: Any) -> dict[str, Any] | None:
         """Check a `reply_markup`; inline keyboards strictly (button text, one action, callback_data ≤ 64 bytes)."""
         if markup is None:
@@ -285,18 +300,10 @@ class BotApi:
         }
 
     def send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        """sendMessage. In a forum, a message in a topic replies (implicitly) to the topic's creation message."""
+        """sendMessage (placed as `_placement` says)."""
         chat = self.world.find_chat(params.get("chat_id"))
         text, entities = self._formatted(params)
-        reply_to = self._reply_target(chat.id, params)
-        thread = params.get("message_thread_id")
-        root = None
-        if chat.is_forum:
-            if thread is None and reply_to is not None:
-                thread = reply_to.message_thread_id
-            if thread is not None and thread not in chat.topics:
-                raise bad_request("message thread not found")
-            root = self.world.message(chat.id, thread) if thread is not None else None
+        reply_to, thread = self._placement(chat, params)
         message = self.world.add_message(
             chat,
             self.world.bot,
@@ -304,7 +311,7 @@ class BotApi:
             text=text,
             entities=entities,
             reply_markup=self._markup(params.get("reply_markup")),
-            reply_to=reply_to or root,
+            reply_to=reply_to,
             message_thread_id=thread,
             is_topic_message=chat.is_forum and thread is not None,
             link_preview_options=params.get("link_preview_options"),
@@ -316,8 +323,7 @@ class BotApi:
         """sendPhoto: an uploaded image (see telegram_files) with an optional plain caption."""
         chat = self.world.find_chat(params.get("chat_id"))
         data, caption = check_photo(params)
-        reply_to = self._reply_target(chat.id, params)
-        thread = params.get("message_thread_id")
+        reply_to, thread = self._placement(chat, params)
         message = self.world.add_message(
             chat,
             self.world.bot,
