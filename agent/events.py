@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+UserContent = str | list[str | dict[str, Any]]
+"""The user's turn as the model gets it: a message, or OpenAI content parts (`{"type": "text", ...}` and
+`{"type": "image_url", ...}` parts, whose URLs may be references into the conversation's file store)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
@@ -30,13 +30,13 @@ from langgraph.graph.state import CompiledStateGraph
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
 from agent.errors import describe_failure
-from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage
+from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage, UserContent
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
 from media.store import FileStore
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
 HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
@@ -68,7 +68,7 @@ class Agent:
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
 
-    async def run(self, text: str | list[dict[str, Any]], *, thread_id: str) -> AsyncIterator[AgentEvent]:
+    async def run(self, text: UserContent, *, thread_id: str) -> AsyncGenerator[AgentEvent, None]:
         """Answer the user's turn `text` in the conversation `thread_id`, streaming events as they happen.
 
         The last event is always exactly one `Done` or `Failed`, unless the consumer stops early: then close the
@@ -87,12 +87,15 @@ class Agent:
         try:
             history = await self._repair_history(config)
         except Exception:
-            logger.exception("could not load the history of %s", thread_id)
+            log.exception("could not load the history of %s", thread_id)
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
-        stream = self.graph.astream(
-            {"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates", "custom"]
+        stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
+            AsyncGenerator[tuple[str, Any], None],
+            self.graph.astream(
+                {"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates", "custom"]
+            ),
         )
         try:
             async with aclosing(stream):
@@ -100,7 +103,7 @@ class Agent:
                     for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
-            logger.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
+            log.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
             yield Failed(describe_failure(exc))
             return
         yield Done(translator.usage)
@@ -117,7 +120,7 @@ class Agent:
         repaired = answer_dangling_tool_calls(messages)
         if len(repaired) == len(messages):
             return messages
-        logger.info("answering %d tool call(s) left by a cancelled run", len(repaired) - len(messages))
+        log.info("answering %d tool call(s) left by a cancelled run", len(repaired) - len(messages))
         if all(old is new for old, new in zip(messages, repaired, strict=False)):
             update: list[BaseMessage] = repaired[len(messages) :]
         else:  # the gap is not at the end: rewrite the history so each answer follows its call

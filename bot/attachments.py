@@ -19,8 +19,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from agent.events import UserContent
 from bot.settings import Settings
 from channels.inbound import Attachment, FileKind, Incoming
 from media.documents import extract
@@ -58,7 +58,7 @@ class Turn:
         heard: Markdown the reply opens with (quoted transcripts, notes about recordings); "" for none.
     """
 
-    content: str | list[dict[str, Any]]
+    content: UserContent
     heard: str = ""
 
 

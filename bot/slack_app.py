@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -24,22 +24,21 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.conversations import Conversations
+from bot.channel import ChannelBot, serve_channel
 from bot.runtime import Runtime
-from bot.serving import run_until_signal, with_outbox
+from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
-from channels.capabilities import LiveMode, resolve
-from channels.ratelimit import RateLimiter
+from channels.capabilities import Profile
 from channels.slack.files import SlackDownloader
-from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target
+from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 
 
-class SlackBot:
+class SlackBot(ChannelBot[SlackTarget]):
     """Turns events into replies. One per running bot.
 
     Args:
@@ -47,27 +46,25 @@ class SlackBot:
         runtime: Answers messages with the agent.
         settings: For the streaming mode and interval.
         me: Who the bot is and whom it serves.
-        files: Downloads the files people send (with the bot token); None reads text only.
     """
 
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        runtime: Runtime,
-        settings: Settings,
-        me: SlackIdentity,
-        files: SlackDownloader | None = None,
-    ) -> None:
+    platform = "slack"
+    budget = BOT_BUDGET
+    target_type = SlackTarget
+    command_prefix = ""  # Slack keeps "/" for its own slash commands: the plain words are the commands
+
+    def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
+        super().__init__(runtime, settings)
         self.client = client
-        self.files = files
         self.me = me
-        self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
-        self.limiter = RateLimiter(BOT_BUDGET)
+        assert client.session is not None and client.token is not None  # `connect` gives it both
+        self.files = SlackDownloader(client.session, client.token, settings.slack_api_url)
+        """Downloads the files people send, with the bot token (files:read)."""
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
-        self._settings = settings
         self._seen = SeenEvents()
-        self._no_streams: set[str] = set()
+        self._socket_mode = check_settings(settings)
+        self._app = build_app(self, settings, socket_mode=self._socket_mode)
 
     def on_event(self, body: dict[str, Any]) -> None:
         """Bolt's listener for app_mention and message events: decide, queue, return at once."""
@@ -75,34 +72,64 @@ class SlackBot:
         if event_id and not self._seen.first_time(event_id):
             log.info("event %s delivered again; already answered", event_id)
             return
-        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"), files=self.files)
-        match verdict:
-            case Answer(incoming=incoming, target=target):
-                self.conversations.submit(incoming, lambda: self.surface(target))
-            case Refuse(target=target, text=text):
-                self.conversations.notify(lambda: self.surface(target), text)
-            case Ignore(reason=reason):
-                log.debug("event %s ignored: %s", event_id, reason)
+        event = body.get("event") or {}
+        self.dispatch(read_event(event, self.me, team_id=body.get("team_id"), files=self.files), f"event {event_id}")
 
     def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
-        key = stop_request(payload, self.me)
-        if key is not None and not self.conversations.stop(key):
-            log.debug("stop pressed in %s with no reply running", key)
+        press = stop_request(payload, self.me)
+        if press is not None and not self.stop_pressed(press):
+            log.debug("stop pressed in %s with no reply running", press.conversation)
 
-    async def deliver(self, address: dict[str, Any], text: str) -> None:
-        """Send an outbox entry: the same budget and error rules as a reply's final message."""
-        thread_ts = address.get("thread_ts")
-        target = Target(address["channel"], address["kind"], thread_ts, address.get("status_ts") or thread_ts or "")
-        await self.surface(target).send(text, final=True)
+    def open_surface(
+        self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
+    ) -> SlackSurface:
+        return SlackSurface(self.client, self.limiter, target, profile, on_live_refused=on_live_refused)
 
-    def surface(self, target: Target) -> SlackSurface:
-        """A reply surface for `target`, streaming the way the registry says (updates where streams were refused)."""
-        mode = self._settings.live_mode
-        if target.channel in self._no_streams and mode in (None, LiveMode.NATIVE):
-            mode = LiveMode.EDIT
-        profile = resolve("slack", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
-        return SlackSurface(self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add)
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
+        """Open the Web API client, ask who the bot is (auth.test) and build the bot; close the client on exit.
+
+        Raises:
+            SettingsError: A setting is missing, or a token was refused, or the API is unreachable (one line).
+        """
+        check_settings(settings)
+        assert settings.slack_bot_token is not None
+        session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
+            session=session,
+        )
+        try:
+            yield cls(client, runtime, settings, await identify(client, settings))
+        finally:
+            await session.close()
+
+    @contextlib.asynccontextmanager
+    async def listen(self) -> AsyncIterator[None]:
+        """Take events over Socket Mode or HTTP for the duration of the block.
+
+        Raises:
+            SettingsError: The app token was refused or the port is unavailable (one line).
+        """
+        settings = self._settings
+        runner: web.AppRunner | None = None
+        socket: AsyncSocketModeHandler | None = None
+        try:
+            if self._socket_mode:
+                socket = await connect_socket_mode(self._app, self.client, settings)
+            else:
+                runner = await listen_http(self._app, self, settings)
+            how = "on Socket Mode" if self._socket_mode else f"listening at {self.url}"
+            log.info("slack: <@%s> is %s", self.me.user_id, how)
+            yield
+        finally:
+            if socket is not None:
+                await socket.close_async()
+            if runner is not None:
+                await runner.cleanup()
 
 
 def check_settings(settings: Settings) -> bool:
@@ -143,47 +170,12 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
 
 
 def serve_slack(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[SlackBot]:
-    """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    return with_outbox(settings, agent, "slack", _serve, command_prefix="")  # Slack keeps "/" for itself
-
-
-@contextlib.asynccontextmanager
-async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
     """Run the bot (Socket Mode or HTTP) for the duration of the block; replies in flight finish on exit.
 
     Raises:
         SettingsError: A setting is missing, a token was refused, the API or the port is unavailable (one line).
     """
-    socket_mode = check_settings(settings)
-    assert settings.slack_bot_token is not None
-    session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
-        session=session,
-    )
-    runner: web.AppRunner | None = None
-    socket: AsyncSocketModeHandler | None = None
-    bot: SlackBot | None = None
-    try:
-        me = await identify(client, settings)
-        files = SlackDownloader(session, settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-        bot = SlackBot(client, runtime, settings, me, files)
-        app = build_app(bot, settings, socket_mode=socket_mode)
-        if socket_mode:
-            socket = await connect_socket_mode(app, client, settings)
-        else:
-            runner = await listen_http(app, bot, settings)
-        log.info("slack: <@%s> is %s", me.user_id, "on Socket Mode" if socket_mode else f"listening at {bot.url}")
-        yield bot
-    finally:
-        if socket is not None:
-            await socket.close_async()
-        if runner is not None:
-            await runner.cleanup()
-        if bot is not None:
-            await bot.conversations.shutdown(settings.shutdown_grace)
-        await session.close()
+    return serve_channel(settings, agent, SlackBot)
 
 
 def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncApp:

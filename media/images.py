@@ -64,7 +64,7 @@ def prepare_image(data: bytes, name: str = "the image") -> PreparedImage:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)  # a bomb is an error here, not a warning
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             lossless = image.format == "PNG"  # screenshots: JPEG would blur their text
             width, height = image.size
             if width * height > MAX_PIXELS:

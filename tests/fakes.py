@@ -158,3 +158,6 @@ class RecordingSurface:
     async def status(self, text: str | None) -> None:
         self._record("status", text or "")
         self.status_line = text
+
+    async def drop_buttons(self, message: Any) -> None:
+        self._record("drop_buttons", str(message))

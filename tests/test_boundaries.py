@@ -1,6 +1,6 @@
-"""The import boundaries of DESIGN.md: `bot` builds on the rest; `agent` and `tools` never import `bot` or
-`channels`; `channels` never imports `agent` (nor `bot`, which imports it);
-`media` (file handling any layer may use) imports none of them."""
+"""The import boundaries of docs/architecture.md ("Layers"): `bot` builds on the rest; `agent` and `tools` never
+import `bot` or `channels`; `channels` never imports `agent` (nor `bot`, which imports it); `media` (file handling
+any layer may use) imports none of them."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Deciding what to do with a Slack event: answer it, refuse it politely, or ignore it.
 
-An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a
-reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
-one. Memory is kept per thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from
-bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
-mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help" and "reset" are the
-commands here.
+An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a reply);
+a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in one. Files
+shared with such a message come along as attachments (`channels.slack.files`). Memory is kept per thread
+(`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from bots (this one included), edits,
+deletions and other subtypes are ignored, as are channel messages without a mention. Slack reserves a leading "/"
+for its own slash commands, so the plain words "help" and "reset" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.
@@ -19,68 +19,52 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from channels.inbound import Incoming
+from channels.commands import from_word
+from channels.inbound import (
+    NOT_ALLOWED,
+    ONLY_TEXT,
+    Answer,
+    Identity,
+    Ignore,
+    Incoming,
+    Refuse,
+    StopPress,
+    Verdict,
+    screen,
+)
 from channels.slack.files import SlackDownloader
-from channels.slack.surface import STOP_ACTION, Target
+from channels.slack.surface import STOP_ACTION, SlackTarget
 
-NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
-ONLY_TEXT = "I could not open the files of that message: send me text, photos, voice clips or documents."
-TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
-COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop"}
+__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "SeenEvents", "SlackIdentity", "clean_text", "read_event", "stop_request"]
+
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
 
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 
 
-@dataclass(frozen=True, slots=True)
-class SlackIdentity:
-    """Who the bot is (from auth.test) and whom it serves."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackIdentity(Identity):
+    """Who the bot is (from auth.test) and whom it serves (`allowed`: member ids, upper case)."""
 
     user_id: str
     bot_id: str | None = None
-    allowed: frozenset[str] = frozenset()
-    """Slack member ids (upper case) allowed to talk to the bot; empty for everyone."""
-    max_input_chars: int = 4000
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Run the agent on `incoming` and stream the reply to `target`."""
-
-    incoming: Incoming
-    target: Target
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Reply `text` to `target` in `conversation`'s turn, with no model call."""
-
-    target: Target
-    conversation: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ignore:
-    """Do nothing; `reason` is for the debug log."""
-
-    reason: str
-
-
-Verdict = Answer | Refuse | Ignore
 
 
 def read_event(
-    event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None, files: SlackDownloader | None = None
-) -> Verdict:
+    event: Mapping[str, Any],
+    me: SlackIdentity,
+    *,
+    team_id: str | None = None,
+    files: SlackDownloader | None = None,
+) -> Verdict[SlackTarget]:
     """What to do with one Events API event.
 
     Args:
         event: The envelope's `event`.
         me: The bot.
         team_id: The envelope's team, for a stream's recipient_team_id when the event names none.
-        files: Makes the attachments of the event's `files`; None reads text only.
+        files: Makes the attachments of the event's `files` (nothing is downloaded yet); None reads text only.
     """
     subtype = event.get("subtype")
     if subtype and subtype not in USER_SUBTYPES:
@@ -89,27 +73,21 @@ def read_event(
     if event.get("bot_id") or event.get("bot_profile") or not user or user == me.user_id:
         return Ignore("from a bot or without a user")
     channel = str(event.get("channel") or "")
-    located = _locate(event, channel, str(user), str(event.get("team") or team_id or "") or None)
-    if isinstance(located, Ignore):
-        return located
-    target, conversation = located
-    if me.allowed and str(user).upper() not in me.allowed:
-        return Refuse(target, conversation, NOT_ALLOWED)
-    text = clean_text(str(event.get("text") or ""), me.user_id)
+    target = _locate(event, channel, str(user), str(event.get("team") or team_id or "") or None)
+    if isinstance(target, Ignore):
+        return target
+    cleaned = clean_text(str(event.get("text") or ""), me.user_id)
     attachments = files.attachments(event) if files is not None else ()
-    if not text and not attachments:
-        if event.get("files"):
-            return Refuse(target, conversation, ONLY_TEXT)
-        text = "/help"
-    if len(text) > me.max_input_chars:
-        return Refuse(target, conversation, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
-    if not attachments:
-        text = COMMAND_WORDS.get(text.lower().rstrip(".!"), text)
-    return Answer(Incoming(conversation, text, user_id=str(user), attachments=attachments), target)
+    text = None if not cleaned and event.get("files") else cleaned
+    screened = screen(target, text, me, allowed=me.allows(str(user).upper()), files=bool(attachments))
+    if isinstance(screened, Refuse):
+        return screened
+    text = from_word(screened) if not attachments else screened  # "reset" with a file is a question, no command
+    return Answer(Incoming(target.conversation, text, user_id=str(user), attachments=attachments), target)
 
 
-def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> tuple[Target, str] | Ignore:
-    """Where the reply goes and the conversation key, or why the event is not for the bot."""
+def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> SlackTarget | Ignore:
+    """Where the reply goes, or why the event is not for the bot."""
     ts = str(event.get("ts") or "")
     thread = str(event.get("thread_ts") or "") or None
     if not channel or not ts:
@@ -118,21 +96,16 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
         if channel.startswith("D"):
             return Ignore("a mention in a DM: its message event is answered")
         thread = thread or ts
-        return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
+        return SlackTarget(channel, "thread", thread, thread, user, team)
     if event.get("type") == "message" and event.get("channel_type") == "im":
         if thread:
-            return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
-        return Target(channel, "dm", None, ts, user, team), conversation_key(channel, None)
+            return SlackTarget(channel, "thread", thread, thread, user, team)
+        return SlackTarget(channel, "dm", None, ts, user, team)
     return Ignore("not a mention and not a DM")
 
 
-def conversation_key(channel: str, thread_ts: str | None) -> str:
-    """A thread is one conversation; so is the top level of a DM."""
-    return f"slack:{channel}:{thread_ts}" if thread_ts else f"slack:{channel}"
-
-
-def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
-    """The conversation whose reply a Stop button press asks to stop, or None for any other interaction.
+def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[SlackTarget] | None:
+    """A Stop button press (its message is the pressed message as quoted), or None for any other interaction.
 
     The reply's message sits where the reply goes: in the conversation's thread, or at the top level of a DM.
     """
@@ -140,14 +113,18 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
     if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):
         return None
     user = str((payload.get("user") or {}).get("id") or "")
-    if me.allowed and user.upper() not in me.allowed:
+    if not me.allows(user.upper()):
         return None
     container = payload.get("container") or {}
+    message = payload.get("message") or {}
     channel = str(container.get("channel_id") or "")
-    if not channel:
+    ts = str(container.get("message_ts") or message.get("ts") or "")
+    if not channel or not ts:
         return None
-    thread = container.get("thread_ts") or (payload.get("message") or {}).get("thread_ts")
-    return conversation_key(channel, str(thread) if thread else None)
+    thread = container.get("thread_ts") or message.get("thread_ts")
+    thread_ts = str(thread) if thread else None
+    target = SlackTarget(channel, "thread" if thread_ts else "dm", thread_ts, thread_ts or ts)
+    return StopPress(target, {**message, "ts": ts})
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

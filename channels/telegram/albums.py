@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from channels.inbound import Incoming
-from channels.telegram.surface import Target
+from channels.telegram.surface import TelegramTarget
 
 QUIET = 0.8
 """Seconds without another item after which an album is complete (Telegram sends its items in one burst)."""
@@ -19,7 +19,7 @@ QUIET = 0.8
 @dataclass
 class _Album:
     incoming: Incoming
-    target: Target
+    target: TelegramTarget
     timer: asyncio.TimerHandle | None = None
 
 
@@ -31,7 +31,7 @@ class Albums:
         quiet: See `QUIET`.
     """
 
-    def __init__(self, submit: Callable[[Incoming, Target], None], *, quiet: float = QUIET) -> None:
+    def __init__(self, submit: Callable[[Incoming, TelegramTarget], None], *, quiet: float = QUIET) -> None:
         self._submit = submit
         self._quiet = quiet
         self._open: dict[tuple[int, str], _Album] = {}
@@ -40,7 +40,7 @@ class Albums:
         """Whether items of this album are being held (in a group, its later items need no mention)."""
         return (chat_id, group_id) in self._open
 
-    def add(self, group_id: str, incoming: Incoming, target: Target) -> None:
+    def add(self, group_id: str, incoming: Incoming, target: TelegramTarget) -> None:
         """Hold one item; the album goes out `quiet` seconds after its last item."""
         key = (target.chat_id, group_id)
         album = self._open.get(key)

@@ -20,7 +20,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPrevie
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
 
-from channels.capabilities import LiveMode, Profile
+from channels.capabilities import LiveMode
 from channels.errors import (
     ChannelError,
     FormattingRejected,
@@ -33,6 +33,7 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
+from channels.surface import PlatformSurface
 from channels.telegram.render import Rendered, measure, render
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """Where a reply goes.
+class TelegramTarget:
+    """Where a reply goes (a `channels.inbound.Target`).
 
     Attributes:
         chat_id: The chat.
         kind: "private", "group", "supergroup" or "topic" (a capability-registry kind).
         thread_id: The forum topic, if any.
-        reply_to: The user's message the first message of the reply answers.
+        reply_to: The user's message the first message of the reply answers (not kept in an outbox address: a
+            late final message answers nothing).
     """
 
     chat_id: int
@@ -75,39 +77,35 @@ class Target:
     thread_id: int | None = None
     reply_to: int | None = None
 
+    @property
+    def chat(self) -> int:
+        return self.chat_id
 
-class TelegramSurface:
-    """Sends, edits and drafts one reply. See the module docstring.
+    @property
+    def conversation(self) -> str:
+        """One conversation per chat, and per topic in a forum."""
+        suffix = f":{self.thread_id}" if self.kind == "topic" else ""
+        return f"telegram:{self.chat_id}{suffix}"
 
-    Args:
-        bot: An initialised python-telegram-bot `Bot`.
-        limiter: The bot's shared rate limiter.
-        target: Where the reply goes.
-        profile: The registry's profile for the target's kind, with the settings applied.
-        on_drafts_refused: Called once when Telegram refuses drafts here, so the channel can stop trying them
-            in this chat.
-    """
+    def address(self) -> dict[str, Any]:
+        return {"chat_id": self.chat_id, "kind": self.kind, "thread_id": self.thread_id}
 
-    def __init__(
-        self,
-        bot: Bot,
-        limiter: RateLimiter,
-        target: Target,
-        profile: Profile,
-        *,
-        on_drafts_refused: Callable[[int], None] = lambda chat_id: None,
-    ) -> None:
-        self.profile = profile
-        self._bot = bot
-        self._limiter = limiter
-        self._target = target
+    @classmethod
+    def from_address(cls, address: dict[str, Any]) -> TelegramTarget:
+        return cls(address["chat_id"], address["kind"], thread_id=address.get("thread_id"))
+
+
+class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
+    """Sends, edits and drafts one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
+    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused."""
+
+    def _begin(self) -> None:
         self._budgets: dict[str, Budget | None] = {
-            "messages": MESSAGE_BUDGETS[target.kind],
+            "messages": MESSAGE_BUDGETS[self._target.kind],
             "drafts": DRAFT_BUDGET,
             "typing": None,  # chat actions count against the bot's budget only
         }
-        self._on_drafts_refused = on_drafts_refused
-        self._reply_to = target.reply_to
+        self._reply_to = self._target.reply_to
         self._drafted: set[int] = set()
         self._status_ref: int | None = None
 
@@ -121,7 +119,7 @@ class TelegramSurface:
             return ref
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
         message = await self._call_rendered(
-            lambda rendered: self._bot.send_message(
+            lambda rendered: self._client.send_message(
                 self._target.chat_id,
                 rendered.text,
                 entities=rendered.entities,
@@ -139,7 +137,7 @@ class TelegramSurface:
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
         await self._call_rendered(
-            lambda rendered: self._bot.edit_message_text(
+            lambda rendered: self._client.edit_message_text(
                 rendered.text,
                 chat_id=self._target.chat_id,
                 message_id=ref,
@@ -155,7 +153,7 @@ class TelegramSurface:
     async def drop_buttons(self, ref: int) -> None:
         """Take the Stop button off message `ref` (one a reply cut short by a crash left behind)."""
         await self._call(
-            lambda: self._bot.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
+            lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
         )
 
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
@@ -166,7 +164,7 @@ class TelegramSurface:
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
         try:
             await self._call_rendered(
-                lambda rendered: self._bot.send_message_draft(
+                lambda rendered: self._client.send_message_draft(
                     self._target.chat_id,
                     draft_id,
                     rendered.text,
@@ -179,13 +177,13 @@ class TelegramSurface:
                 urgent=first,
             )
         except StreamingRefused:
-            self._on_drafts_refused(self._target.chat_id)
+            self._on_live_refused()
             raise
         self._drafted.add(draft_id)
 
     async def typing(self) -> None:
         await self._call(
-            lambda: self._bot.send_chat_action(
+            lambda: self._client.send_chat_action(
                 self._target.chat_id, ChatAction.TYPING, message_thread_id=self._target.thread_id
             ),
             lane="typing",
@@ -200,7 +198,7 @@ class TelegramSurface:
             await self.draft(STATUS_DRAFT_ID, line)
         elif self._status_ref is None:
             message = await self._call(
-                lambda: self._bot.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
+                lambda: self._client.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
                 urgent=False,
             )
             self._status_ref = message.message_id
@@ -213,7 +211,7 @@ class TelegramSurface:
         await self.close()
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
         await self._call(
-            lambda: self._bot.send_photo(
+            lambda: self._client.send_photo(
                 self._target.chat_id,
                 data,
                 caption=caption[:CAPTION_LIMIT],
@@ -224,13 +222,10 @@ class TelegramSurface:
         )
         self._reply_to = None
 
-    def address(self) -> dict[str, Any]:
-        return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}
-
     async def close(self) -> None:
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
-            await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
+            await self._call(lambda: self._client.delete_message(self._target.chat_id, ref), urgent=True)
 
     async def _call_rendered(
         self,
