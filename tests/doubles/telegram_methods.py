@@ -300,43 +300,41 @@ class BotApi:
         }
 
     def send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        """sendMessage (placed as `_placement` says)."""
+        """sendMessage."""
         chat = self.world.find_chat(params.get("chat_id"))
         text, entities = self._formatted(params)
-        reply_to, thread = self._placement(chat, params)
-        message = self.world.add_message(
+        message = self._post(
             chat,
-            self.world.bot,
-            by_bot=True,
+            params,
             text=text,
             entities=entities,
             reply_markup=self._markup(params.get("reply_markup")),
-            reply_to=reply_to,
-            message_thread_id=thread,
-            is_topic_message=chat.is_forum and thread is not None,
             link_preview_options=params.get("link_preview_options"),
         )
-        self.world.dismiss_drafts(chat.id, self.clock())
         return message.to_api()
 
     def send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
         """sendPhoto: an uploaded image (see telegram_files) with an optional plain caption."""
         chat = self.world.find_chat(params.get("chat_id"))
         data, caption = check_photo(params)
+        message = self._post(chat, params, caption=caption, photo=True)
+        self.files.sent_photos.append(SentPhoto(chat.id, message.message_id, data, caption))
+        return message.to_api()
+
+    def _post(self, chat: Chat, params: dict[str, Any], **fields: Any) -> StoredMessage:
+        """A new message by the bot, placed as `_placement` says; it replaces any draft shown in the chat."""
         reply_to, thread = self._placement(chat, params)
         message = self.world.add_message(
             chat,
             self.world.bot,
             by_bot=True,
-            caption=caption,
-            photo=True,
             reply_to=reply_to,
             message_thread_id=thread,
             is_topic_message=chat.is_forum and thread is not None,
+            **fields,
         )
-        self.files.sent_photos.append(SentPhoto(chat.id, message.message_id, data, caption))
         self.world.dismiss_drafts(chat.id, self.clock())
-        return message.to_api()
+        return message
 
     def edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         """editMessageText. Leaving out `reply_markup` removes an inline keyboard, as on the real server."""
