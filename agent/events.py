@@ -25,7 +25,11 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The model asked for a tool. Emitted before the tool starts, so the caller can finish the text so far."""
+    """The model asked for a tool. Emitted before the tool starts, so the caller can finish the text so far.
+
+    `call_id` names the call within its run by model step and position ("2.0": the second step that used tools,
+    its first call), not by the server's id, which may repeat across steps and turns or be missing.
+    """
 
     call_id: str
     name: str
@@ -43,7 +47,10 @@ class Picture:
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees;
-    `pictures` are images the tool made for the user (a chart), shown before the answer continues."""
+    `pictures` are images the tool made for the user (a chart), shown before the answer continues.
+
+    `call_id` is the one of its `ToolCall`.
+    """
 
     call_id: str
     name: str

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import threading
 from collections import deque
@@ -40,7 +39,7 @@ from channels.errors import (
     TransientError,
 )
 from channels.splitting import split_to_fit
-from channels.surface import ImageSurface, MessageRef, ReplySurface, capabilities
+from channels.surface import ImageSurface, MessageRef, ReplySurface, capabilities, new_draft_id
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,6 @@ TYPING_REFRESH = 4.0
 """Platforms show "typing…" for about 5 s; refresh a little before it fades."""
 _SPLIT_WINDOW = 4
 """A message never holds more than this many raw characters per unit of the limit (bounds the split search)."""
-
-_draft_ids = itertools.count(1)
 
 
 class StreamingHandler:
@@ -83,7 +80,7 @@ class StreamingHandler:
         self._text = ""  # the current segment (one platform message), folded
         self._shown = ""  # what the platform shows of the current segment
         self._ref: MessageRef | None = None
-        self._draft_id = next(_draft_ids)
+        self._draft_id = new_draft_id()
         self._held: list[str] = []  # finished segments not shown yet (final-only mode)
         self._plain = False
         self._next_at = 0.0
@@ -293,13 +290,13 @@ class StreamingHandler:
         limit = self._limit
         if limit is None or (len(text) <= limit * _SPLIT_WINDOW and self._surface.measure(text) <= limit):
             return text, ""
-        return split_to_fit(text, lambda s: self._surface.measure(s) <= limit, window=limit * _SPLIT_WINDOW)
+        return split_to_fit(text, self._surface.measure, limit, window=limit * _SPLIT_WINDOW)
 
     def _new_segment(self) -> None:
         self._text = ""
         self._shown = ""
         self._ref = None
-        self._draft_id = next(_draft_ids)
+        self._draft_id = new_draft_id()
 
     async def _finish_segment(self, text: str | None = None) -> str:
         """Deliver the current segment (or `text`, a head cut from it) as final message(s); open a new segment.

@@ -28,6 +28,7 @@ from channels.capabilities import Profile
 from channels.commands import COMMANDS
 from channels.inbound import Answer
 from channels.telegram.albums import Albums
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.files import Downloader
 from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
@@ -62,6 +63,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self.me = me
         self.files = Downloader(application.bot, self.limiter)
         self.albums = Albums(lambda incoming, target: self.dispatch(Answer(incoming, target), "album"))
+        self.drafts = DraftOwners()
+        """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
@@ -83,7 +86,9 @@ class TelegramBot(ChannelBot[TelegramTarget]):
     def open_surface(
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> TelegramSurface:
-        return TelegramSurface(self.application.bot, self.limiter, target, profile, on_live_refused=on_live_refused)
+        return TelegramSurface(
+            self.application.bot, self.limiter, target, profile, on_live_refused=on_live_refused, drafts=self.drafts
+        )
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -1,11 +1,12 @@
 """Deciding what to do with a Slack event: answer it, refuse it politely, or ignore it.
 
-An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a reply);
-a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in one. Files
-shared with such a message come along as attachments (`channels.slack.files`). Memory is kept per thread
-(`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from bots (this one included), edits,
-deletions and other subtypes are ignored, as are channel messages without a mention. Slack reserves a leading "/"
-for its own slash commands, so the plain words "help" and "reset" are the commands here.
+An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a
+reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
+one. Files shared with such a message come along as attachments (`channels.slack.files`). Memory is kept per
+thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from bots (this one included),
+edits, deletions and other subtypes are ignored, as are channel messages without a mention. Slack reserves a
+leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and "tools" are the commands
+here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.

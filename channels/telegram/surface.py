@@ -3,7 +3,9 @@
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
 every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
 
-Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
+Status while a tool runs: in a private chat it is a draft of its own (ephemeral, costs no message; like every
+draft it has an id no other draft in the chat has had, and `DraftOwners` knows the reply it belongs to until that
+reply ends); in a group it is a
 message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
 costs no extra message of the group's 20 a minute unless the reply ends right after the tool.
 """
@@ -20,7 +22,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPrevie
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
 
-from channels.capabilities import LiveMode
+from channels.capabilities import LiveMode, Profile
 from channels.errors import (
     ChannelError,
     FormattingRejected,
@@ -33,7 +35,8 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
-from channels.surface import PlatformSurface
+from channels.surface import PlatformSurface, new_draft_id
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.render import Rendered, measure, render
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,6 @@ DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
 CAPTION_LIMIT = 1024
 """Longest photo caption Telegram takes."""
-STATUS_DRAFT_ID = 1
 STOP_DATA = "stop"
 STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
 """Shown under a message while it streams; the final edit (no markup) takes it away."""
@@ -97,7 +99,25 @@ class TelegramTarget:
 
 class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
     """Sends, edits and drafts one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
-    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused."""
+    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused.
+
+    Args:
+        drafts: The bot's record of which reply each draft belongs to; this reply's drafts are in it until
+            `close`.
+    """
+
+    def __init__(
+        self,
+        client: Bot,
+        limiter: RateLimiter,
+        target: TelegramTarget,
+        profile: Profile,
+        *,
+        on_live_refused: Callable[[], None] = lambda: None,
+        drafts: DraftOwners | None = None,
+    ) -> None:
+        self._drafts = drafts if drafts is not None else DraftOwners()
+        super().__init__(client, limiter, target, profile, on_live_refused=on_live_refused)
 
     def _begin(self) -> None:
         self._budgets: dict[str, Budget | None] = {
@@ -106,8 +126,10 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             "typing": None,  # chat actions count against the bot's budget only
         }
         self._reply_to = self._target.reply_to
-        self._drafted: set[int] = set()
+        self._drafted: set[int] = set()  # drafts Telegram has shown
+        self._recorded: set[int] = set()  # drafts in `drafts`, shown or being sent
         self._status_ref: int | None = None
+        self._status_draft: int | None = None  # the draft showing the status line, while it shows
 
     def measure(self, text: str) -> int:
         return measure(text)
@@ -162,6 +184,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        if draft_id not in self._recorded:  # before the call: an update about the draft may come as soon as it shows
+            self._recorded.add(draft_id)
+            self._drafts.record(self._target.chat_id, draft_id, self._target)
         try:
             await self._call_rendered(
                 lambda rendered: self._client.send_message_draft(
@@ -192,10 +217,15 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
 
     async def status(self, text: str | None) -> None:
         if text is None:
-            return  # a status message stays until the answer replaces it (send) or the reply ends (close)
+            # A status draft fades as the answer's next draft or message appears; the next status is a new draft.
+            # A status message stays until the answer replaces it (send) or the reply ends (close).
+            self._status_draft = None
+            return
         line = f"⚙️ {text}"
         if self.profile.mode is LiveMode.DRAFT:
-            await self.draft(STATUS_DRAFT_ID, line)
+            if self._status_draft is None:
+                self._status_draft = new_draft_id()
+            await self.draft(self._status_draft, line)
         elif self._status_ref is None:
             message = await self._call(
                 lambda: self._client.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
@@ -223,6 +253,7 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         self._reply_to = None
 
     async def close(self) -> None:
+        self._drafts.release(self._target.chat_id, self._recorded)
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
             await self._call(lambda: self._client.delete_message(self._target.chat_id, ref), urgent=True)

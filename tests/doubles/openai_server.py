@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -65,6 +65,16 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Held:
+    """Stream the first `after_chars` characters of `text`, wait until `release` is set, then stream the rest."""
+
+    text: str
+    after_chars: int
+    release: asyncio.Event
+    chunk_size: int = 4
+
+
+@dataclass(frozen=True)
 class Error:
     """Answer with an HTTP error and an OpenAI-style error body instead of a stream.
 
@@ -78,7 +88,12 @@ class Error:
     code: str | None = None
 
 
-Reply = Text | ToolCalls | Break | Hang | Error
+@dataclass(frozen=True)
+class Silent:
+    """Accept the request and send nothing at all, not even the response headers, until the client goes away."""
+
+
+Reply = Text | ToolCalls | Break | Hang | Held | Silent | Error
 
 
 @dataclass
@@ -98,6 +113,12 @@ class OpenAIDouble:
         token_times: For each streamed reply, the `time.monotonic()` of every content delta it sent (benchmarks
             measure "first model token -> first visible text" from these; the event loop's clock is the same).
         model: The model id reported by `GET /v1/models` and in chunks.
+        call_ids: How streamed tool calls are named, as different servers do: "unique" (`call_N`, never reused,
+            like OpenAI), "per_reply" (`call_1`, `call_2`, ... counted afresh in every response, so the same id
+            comes back on every turn) or "none" (no id at all).
+        api_key: When set, every request must carry it (`Authorization: Bearer ...`), or gets OpenAI's 401.
+        outage: When set, every request is answered with this HTTP status (a server that is up but failing).
+        silent: Every request is accepted and never answered (a wedged server), until the double stops.
     """
 
     model: str = "double-model"
@@ -107,6 +128,10 @@ class OpenAIDouble:
     """What each transcription request hears, in order; None: the server has no transcription (404)."""
     transcriptions: list[dict[str, Any]] = field(default_factory=list)
     """Every transcription request: {"model", "filename", "size"}."""
+    call_ids: Literal["unique", "per_reply", "none"] = "unique"
+    api_key: str | None = None
+    outage: int | None = None
+    silent: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -128,7 +153,7 @@ class OpenAIDouble:
 
     async def start(self) -> str:
         """Listen on an ephemeral loopback port and return the base URL ending in `/v1`."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._gate])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
@@ -156,6 +181,23 @@ class OpenAIDouble:
 
     # -- handlers -------------------------------------------------------------------------------------------
 
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """What a real server checks before the endpoint runs: the key; and the failure modes a test asked for."""
+        if self.silent:
+            await self._stopping.wait()
+            raise ConnectionResetError("the double stopped")
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(
+                401,
+                "Incorrect API key provided: sk-***. You can find your API key at https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
+        if self.outage is not None:
+            return _error(self.outage, "The server had an error while processing your request.", "server_error")
+        return await handler(request)
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "double"}]}
@@ -182,6 +224,9 @@ class OpenAIDouble:
             return _error(reply.status, reply.message, reply.type, code=reply.code)
         if not body.get("stream"):
             return _error(400, "OpenAIDouble only supports stream=true", "invalid_request_error")
+        if isinstance(reply, Silent):
+            await self._wait_while_connected(request)
+            return web.Response(status=204)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = _Stream(request, f"chatcmpl-{next(self._ids)}", self.model, include_usage)
         self.token_times.append(stream.token_times)
@@ -206,8 +251,11 @@ class OpenAIDouble:
                     await stream.delta({"content": piece})
             for index, (name, args) in enumerate(reply.calls):
                 arguments = args if isinstance(args, str) else json.dumps(args)
-                call_id = f"call_{next(self._ids)}"
-                head = {"index": index, "id": call_id, "type": "function"}
+                head: dict[str, Any] = {"index": index, "type": "function"}
+                if self.call_ids == "unique":
+                    head["id"] = f"call_{next(self._ids)}"
+                elif self.call_ids == "per_reply":
+                    head["id"] = f"call_{index + 1}"
                 await stream.delta({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
                 for piece in _pieces(arguments, reply.chunk_size):
                     await stream.delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
@@ -216,14 +264,26 @@ class OpenAIDouble:
             for piece in _pieces(reply.text[: reply.after_chars], reply.chunk_size):
                 await stream.delta({"content": piece})
             stream.abort()
+        elif isinstance(reply, Held):
+            for piece in _pieces(reply.text[: reply.after_chars], reply.chunk_size):
+                await stream.delta({"content": piece})
+            await reply.release.wait()
+            for piece in _pieces(reply.text[reply.after_chars :], reply.chunk_size):
+                await stream.delta({"content": piece})
+            await stream.finish("stop", _Usage(prompt_tokens, len(reply.text.split())))
         elif isinstance(reply, Hang):
             for piece in _pieces(reply.text, reply.chunk_size):
                 await stream.delta({"content": piece})
-            while not self._stopping.is_set():
-                if stream.client_gone():
-                    self._client_gone()
-                    return
-                await asyncio.sleep(0.01)
+            await self._wait_while_connected(stream.request)
+
+    async def _wait_while_connected(self, request: web.Request) -> None:
+        """Hold the connection open, silent, until the client goes away (counted) or the server stops."""
+        while not self._stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self._client_gone()
+                return
+            await asyncio.sleep(0.01)
 
     async def _transcribe(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -367,22 +427,37 @@ def _count_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
-    """OpenAI's rule: every assistant tool_call id must be answered by the tool messages right after it."""
+    """OpenAI's rules: every assistant tool call has an id, every id is answered by the tool messages right after
+    it, and a tool message answers a call of the assistant message it follows (ids are matched there only, so a
+    server that reuses `call_1` on every turn is held to the same rules)."""
+    calls: list[str] = []  # ids of the assistant message the tool messages being read follow
     for position, message in enumerate(messages):
-        calls = message.get("tool_calls") or []
-        if message.get("role") != "assistant" or not calls:
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in calls:
+                return (
+                    f"Invalid parameter: messages[{position}] with role 'tool' must be a response to a preceding "
+                    "message with 'tool_calls'."
+                )
             continue
-        answered: set[str] = set()
-        for following in messages[position + 1 :]:
-            if following.get("role") != "tool":
-                break
-            answered.add(following.get("tool_call_id", ""))
-        missing = [call["id"] for call in calls if call.get("id") not in answered]
-        if missing:
-            return (
-                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
-            )
+        if role == "assistant" and message.get("tool_calls"):
+            calls = [call.get("id") for call in message["tool_calls"]]
+            if not all(calls):
+                return f"Missing required parameter: 'messages[{position}].tool_calls[].id'."
+            answered = set()
+            for following in messages[position + 1 :]:
+                if following.get("role") != "tool":
+                    break
+                answered.add(following.get("tool_call_id", ""))
+            missing = [call_id for call_id in calls if call_id not in answered]
+            if missing:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(missing)}"
+                )
+        else:
+            calls = []
     return None
 
 

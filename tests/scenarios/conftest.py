@@ -18,13 +18,16 @@ from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
 from media.store import FileStore
-from tests.doubles.openai_server import OpenAIDouble
+from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
 from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
-_OWN_SETTINGS = ("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL")
+_OWN_SETTINGS = (
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
+)
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Finished:
 def bot_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """The environment of a bot process: none of the developer's own settings, data in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_SETTINGS)}
-    env.update(BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), DEMO_TOKEN_DELAY="0", **settings)
+    env.update({"BOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "DEMO_TOKEN_DELAY": "0", **settings})
     return env
 
 
@@ -70,6 +73,7 @@ async def telegram_process(
         TELEGRAM_API_BASE_URL=tg.root,
         OPENAI_BASE_URL=llm.base_url,
         OPENAI_API_KEY="sk-test-key-for-the-double",
+        LLM_MODEL=llm.model,
         **settings,
     )
     process = await asyncio.create_subprocess_exec(
@@ -84,6 +88,31 @@ async def telegram_process(
             await process.wait()
 
 
+@dataclass(frozen=True)
+class ToolTurn:
+    """One turn of `script_tool_turns`: what the user asks, the text before the tool, the answer after it."""
+
+    question: str
+    before: str
+    answer: str
+
+
+def script_tool_turns(llm: OpenAIDouble, call_ids: str, turns: int = 3) -> list[ToolTurn]:
+    """Script `turns` turns that each use the calculator, from a server naming its calls the `call_ids` way.
+
+    Servers that number calls per response ("per_reply") send `call_1` on every turn; some send none ("none").
+    """
+    llm.call_ids = call_ids  # type: ignore[assignment]
+    scripted = []
+    for n in range(1, turns + 1):
+        turn = ToolTurn(
+            f"what is {n}+{n}?", f"Let me work out {n}+{n} with a tool.", f"The tool says {n}+{n} = {2 * n}."
+        )
+        llm.script(ToolCalls([("calculator", {"expression": f"{n}+{n}"})], text_before=turn.before), Text(turn.answer))
+        scripted.append(turn)
+    return scripted
+
+
 @pytest.fixture
 async def llm() -> AsyncIterator[OpenAIDouble]:
     async with OpenAIDouble() as double:
@@ -93,7 +122,7 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 @pytest.fixture
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
-    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL=llm.model)
 
 
 @pytest.fixture
@@ -110,7 +139,7 @@ def telegram_settings(tg: TelegramDouble, llm: OpenAIDouble, data: Path, **setti
         telegram_api_base_url=tg.root,
         openai_api_key="sk-test-key-for-the-double",
         openai_base_url=llm.base_url,
-        llm_model="m",
+        llm_model=llm.model,
         bot_data_dir=data,
         **settings,
     )
