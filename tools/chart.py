@@ -97,7 +97,7 @@ def make_chart(files: FileStore) -> BaseTool:
         coroutine=chart,
         name="chart",
         description=(
-            "Draw a chart (line, bar, scatter or pie) from numbers and show it to the user as a picture. "
+            "Draw a chart (line, bar, scatter or pie) from numbers and show it to the user as an image. "
             "Use it when a picture of the data helps more than a table."
         ),
         args_schema=ChartInput,

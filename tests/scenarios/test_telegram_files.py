@@ -165,7 +165,8 @@ async def test_a_model_that_cannot_see_still_answers_the_text_and_says_so_once(
         tg.user_file(dm, alice, photo=jpeg(640, 480, color="blue"), caption="and this?")
         await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 2, timeout=30)
     first, second = tg.visible_texts(dm)
-    assert first.startswith("The model m (LLM_MODEL) cannot see images") and first.endswith("Nice photo, I'm told.")
+    assert first.startswith(f"The model {llm.model} (LLM_MODEL) cannot see images")
+    assert first.endswith("Nice photo, I'm told.")
     assert second == "Still blind."  # told once
     refused, answered, blind = llm.requests
     assert image_parts(refused) and not image_parts(answered) and not image_parts(blind)
