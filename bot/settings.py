@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     slack_port: int = Field(3000, ge=1, le=65535)
     slack_listen: str = "0.0.0.0"
     slack_allowed_users: Annotated[list[str], NoDecode] = []
+    slack_tier2_per_minute: int = Field(20, ge=1, le=10_000)
+    slack_tier3_per_minute: int = Field(50, ge=1, le=10_000)
+    slack_tier4_per_minute: int = Field(100, ge=1, le=10_000)
+    slack_posts_per_minute_per_channel: int = Field(60, ge=1, le=10_000)
+    slack_posts_per_minute_per_workspace: int = Field(300, ge=1, le=100_000)
 
     vision: Literal["auto", "on", "off"] = "auto"
     max_file_mb: float = Field(20.0, gt=0, le=2000)

@@ -31,7 +31,7 @@ from bot.settings import Settings, SettingsError
 from channels.capabilities import Profile
 from channels.slack.files import SlackDownloader
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ class SlackBot(ChannelBot[SlackTarget]):
 
     def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
         super().__init__(runtime, settings)
+        self.limiter = new_limiter()  # Slack limits each method per workspace, never the bot as a whole
+        self.budgets = SlackBudgets(
+            tier2=settings.slack_tier2_per_minute,
+            tier3=settings.slack_tier3_per_minute,
+            tier4=settings.slack_tier4_per_minute,
+            posts_per_channel=settings.slack_posts_per_minute_per_channel,
+            posts_per_workspace=settings.slack_posts_per_minute_per_workspace,
+        )
         self.client = client
         self.me = me
         assert client.session is not None and client.token is not None  # `connect` gives it both
@@ -84,7 +92,9 @@ class SlackBot(ChannelBot[SlackTarget]):
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> SlackSurface:
-        return SlackSurface(self.client, self.limiter, target, profile, on_live_refused=on_live_refused)
+        return SlackSurface(
+            self.client, self.limiter, target, profile, on_live_refused=on_live_refused, budgets=self.budgets
+        )
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from bot.telegram_app import TelegramBot, serve_telegram
 from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
 from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +158,11 @@ async def running(
         serve_telegram(config, agent) as bot,
     ):
         yield bot
+
+
+@pytest.fixture
+async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
+    """The Slack bot in HTTP mode with the Slack and OpenAI doubles (see slack_scene)."""
+    clean_environment(monkeypatch)
+    async with running_scene(tmp_path) as running:
+        yield running

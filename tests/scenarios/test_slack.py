@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.doubles.slack_api import RateLimit, SlackMessage
 from tests.doubles.slack_events import bot_message, channel_message, message_changed
 from tests.scenarios.conftest import script_tool_turns
 from tests.scenarios.slack_scene import CHANNEL, DM, SlackScene, clean_environment, running_scene
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
 
 
 async def test_channel_mention_is_answered_in_its_thread_with_native_streaming(scene: SlackScene) -> None:
@@ -269,7 +261,7 @@ async def test_bots_edits_and_unaddressed_messages_are_ignored(scene: SlackScene
     assert not any(c.method.startswith("chat.") for c in scene.slack.calls)
 
 
-async def test_rate_limits_are_honoured_per_method_and_channel(scene: SlackScene) -> None:
+async def test_rate_limits_are_honoured_per_method_and_workspace(scene: SlackScene) -> None:
     scene.slack.fail_next("chat.startStream", retry_after=1)  # a 429 is not a refusal: the stream starts later
     scene.slack.fail_next("chat.stopStream", retry_after=1)
     answer = " ".join(f"word{i}" for i in range(60))
@@ -285,7 +277,7 @@ async def test_rate_limits_are_honoured_per_method_and_channel(scene: SlackScene
 
 
 async def test_429_on_post_message_in_a_dm_waits_and_the_final_text_lands(scene: SlackScene) -> None:
-    scene.slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1)
+    scene.slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1, scope="channel")
     scene.llm.script(Text("First."), Text("Second, right after."))
     await scene.post(scene.dm("one"))
     await scene.post(scene.dm("two"))

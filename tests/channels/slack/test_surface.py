@@ -10,8 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.capabilities import resolve
 from channels.errors import PermanentError, RateLimited, StreamingRefused
-from channels.ratelimit import RateLimiter
-from channels.slack.surface import BOT_BUDGET, SlackSurface, SlackTarget
+from channels.slack.surface import SlackSurface, SlackTarget, new_limiter
 from tests.doubles.slack_api import ManualClock, SlackDouble
 from tests.fakes import FakeClock
 
@@ -34,7 +33,7 @@ async def slack(clock: ManualClock) -> AsyncIterator[SlackDouble]:
 
 def surface(slack: SlackDouble, target: SlackTarget = IN_THREAD, **kwargs: object) -> SlackSurface:
     client = AsyncWebClient(token=TOKEN, base_url=slack.base_url)
-    limiter = kwargs.pop("limiter", None) or RateLimiter(BOT_BUDGET)
+    limiter = kwargs.pop("limiter", None) or new_limiter()
     return SlackSurface(client, limiter, target, resolve("slack", target.kind), **kwargs)  # type: ignore[arg-type]
 
 
@@ -170,12 +169,12 @@ async def test_a_workspace_that_refuses_the_status_is_not_asked_again(slack: Sla
 
 async def test_a_card_update_held_back_by_a_429_rides_on_the_next_call(slack: SlackDouble) -> None:
     fake = FakeClock()
-    reply = surface(slack, limiter=RateLimiter(BOT_BUDGET, clock=fake))
+    reply = surface(slack, limiter=new_limiter(clock=fake))
     await reply.task("call_1", "Using calculator", "in_progress")
     slack.fail_next("chat.appendStream", retry_after=1)
     with pytest.raises(RateLimited):
         await reply.task("call_1", "Using calculator", "complete")
-    await fake.advance(1.5)
+    await fake.advance(6.5)  # the Retry-After, and the period of the appendStream budget the 429 lowered
     ts = await reply.stream_start("Done.")
     await reply.stream_stop(ts, "")
 
