@@ -75,7 +75,7 @@ class Downloader:
     def _fetch(self, chat: int, file_id: str) -> Callable[[int], Awaitable[bytes]]:
         async def fetch(limit: int) -> bytes:
             try:
-                async with self._limiter.slot(chat, None, lane="files", urgent=True):
+                async with self._limiter.slot((), gate=chat, urgent=True):  # the bot's budget only
                     file = await self._bot.get_file(file_id)
                 if file.file_size is not None and file.file_size > limit:
                     raise TooLarge(file_id)
