@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant in a chat app. Answer in Markdown that reads well in a chat bubble: short "
@@ -41,6 +42,8 @@ class AgentConfig:
         idle_timeout: MODEL_IDLE_TIMEOUT: seconds the model may stay silent between chunks once it has started;
             past it the reply ends with the text so far and a notice.
         demo_delay: Seconds between the demo model's tokens, so the offline demo streams visibly.
+        vision: VISION: "auto" sends images and falls back to text when the model refuses them, "on" always sends
+            them, "off" never does (see agent.pictures).
     """
 
     api_key: str | None = field(repr=False)
@@ -55,6 +58,7 @@ class AgentConfig:
     first_token_timeout: float = 60.0
     idle_timeout: float = 30.0
     demo_delay: float = 0.03
+    vision: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
         if self.step_limit < 0:
@@ -67,6 +71,11 @@ class AgentConfig:
             raise ValueError(f"token_budget must be > 0, got {self.token_budget}")
         if self.demo_delay < 0:
             raise ValueError(f"demo_delay must be >= 0, got {self.demo_delay}")
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the files of conversations are kept (media.store), also when memory is in Postgres."""
+        return self.data_dir / "files"
 
     @property
     def uses_demo(self) -> bool:

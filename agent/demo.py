@@ -32,6 +32,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.demo_files import plot_request, received
+
 FIRST_NOTICE = (
     "\n\n---\n*This is livebot's **offline demo model**: no language model is configured, so the replies are "
     "scripted. To use a real model, set `OPENAI_API_KEY` (and `LLM_MODEL`, e.g. `gpt-4o-mini`), or set "
@@ -47,6 +49,8 @@ HELP = (
 )
 TOOL_PAUSE = 1.0
 """Seconds each tool takes in the demo (when it streams at a readable pace), so its status line can be seen."""
+
+CANNOT_LOOK = "As the offline demo model I can't look inside files; a real model would answer about it."
 
 # Numbers and brackets joined by at least one binary operator: "2+2", "(3+4)*5", "2 ** 10", "7 % 3".
 _ARITHMETIC = re.compile(r"-?[\d.(]+[\d.)]*(?:\s*(?:\*\*|[-+*/%^])\s*[-\d.()]+)+")
@@ -235,6 +239,11 @@ def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
 
     said = [message.text for message in messages if isinstance(message, HumanMessage)]
     question, earlier = (said[-1], said[:-1]) if said else ("", [])
+    files, question = received(question)
+    if (chart := plot_request(question)) is not None and "chart" in tools:
+        return _Plan("Let me draw that.", ("chart", chart))
+    if files:
+        return _Plan(f"I received {_join(files)}. {CANNOT_LOOK}{notice}")
     if match := _ARITHMETIC.search(question):
         expression = match.group(0).strip()
         if "calculator" in tools:
@@ -258,6 +267,10 @@ def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
     if _ASK_LONG.search(question):
         return _Plan(LONG_ANSWER + notice)
     return _Plan(HELP + notice)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _zone_in(question: str) -> str:
@@ -313,7 +326,9 @@ def slowed(tools: Sequence[BaseTool], pause: float) -> list[BaseTool]:
             coroutine=run, name=tool.name, description=tool.description, args_schema=tool.args_schema
         )
 
-    return [wrap(tool) for tool in tools]
+    # A tool with an artifact (chart: its picture) keeps its own call: the wrapper would drop the artifact and the
+    # conversation it belongs to; drawing takes a visible moment anyway.
+    return [tool if tool.response_format == "content_and_artifact" else wrap(tool) for tool in tools]
 
 
 def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:
@@ -335,6 +350,8 @@ def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:
             lines.append(f"The `{name}` tool failed: {content}")
         elif name == "calculator":
             lines.append(f"{args.get('expression', 'The result')} = **{content}**")
+        elif name == "chart":
+            lines.append("There it is: the chart above shows your numbers.")
         elif name == "current_time":
             lines.append(f"The current time ({args.get('timezone', 'UTC')}) is **{content}**.")
         else:

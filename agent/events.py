@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+UserContent = str | list[str | dict[str, Any]]
+"""The user's turn as the model gets it: a message, or OpenAI content parts (`{"type": "text", ...}` and
+`{"type": "image_url", ...}` parts, whose URLs may be references into the conversation's file store)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
@@ -33,8 +37,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Picture:
+    """An image a tool made for the user: `ref` names it in the conversation's file store (media.store)."""
+
+    ref: str
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees.
+    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees;
+    `pictures` are images the tool made for the user (a chart), shown before the answer continues.
 
     `call_id` is the one of its `ToolCall`.
     """
@@ -43,6 +56,7 @@ class ToolResult:
     name: str
     content: str
     ok: bool = True
+    pictures: tuple[Picture, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from agent.budget import TokenBudget
 from agent.call_ids import CallIds
 from agent.config import AgentConfig
 from agent.middleware import StepLimit, ToolGuard
+from agent.pictures import Pictures
+from media.store import FileStore
 
 MODEL_NODE = "model"
 TOOLS_NODE = "tools"
@@ -24,6 +26,7 @@ def build_graph(
     tools: Sequence[BaseTool],
     config: AgentConfig,
     checkpointer: BaseCheckpointSaver | None,
+    files: FileStore | None = None,
 ) -> CompiledStateGraph:
     """Compile the agent graph.
 
@@ -32,6 +35,7 @@ def build_graph(
         tools: The tools the model may call, passed in so `agent` never depends on who assembles them.
         config: Supplies the system prompt, the step limit, the tool timeout and the token budget.
         checkpointer: Where conversations are remembered, keyed by `thread_id`; None keeps nothing.
+        files: Where the images of the user's turns are kept (default: `config.files_dir`).
 
     Returns:
         The compiled graph, with nodes `model` and `tools` (and the middleware's own nodes).
@@ -45,8 +49,11 @@ def build_graph(
             CallIds(),  # outermost: every other middleware and the stored history see calls with ids
             StepLimit(config.step_limit),
             ToolGuard(config.tool_timeout, [tool.name for tool in tools]),
-            # Innermost, so it measures the request exactly as it goes out (StepLimit may rewrite it).
+            # Inside StepLimit, so it measures the request as it goes out (StepLimit may rewrite it); an image
+            # counts the same whether it is still a reference or already its data.
             TokenBudget(config.token_budget),
+            # Innermost: only the images of the turns that fit the budget are read from disk.
+            Pictures(files or FileStore(config.files_dir), vision=config.vision, model=config.model),
         ],
     )
 

@@ -34,11 +34,12 @@ from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
 from agent.errors import describe_failure, silence_notice
-from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
+from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage, UserContent
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
 from agent.silence import SilenceWatch
+from media.store import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Agent:
     Args:
         graph: The compiled agent graph (see `agent.graph.build_graph`), with a checkpointer.
         checkpointer: The same checkpointer, used to forget threads.
+        files: The conversations' files (images of user turns, pictures tools made), forgotten with them.
         is_demo: Whether the offline demo model answers; the bot may say so at start-up.
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
         first_token_timeout: AgentConfig.first_token_timeout (see `agent.silence`).
@@ -63,6 +65,7 @@ class Agent:
         graph: CompiledStateGraph,
         checkpointer: BaseCheckpointSaver,
         *,
+        files: FileStore,
         is_demo: bool,
         step_limit: int,
         first_token_timeout: float = 60.0,
@@ -72,18 +75,20 @@ class Agent:
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
         self.checkpointer = checkpointer
+        self.files = files
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
 
-    async def run(self, text: str, *, thread_id: str) -> AsyncGenerator[AgentEvent, None]:
-        """Answer `text` in the conversation `thread_id`, streaming events as they happen.
+    async def run(self, text: UserContent, *, thread_id: str) -> AsyncGenerator[AgentEvent, None]:
+        """Answer the user's turn `text` in the conversation `thread_id`, streaming events as they happen.
 
         The last event is always exactly one `Done` or `Failed`, unless the consumer stops early: then close the
         generator (`aclose()`, or iterate it inside `contextlib.aclosing`) so the model's stream is closed now
         rather than when the generator is garbage-collected.
 
         Args:
-            text: The user's message.
+            text: The user's message: a string, or OpenAI content parts (text and `image_url` parts, whose URLs
+                may be references into `files`).
             thread_id: The conversation key (`telegram:<chat>`, `slack:<channel>:<thread_ts>`, ...).
 
         Yields:
@@ -99,11 +104,8 @@ class Agent:
         translator = _Translator(history)
         clock = asyncio.get_running_loop()
         watch = SilenceWatch(self.first_token_timeout, self.idle_timeout)
-        modes: list[StreamMode] = [
-            "messages",
-            "updates",
-            "tasks",
-        ]  # `tasks`: when the model is called, for the silence deadlines
+        # `tasks`: when the model is called, for the silence deadlines; `custom`: a middleware's notice (pictures)
+        modes: list[StreamMode] = ["messages", "updates", "tasks", "custom"]
         stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
             AsyncGenerator[tuple[str, Any], None],
             self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=modes),
@@ -134,8 +136,9 @@ class Agent:
         yield Done(translator.usage)
 
     async def reset(self, thread_id: str) -> None:
-        """Forget the conversation `thread_id`; its next run starts with an empty history."""
+        """Forget the conversation `thread_id` and its files; its next run starts with an empty history."""
         await self.checkpointer.adelete_thread(thread_id)
+        await asyncio.to_thread(self.files.forget, thread_id)
 
     async def _repair_history(self, config: RunnableConfig) -> list[BaseMessage]:
         """Answer tool calls a cancelled run left unanswered, and return the (repaired) history."""
@@ -230,6 +233,9 @@ class _Translator:
                 self._step_text += text
                 return [TextDelta(text)]
             return []
+        if mode == "custom":  # a middleware's word to the user (agent.pictures), ahead of the model's text
+            notice = payload.get("notice") if isinstance(payload, dict) else None
+            return [TextDelta(notice)] if isinstance(notice, str) and notice else []
         if mode == "updates":
             events: list[AgentEvent] = []
             for node, update in payload.items():
@@ -267,7 +273,8 @@ class _Translator:
             if call.model_id == message.tool_call_id:
                 del self._open[position]
                 name = message.name or call.name
-                return [ToolResult(call.key, name, message.text, ok=message.status != "error")]
+                ok = message.status != "error"
+                return [ToolResult(call.key, name, message.text, ok=ok, pictures=_pictures(message.artifact))]
         return []
 
     def _unstreamed_text(self, message: AIMessage) -> list[AgentEvent]:
@@ -277,6 +284,18 @@ class _Translator:
         if len(text) > len(shown) and text.startswith(shown):
             return [TextDelta(text[len(shown) :])]
         return []
+
+
+def _pictures(artifact: Any) -> tuple[Picture, ...]:
+    """The images a tool's artifact names (`{"pictures": [{"ref": ..., "caption": ...}]}`, as tools.chart makes)."""
+    found = artifact.get("pictures") if isinstance(artifact, dict) else None
+    if not isinstance(found, list):
+        return ()
+    return tuple(
+        Picture(str(item["ref"]), str(item.get("caption") or ""))
+        for item in found
+        if isinstance(item, dict) and item.get("ref")
+    )
 
 
 def _messages_of(update: Any) -> list[BaseMessage]:
@@ -319,10 +338,12 @@ async def open_agent(
         tools = slowed(tools, TOOL_PAUSE)
     try:
         async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
-            graph = build_graph(chat_model, tools, config, checkpointer)
+            files = FileStore(config.files_dir)
+            graph = build_graph(chat_model, tools, config, checkpointer, files)
             yield Agent(
                 graph,
                 checkpointer,
+                files=files,
                 is_demo=is_demo,
                 step_limit=config.step_limit,
                 first_token_timeout=config.first_token_timeout,

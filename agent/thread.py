@@ -28,7 +28,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
 from agent.config import AgentConfig
-from agent.events import AgentEvent, TextDelta, ToolCall
+from agent.events import AgentEvent, TextDelta, ToolCall, ToolResult, UserContent
 from agent.run import Agent, open_agent
 
 
@@ -52,17 +52,19 @@ class AgentThread:
 
     def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop, tools: Sequence[BaseTool] = ()) -> None:
         self.is_demo = agent.is_demo
+        self.files = agent.files
+        """The conversations' files (media.store); its methods block: call them in a worker thread."""
         self.tools = tuple(tools)
         self._agent = agent
         self._loop = loop
 
     async def run(
-        self, text: str, *, thread_id: str, on_text: Callable[[str], None]
+        self, text: UserContent, *, thread_id: str, on_text: Callable[[str], None]
     ) -> AsyncGenerator[AgentEvent, None]:
         """`Agent.run` on the agent's loop. Closing this generator cancels the run there.
 
         Args:
-            text: The user's message.
+            text: The user's turn: a message, or content parts (see `Agent.run`).
             thread_id: The conversation key.
             on_text: Takes each text delta on the agent's thread the moment it is parsed (it must be quick and
                 thread-safe, like `StreamingHandler.emit`). Text does not queue up behind the chat loop, so a
@@ -70,7 +72,8 @@ class AgentThread:
 
         Yields:
             The other events, in order and after the text before them. A `ToolCall`'s tool starts only once the
-            consumer asks for the next event, so the text before a tool can be finished first.
+            consumer asks for the next event, so the text before a tool can be finished first; likewise the
+            model goes on after a `ToolResult` with pictures only then, so they can be shown first.
         """
         here = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[AgentEvent, asyncio.Future[None] | None] | _End] = asyncio.Queue()
@@ -86,7 +89,9 @@ class AgentThread:
                     async for event in run:
                         if isinstance(event, TextDelta):
                             on_text(event.text)
-                        elif isinstance(event, ToolCall):
+                        elif isinstance(event, ToolCall) or (isinstance(event, ToolResult) and event.pictures):
+                            # The run waits: text before a tool is finished before it runs, and a tool's
+                            # picture is shown before the answer after it starts.
                             handled = asyncio.get_running_loop().create_future()
                             here.call_soon_threadsafe(events.put_nowait, (event, handled))
                             await handled

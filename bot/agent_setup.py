@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from agent.thread import AgentThread, OpenTools, open_agent_thread
 from bot.settings import Settings
+from media.store import FileStore
 from tools import default_tools
 
 
@@ -22,7 +23,11 @@ async def open_bot_agent(settings: Settings) -> AsyncIterator[AgentThread]:
         McpStartError: A configured MCP server could not be started or reached.
         MemoryUnavailable: The conversation store cannot be opened.
     """
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private, search=settings.search_backends)
+    tools = default_tools(
+        allow_private_fetch=settings.web_fetch_allow_private,
+        search=settings.search_backends,
+        files=FileStore(settings.agent_config().files_dir),
+    )
     open_tools: OpenTools | None = None
     if settings.mcp_servers:
         from tools.mcp_servers import McpServers

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from agent.thread import AgentThread
+from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
 from bot.outbox import open_outbox
 from bot.runtime import Runtime
@@ -170,13 +171,14 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     messages), the replies in flight (SHUTDOWN_GRACE, then cut short with a notice; what they could not deliver
     stays in the outbox for the next start), and last the platform client.
     """
-    async with open_outbox(settings.bot_data_dir) as outbox:
+    async with open_outbox(settings.bot_data_dir) as outbox, open_attachments(settings, agent.files) as files:
         runtime = Runtime(
             agent,
             outbox=outbox,
             channel=kind.platform,
             command_prefix=kind.command_prefix,
             patience=settings.final_patience,
+            attachments=files,
         )
         async with kind.connect(settings, runtime) as bot:
             try:

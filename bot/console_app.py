@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.check import ModelProblem
 from bot.agent_setup import open_bot_agent
+from bot.attachments import open_attachments
 from bot.conversations import Conversations
 from bot.logs import ProblemCounter
 from bot.runtime import DEMO_HELP, Runtime
@@ -53,15 +54,16 @@ async def run_console(
         told = True
         return f"(problems were logged to {log_file})"
 
-    async with open_bot_agent(settings) as agent:
+    async with open_bot_agent(settings) as agent, open_attachments(settings, agent.files) as files:
         channel = ConsoleChannel(
             name=name,
             mode=settings.live_mode,
             interval=settings.stream_edit_interval,
             plain=plain,
             history=settings.bot_data_dir / "console-history",
+            pictures=settings.bot_data_dir / "pictures",
         )
-        runtime = Runtime(agent)
+        runtime = Runtime(agent, attachments=files)
         conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         text = banner(settings, demo=agent.is_demo, interactive=channel.interactive, problem=model_problem)
         status = await channel.run(conversations, banner=text, after_reply=log_note)

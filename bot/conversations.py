@@ -2,8 +2,9 @@
 
 The behaviour users see:
 - A message that arrives while a reply streams waits for it. Several that arrive meanwhile are answered as ONE
-  follow-up turn (their texts joined in order), replying to the last of them: the model sees everything the user
-  added, and the chat gets one answer instead of a burst. Commands are never merged: each runs on its own.
+  follow-up turn (their texts joined in order, their files together), replying to the last of them: the model
+  sees everything the user added, and the chat gets one answer instead of a burst. Commands are never merged:
+  each runs on its own.
 - `/stop` (or a Stop button) cancels the running reply at once: the model's stream is closed, the message keeps
   the text so far with a "Stopped" mark, and follow-ups still waiting are dropped (the user asked for quiet).
 - A user who starts more than `runs_per_minute` model runs in a minute gets a polite note instead of a run.
@@ -176,8 +177,9 @@ class Conversations:
         if len(merged) == 1:
             return first
         last = merged[-1]
-        text = "\n\n".join(request.incoming.text for request in merged)
-        incoming = Incoming(last.incoming.conversation, text, last.incoming.user_id, last.incoming.user_name)
+        text = "\n\n".join(request.incoming.text for request in merged if request.incoming.text)
+        files = tuple(file for request in merged for file in request.incoming.attachments)
+        incoming = Incoming(last.incoming.conversation, text, last.incoming.user_id, last.incoming.user_name, files)
         return _Request(incoming, last.surface)
 
     def _may_run(self, user: str) -> bool:

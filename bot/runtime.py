@@ -2,23 +2,27 @@
 
 Commands are answered here, the same on every channel; anything else runs the agent and feeds its events to a
 StreamingHandler. The only rule about tools lives here too: `take()` before a tool runs, so the text before a
-tool is finished and the answer after it opens a new message.
+tool is finished and the answer after it opens a new message; a tool's pictures are shown before the model goes
+on. A message with files is first made into the model's input (bot.attachments); a file that cannot be used is
+answered with what is wrong with it, and the model is not called.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from agent.events import Done, Failed, ToolCall, ToolResult
+from agent.events import AgentEvent, Done, Failed, Picture, ToolCall, ToolResult
 from agent.thread import AgentThread
+from bot.attachments import Attachments, Turn
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
 from channels.commands import HELP, RESET, START, TOOLS, Command, command_of, help_commands
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
+from media.errors import FileProblem
 from tools.catalog import describe_tools, tool_label
 
 log = logging.getLogger(__name__)
@@ -32,12 +36,12 @@ SHUTDOWN_PATIENCE = 5.0
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
 ABOUT = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
-    "timezone and read web pages."
+    "timezone, read web pages and draw charts, and you can send me photos, voice notes and documents."
 )
 DEMO_HELP = (
-    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic and tell "
-    "the time. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
-    "to a real model."
+    "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic, tell the "
+    "time, draw a chart and say what files it got. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such "
+    "as Ollama) and LLM_MODEL to talk to a real model."
 )
 RESET_DONE = "Done: I forgot this conversation. The next message starts fresh."
 
@@ -52,6 +56,7 @@ class Runtime:
         channel: The outbox's name for this channel's entries.
         command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset"), for the help.
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
+        attachments: Turns messages with files into the model's input; None reads only text (files are ignored).
     """
 
     def __init__(
@@ -63,8 +68,10 @@ class Runtime:
         channel: str = "",
         command_prefix: str = "/",
         patience: float = float("inf"),
+        attachments: Attachments | None = None,
     ) -> None:
         self._agent = agent
+        self._attachments = attachments
         self._clock = clock
         self._outbox = outbox
         self._channel = channel
@@ -113,18 +120,23 @@ class Runtime:
             handler.emit(text)
             readable = readable or bool(text.strip())  # blank lines alone show nothing
 
-        events = self._agent.run(incoming.text, thread_id=incoming.conversation, on_text=write)
+        events: AsyncGenerator[AgentEvent] | None = None
         try:
+            turn = await self._attachments.prepare(incoming) if self._attachments else Turn(incoming.text)
+            handler.emit(turn.heard)  # what a voice note said, before the answer to it
+            events = self._agent.run(turn.content, thread_id=incoming.conversation, on_text=write)
             async for event in events:
                 match event:
                     case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
                         await handler.tool_started(self._labels.get(name, name), call_id)
                         readable = False
-                    case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
+                    case ToolResult(name=name, call_id=call_id, ok=ok, content=content, pictures=pictures):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
                         await handler.tool_finished(self._labels.get(name, name), call_id, ok=ok)
+                        for picture in pictures:  # the model goes on once they are shown
+                            await self._show(incoming, handler, picture)
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
@@ -138,17 +150,30 @@ class Runtime:
                         )
             if not readable:
                 handler.emit(EMPTY_ANSWER)
+        except FileProblem as problem:  # no model call: the reply says what is wrong with the file
+            log.info("%s: file refused: %s", incoming.conversation, problem)
+            handler.emit(str(problem))
         except asyncio.CancelledError as stopped:
-            await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
+            if events is not None:
+                await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
             shutting_down = SHUTDOWN in stopped.args
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
             if shutting_down:
                 handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
             raise
         finally:
-            await events.aclose()
+            if events is not None:
+                await events.aclose()
             if not await handler.stop():
                 await self._keep(incoming, surface, handler.undelivered)
+
+    async def _show(self, incoming: Incoming, handler: StreamingHandler, picture: Picture) -> None:
+        """Send a tool's picture between the text before the tool and the answer after it."""
+        data = await asyncio.to_thread(self._agent.files.read, incoming.conversation, picture.ref)
+        if data is None:
+            log.warning("%s: picture %s is gone before it was shown", incoming.conversation, picture.ref)
+            return
+        await handler.picture(data, picture.caption)
 
     async def _keep(self, incoming: Incoming, surface: ReplySurface, texts: list[str]) -> None:
         """Hand final text the platform did not take to the outbox (or, without one, say so in the log)."""

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.config import DEFAULT_SYSTEM_PROMPT, AgentConfig
@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     slack_posts_per_minute_per_channel: int = Field(60, ge=1, le=10_000)
     slack_posts_per_minute_per_workspace: int = Field(300, ge=1, le=100_000)
 
+    vision: Literal["auto", "on", "off"] = "auto"
+    max_file_mb: float = Field(20.0, gt=0, le=2000)
+    max_document_chars: int = Field(20_000, ge=100, le=1_000_000)
+    transcribe_model: str = "whisper-1"
+    transcribe_base_url: str | None = None
+    transcribe_api_key: SecretStr | None = None
+
     stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
     stream_edit_interval: float | None = Field(None, gt=0, le=60)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
@@ -96,6 +103,7 @@ class Settings(BaseSettings):
         "searxng_url",
         "brave_api_url",
         "tavily_api_url",
+        "transcribe_base_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -112,10 +120,12 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "vision", mode="before")
     @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+    def _case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.lower() if info.field_name == "vision" else value.upper()
 
     @property
     def live_mode(self) -> LiveMode | None:
@@ -129,6 +139,7 @@ class Settings(BaseSettings):
             value.get_secret_value()
             for value in (
                 self.openai_api_key,
+                self.transcribe_api_key,
                 self.database_url,
                 self.telegram_bot_token,
                 self.telegram_webhook_secret,
@@ -189,6 +200,7 @@ class Settings(BaseSettings):
             demo_delay=self.demo_token_delay,
             database_url=self.database_url.get_secret_value() if self.database_url else None,
             token_budget=self.memory_token_budget,
+            vision=self.vision,
         )
 
     def require(self, *names: str) -> None:

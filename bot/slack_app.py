@@ -32,6 +32,7 @@ from bot.webhooks import serve, slack_guard
 from channels.capabilities import Profile
 from channels.errors import RateLimited
 from channels.ratelimit import Budget, Scope
+from channels.slack.files import SlackDownloader
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
 from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
 
@@ -70,6 +71,9 @@ class SlackBot(ChannelBot[SlackTarget]):
         )
         self.client = client
         self.me = me
+        assert client.session is not None and client.token is not None  # `connect` gives it both
+        self.files = SlackDownloader(client.session, client.token, settings.slack_api_url)
+        """Downloads the files people send, with the bot token (files:read)."""
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
         self._seen = SeenEvents()
@@ -82,7 +86,8 @@ class SlackBot(ChannelBot[SlackTarget]):
         if event_id and not self._seen.first_time(event_id):
             log.info("event %s delivered again; already answered", event_id)
             return
-        self.dispatch(read_event(body.get("event") or {}, self.me, team_id=body.get("team_id")), f"event {event_id}")
+        event = body.get("event") or {}
+        self.dispatch(read_event(event, self.me, team_id=body.get("team_id"), files=self.files), f"event {event_id}")
 
     async def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button).

@@ -36,9 +36,10 @@ from channels.errors import (
     PermanentError,
     RateLimited,
     StreamingRefused,
+    TransientError,
 )
 from channels.splitting import split_to_fit
-from channels.surface import MessageRef, ReplySurface, capabilities, new_draft_id
+from channels.surface import ImageSurface, MessageRef, ReplySurface, capabilities, new_draft_id
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ FINAL_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """Waits between attempts of a final delivery that failed with a network or server error (~1 minute in all)."""
 INTERMEDIATE_BACKOFF = 2.0
 """Extra wait after an intermediate update failed with a network or server error."""
+PICTURE_ATTEMPTS = 4
+"""Tries of one picture (a tool's chart) before the reply says it could not be sent."""
 TYPING_REFRESH = 4.0
 """Platforms show "typing…" for about 5 s; refresh a little before it fades."""
 _SPLIT_WINDOW = 4
@@ -68,7 +71,7 @@ class StreamingHandler:
         self._profile = surface.profile
         can = capabilities(surface)  # checked once, here: a mismatch never surfaces mid-reply
         self._drafts, self._streams, self._typist = can.draft, can.stream, can.typing
-        self._status, self._tasks = can.status, can.tasks
+        self._status, self._tasks, self._images = can.status, can.tasks, can.images
         self._clock = clock or LoopClock()
         self._mode = self._profile.mode
         self._limit = self._profile.max_chars
@@ -154,6 +157,48 @@ class StreamingHandler:
         if self._tasks is not None and self._mode is not LiveMode.OFF:
             state = "complete" if ok else "error"
             await self._quietly(self._tasks.task(call_id, f"Using {name}", state))
+
+    async def picture(self, data: bytes, caption: str) -> None:
+        """Show a picture (a tool's chart) after the text so far; the text after it opens a new message.
+
+        Called between `take()` and the next text, so the picture lands between the text before the tool and the
+        answer after it; in final-only mode the text held so far is delivered first, to keep that order. A
+        surface without `images_out`, a picture over the platform's limit, or one the platform will not take gets
+        a short note in the text instead. Like a final message it waits out a 429 (within `patience`).
+        """
+        limit, images = self._profile.max_image_bytes, self._images
+        if images is None or (limit is not None and len(data) > limit):
+            self.emit(f"\n\n_🖼 {caption}: a picture was made, but this chat cannot show it._\n\n")
+            return
+        async with self._lock:
+            if self._mode is LiveMode.OFF and self._held:
+                self._text = "\n\n".join(self._held)
+                self._held = []
+            await self._finish_segment()
+            if not await self._send_picture(images, data, caption):
+                self.emit(f"\n\n_🖼 {caption}: the picture could not be sent._\n\n")
+
+    async def _send_picture(self, images: ImageSurface, data: bytes, caption: str) -> bool:
+        """One picture; a 429 or a network error is tried again (`PICTURE_ATTEMPTS` in all, within `patience`)."""
+        waited = 0.0
+        for attempt in range(PICTURE_ATTEMPTS):
+            try:
+                await images.image(data, caption=caption)
+                return True
+            except RateLimited as exc:
+                pause = exc.retry_after
+            except TransientError as exc:
+                pause = FINAL_BACKOFF[attempt]
+                log.info("%s: picture attempt %d failed: %s", self._profile.key, attempt + 1, exc)
+            except ChannelError as exc:
+                log.warning("%s: picture refused: %s", self._profile.key, exc)
+                return False
+            if attempt + 1 == PICTURE_ATTEMPTS or waited + pause > self.patience:
+                break
+            waited += pause
+            await self._clock.sleep(pause)
+        log.warning("%s: picture not sent after %d attempts", self._profile.key, attempt + 1)
+        return False
 
     async def stop(self) -> bool:
         """Finish the reply. Idempotent.

@@ -3,6 +3,8 @@
 Updates arrive by long polling, or by webhook when TELEGRAM_WEBHOOK_URL is set (python-telegram-bot checks
 TELEGRAM_WEBHOOK_SECRET on every request and answers 403 without it). The update handler only decides and
 queues (`bot.channel`): the reply runs in its conversation's queue, so a slow reply never holds up another chat.
+The items of an album (one message each, sharing a media_group_id) are held until the album is whole and answered
+as one message (`channels.telegram.albums`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from bot.settings import Settings, SettingsError
 from bot.webhooks import serve, telegram_webhook
 from channels.capabilities import Profile
 from channels.commands import COMMANDS
+from channels.inbound import Answer
+from channels.telegram.albums import Albums
 from channels.telegram.drafts import DraftOwners
+from channels.telegram.files import Downloader
 from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
@@ -62,6 +67,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self.application = application
         self.me = me
         self._admins: dict[int, tuple[float, frozenset[str]]] = {}  # chat -> (until, administrators' ids)
+        self.files = Downloader(application.bot, self.limiter)
+        self.albums = Albums(lambda incoming, target: self.dispatch(Answer(incoming, target), "album"))
         self.drafts = DraftOwners()
         """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
@@ -73,7 +80,14 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
                 await update.callback_query.answer(outcome.value)
             return
-        self.dispatch(read_update(update, self.me), f"update {update.update_id}")
+        message = update.message
+        album = message.media_group_id if message is not None else None
+        following = album is not None and message is not None and self.albums.collecting(message.chat_id, album)
+        verdict = read_update(update, self.me, self.files, in_album=following)
+        if album is not None and isinstance(verdict, Answer):
+            self.albums.add(album, verdict.incoming, verdict.target)  # the album is answered once it is whole
+        else:
+            self.dispatch(verdict, f"update {update.update_id}")
 
     async def is_admin(self, target: TelegramTarget, user: str) -> bool:
         """An administrator of the group (getChatAdministrators, cached for ADMINS_TTL); nobody in a private chat."""
@@ -155,6 +169,7 @@ class TelegramBot(ChannelBot[TelegramTarget]):
                 await application.updater.stop()
             if application.running:
                 await application.stop()
+            self.albums.flush()  # no more items can come: an album still held is answered
 
     async def _listen_webhook(self) -> web.AppRunner:
         """Serve `bot.webhooks.telegram_webhook` at TELEGRAM_WEBHOOK_LISTEN:PORT, then point Telegram at it."""

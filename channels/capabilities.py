@@ -37,6 +37,9 @@ class Profile:
         status: A short status line ("Using calculator…") can be shown while a tool runs.
         tasks: Tool calls can be shown as tasks with a state (Slack task_update chunks); preferred over `status`.
         buttons: Messages can carry buttons (a Stop button while streaming).
+        images_out: Pictures (a chart) can be sent into the conversation (`ImageSurface.image`); without it the
+            reply says in words that a picture was made.
+        max_image_bytes: Largest picture the platform takes; a larger one gets the note instead. None: no limit.
         max_chars: Longest message, as the surface's `measure` counts it; None for no limit.
         interval: Least seconds between two updates of the same reply in edit or native mode.
         draft_interval: Least seconds between two draft previews.
@@ -52,6 +55,8 @@ class Profile:
     status: bool = False
     tasks: bool = False
     buttons: bool = False
+    images_out: bool = False
+    max_image_bytes: int | None = None
     max_chars: int | None = None
     interval: float = 1.0
     draft_interval: float = 0.3
@@ -77,12 +82,17 @@ class Profile:
         return self.draft_interval if self.mode is LiveMode.DRAFT else self.interval
 
 
+_TELEGRAM_PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto takes photos up to 10 MB
+_SLACK_FILE_LIMIT = 1024 * 1024 * 1024  # files.getUploadURLExternal takes files up to 1 GB
+
 _TELEGRAM_GROUP = Profile(
     key="telegram.group",
     edit=True,
     typing=True,
     status=True,
     buttons=True,
+    images_out=True,
+    max_image_bytes=_TELEGRAM_PHOTO_LIMIT,
     max_chars=4096,
     interval=3.1,  # 20 messages per minute per group
 )
@@ -95,6 +105,8 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         typing=True,
         status=True,
         buttons=True,
+        images_out=True,
+        max_image_bytes=_TELEGRAM_PHOTO_LIMIT,
         max_chars=4096,
         interval=1.1,  # about one message per second per chat
         draft_interval=0.3,
@@ -111,6 +123,8 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         status=True,
         tasks=True,
         buttons=True,
+        images_out=True,
+        max_image_bytes=_SLACK_FILE_LIMIT,
         max_chars=12_000,
         interval=1.0,
         auto_mode=LiveMode.NATIVE,
@@ -121,11 +135,14 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         typing=True,
         status=True,
         buttons=True,
+        images_out=True,
+        max_image_bytes=_SLACK_FILE_LIMIT,
         max_chars=12_000,
         interval=1.0,
     ),
-    ("console", "terminal"): Profile(key="console.terminal", edit=True, status=True, interval=0.05),
-    ("console", "piped"): Profile(key="console.piped", edit=False, auto_mode=LiveMode.OFF),
+    # The console saves a picture as a file and prints where.
+    ("console", "terminal"): Profile(key="console.terminal", edit=True, status=True, images_out=True, interval=0.05),
+    ("console", "piped"): Profile(key="console.piped", edit=False, images_out=True, auto_mode=LiveMode.OFF),
 }
 
 

@@ -9,15 +9,49 @@ See docs/architecture.md, "How to add a platform".
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
-ONLY_TEXT = "I read text: send me your question as a message."
+ONLY_TEXT = "I can't read that kind of message: send me text, a photo, a voice note or a document."
 TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
 EMPTY_MESSAGE = "/help"
 """What a message that is empty once the bot's mention is removed means: the user asks what the bot does."""
+
+
+class FileKind(StrEnum):
+    """What the platform says a file is; the bytes decide the rest (bot.attachments)."""
+
+    IMAGE = "image"
+    """A photo or an image file: goes to the model as an image."""
+    VOICE = "voice"
+    """A voice note or an audio file: transcribed."""
+    DOCUMENT = "document"
+    """Anything else: its text is extracted, if it has any the bot can read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a message, not yet downloaded.
+
+    Attributes:
+        name: The file name as the user sees it ("photo.jpg" for a Telegram photo, which has none).
+        kind: See `FileKind`.
+        mime: The type the platform reports; "" when it gives none.
+        size: Bytes, as the platform reports them (so a file over the limit is refused unread); None if unknown.
+        fetch: Downloads the file; its argument is the most bytes to accept. It raises `media.errors.TooLarge`
+            past that and `media.errors.DownloadFailed` when the platform does not deliver.
+        duration: Seconds of a recording, where the platform says.
+    """
+
+    name: str
+    kind: FileKind
+    mime: str
+    size: int | None
+    fetch: Callable[[int], Awaitable[bytes]]
+    duration: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +61,17 @@ class Incoming:
     Attributes:
         conversation: The memory key: `telegram:<chat>`, `slack:<channel>:<thread_ts>`, `console:<name>`.
             Replies in one conversation run one at a time; it is also the agent's `thread_id`.
-        text: What the user wrote, commands included.
+        text: What the user wrote, commands included (a caption counts; "" for a file alone).
         user_id: The platform's id of the sender (for allowlists and per-user limits).
         user_name: A readable name where the platform gives one.
+        attachments: Files sent with the message (an album's photos included), in order.
     """
 
     conversation: str
     text: str
     user_id: str
     user_name: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Target(Protocol):
@@ -142,24 +178,34 @@ class Identity:
         return not self.allowed or any(name in self.allowed for name in names)
 
 
-def screen(target: T, text: str | None, me: Identity, *, allowed: bool, only_text: str = ONLY_TEXT) -> Refuse[T] | str:
+def screen(
+    target: T,
+    text: str | None,
+    me: Identity,
+    *,
+    allowed: bool,
+    only_text: str = ONLY_TEXT,
+    files: bool = False,
+) -> Refuse[T] | str:
     """The refusals every channel makes before a model call, in order; else the text to answer.
 
     Args:
         target: Where a refusal goes.
-        text: What the user wrote (the bot's mention removed); None for a message without text (a file alone).
+        text: What the user wrote (the bot's mention removed); None for a message without text (a sticker, or a
+            file alone).
         me: For the length limit.
         allowed: Whether the sender is on the allowlist.
-        only_text: The platform's hint for a message without text.
+        only_text: The platform's hint for a message with nothing the bot reads.
+        files: The message has files the bot reads (then no text is fine: the files are the question).
 
     Returns:
-        The refusal, or the text (`EMPTY_MESSAGE` for an empty one).
+        The refusal, or the text (`EMPTY_MESSAGE` for an empty one without files).
     """
     if not allowed:
         return Refuse(target, NOT_ALLOWED, outsider=True)
-    if text is None:
+    if text is None and not files:
         return Refuse(target, only_text)
-    text = text or EMPTY_MESSAGE
+    text = text or ("" if files else EMPTY_MESSAGE)
     if len(text) > me.max_input_chars:
         return Refuse(target, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
     return text

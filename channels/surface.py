@@ -4,9 +4,9 @@ A channel builds one surface per reply. Every surface has `send`, `edit`, `measu
 else it has its `profile` declares, and `capabilities` checks the claim once, when a StreamingHandler is built:
 `draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
 `profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
-`drop_buttons` for `profile.buttons`. A profile that claims what its surface lacks fails there with
-`CapabilityMismatch`, never mid-reply. Methods raise the errors of `channels.errors`, never a library's own
-exceptions, so the handler's error rules hold on every platform.
+`drop_buttons` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`. A profile that claims what
+its surface lacks fails there with `CapabilityMismatch`, never mid-reply. Methods raise the errors of
+`channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -135,6 +135,18 @@ class ButtonSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
+class ImageSurface(ReplySurface, Protocol):
+    """A surface that can send a picture into the conversation (`profile.images_out`)."""
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        """Send the PNG `data` as a picture with a short `caption`, after the messages sent so far.
+
+        It passes the same rate budget as a message; it raises the errors of `channels.errors`.
+        """
+        ...
+
+
 class CapabilityMismatch(TypeError):
     """A profile claims a capability its surface does not implement: a programming error in a channel."""
 
@@ -149,6 +161,7 @@ class Capabilities:
     status: StatusSurface | None = None
     tasks: TaskSurface | None = None
     buttons: ButtonSurface | None = None
+    images: ImageSurface | None = None
 
 
 def capabilities(surface: ReplySurface) -> Capabilities:
@@ -165,6 +178,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         status=surface if profile.status and isinstance(surface, StatusSurface) else None,
         tasks=surface if profile.tasks and isinstance(surface, TaskSurface) else None,
         buttons=surface if profile.buttons and isinstance(surface, ButtonSurface) else None,
+        images=surface if profile.images_out and isinstance(surface, ImageSurface) else None,
     )
     for claimed, part, flag, method in (
         (profile.draft, found.draft, "draft", "draft"),
@@ -173,6 +187,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         (profile.status, found.status, "status", "status"),
         (profile.tasks, found.tasks, "tasks", "task"),
         (profile.buttons, found.buttons, "buttons", "drop_buttons"),
+        (profile.images_out, found.images, "images_out", "image"),
     ):
         if claimed and part is None:
             raise CapabilityMismatch(

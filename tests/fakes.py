@@ -71,7 +71,8 @@ class RecordingSurface:
     """A reply surface that records every call and keeps what a user would see.
 
     `failures[op]` is a list of exceptions raised by the next calls of `op`, one per call, before the call would
-    take effect ("send", "edit", "draft", "stream_start", "stream_append", "stream_stop", "typing", "status").
+    take effect ("send", "edit", "draft", "stream_start", "stream_append", "stream_stop", "typing", "status",
+    "image").
     """
 
     profile: Profile
@@ -137,6 +138,10 @@ class RecordingSurface:
             raise StreamingRefused("message_not_in_streaming_state")
         self.messages[ref] += delta
         self.streaming.discard(ref)
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        self._record("image", caption)
+        self.messages[next(self._ids)] = f"[picture: {caption}]"
 
     async def close(self) -> None:
         self.closed += 1

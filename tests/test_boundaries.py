@@ -1,5 +1,6 @@
 """The import boundaries of docs/architecture.md ("Layers"): `bot` builds on the rest; `agent` and `tools` never
-import `bot` or `channels`; `channels` never imports `agent` (nor `bot`, which imports it)."""
+import `bot` or `channels`; `channels` never imports `agent` (nor `bot`, which imports it); `media` (file handling
+any layer may use) imports none of them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ FORBIDDEN = {
     "agent": {"bot", "channels"},
     "tools": {"bot", "channels"},
     "channels": {"agent", "bot"},
+    "media": {"agent", "bot", "channels", "tools"},
 }
 
 

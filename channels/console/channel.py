@@ -25,7 +25,8 @@ from typing import Protocol, TextIO
 
 from channels.capabilities import LiveMode, resolve
 from channels.commands import STOP, command_of
-from channels.console.surfaces import PlainSurface, TerminalSurface
+from channels.console.files import read_line
+from channels.console.surfaces import PICTURES, PlainSurface, TerminalSurface
 from channels.console.terminal import EndOfInput, Interrupted, TerminalScreen
 from channels.console.text import safe_text
 from channels.inbound import Incoming
@@ -53,6 +54,7 @@ class ConsoleChannel:
         interval: STREAM_EDIT_INTERVAL.
         plain: `--plain`: plain text even on a terminal.
         history: Where the terminal UI keeps the input history.
+        pictures: Where pictures the bot sends (charts) are saved.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class ConsoleChannel:
         interval: float | None = None,
         plain: bool = False,
         history: Path | None = None,
+        pictures: Path = PICTURES,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
@@ -75,6 +78,7 @@ class ConsoleChannel:
         self.profile = resolve("console", "terminal" if self.interactive else "piped", mode=mode, interval=interval)
         self._conversation = f"console:{name}"
         self._history = history
+        self._pictures = pictures
         self._waiting: list[tuple[int, str]] = []  # lines typed, not answered yet (their reply prints them first)
         self._typed = 0
         self._conversations: Conversations | None = None
@@ -165,11 +169,16 @@ class ConsoleChannel:
         assert self._conversations is not None
         if command_of(text) is STOP and self._stop_reply():
             return  # the reply stopped; the follow-ups waiting for it are dropped with it
+        try:
+            question, files = read_line(text)
+        except ValueError as problem:  # "/attach" without a file: the user's to fix, no turn
+            print(safe_text(str(problem)), file=self._err, flush=True)
+            return
         self._typed += 1
         number = self._typed
         self._waiting.append((number, text))
         self._show_waiting()
-        incoming = Incoming(self._conversation, text, user_id="console", user_name="you")
+        incoming = Incoming(self._conversation, question, user_id="console", user_name="you", attachments=files)
         self._conversations.submit(incoming, lambda: self._surface(number))
 
     def _surface(self, number: int) -> ReplySurface:
@@ -179,8 +188,8 @@ class ConsoleChannel:
         self._show_waiting()
         if self._screen is not None:
             self._screen.started()
-            return TerminalSurface(self._screen, self.profile, preface)
-        return PlainSurface(self._out, self.profile, preface if self._echo else [])
+            return TerminalSurface(self._screen, self.profile, preface, self._pictures)
+        return PlainSurface(self._out, self.profile, preface if self._echo else [], self._pictures)
 
     def _stop_reply(self) -> bool:
         """Stop the reply being written (Ctrl-C, /stop); the lines waiting for it are dropped. False: none was."""

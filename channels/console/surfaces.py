@@ -1,20 +1,26 @@
 """The console's reply surfaces: one that redraws the reply in place on a terminal, one that prints it once.
 
 Both print the question(s) a reply answers first (`preface`), so each answer sits under what it answers even when
-follow-ups were typed while the previous answer was still being written.
+follow-ups were typed while the previous answer was still being written. A picture (a chart) is saved as a file
+and the reply says where.
 """
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Protocol, TextIO
 
 from channels.capabilities import Profile
+from channels.console.files import save_picture
 from channels.console.text import safe_text
 from channels.errors import MessageGone
 
 YOU = "you › "
 BOT = "bot › "
 INDENT = " " * len(BOT)
+PICTURES = Path("data") / "pictures"
+"""Where a picture the bot sends (a chart) is saved, unless the channel says otherwise (BOT_DATA_DIR/pictures)."""
 
 
 class Screen(Protocol):
@@ -44,8 +50,11 @@ class Screen(Protocol):
 class TerminalSurface:
     """A reply on a terminal: the newest message is redrawn as it grows, finished ones scroll up."""
 
-    def __init__(self, screen: Screen, profile: Profile, preface: list[str] | None = None) -> None:
+    def __init__(
+        self, screen: Screen, profile: Profile, preface: list[str] | None = None, pictures: Path = PICTURES
+    ) -> None:
         self.profile = profile
+        self._pictures = pictures
         self._screen = screen
         self._preface = preface or []
         self._ref = 0
@@ -70,6 +79,11 @@ class TerminalSurface:
     async def status(self, text: str | None) -> None:
         self._screen.status(text)
 
+    async def image(self, data: bytes, *, caption: str) -> None:
+        path = await asyncio.to_thread(save_picture, self._pictures, data)
+        await self._finish()
+        await self._screen.commit(f"🖼 {caption}: saved to {path}")
+
     async def close(self) -> None:
         self._screen.status(None)
         await self._finish()
@@ -91,8 +105,11 @@ class TerminalSurface:
 class PlainSurface:
     """A reply printed once, whole, as plain text: piped output, `--plain`, a terminal that cannot redraw."""
 
-    def __init__(self, out: TextIO, profile: Profile, preface: list[str] | None = None) -> None:
+    def __init__(
+        self, out: TextIO, profile: Profile, preface: list[str] | None = None, pictures: Path = PICTURES
+    ) -> None:
         self.profile = profile
+        self._pictures = pictures
         self._out = out
         self._preface = preface or []
         self._sent = 0
@@ -108,6 +125,10 @@ class PlainSurface:
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
         raise RuntimeError("a plain console cannot edit; its profile says so")
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        path = await asyncio.to_thread(save_picture, self._pictures, data)
+        await self.send(f"🖼 {caption}: saved to {path}", final=True)
 
     async def close(self) -> None:
         self._write_preface()

@@ -2,10 +2,11 @@
 
 An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a
 reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
-one. Memory is kept per thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from
-bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
-mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and
-"tools" are the commands here.
+one. Files shared with such a message come along as attachments (`channels.slack.files`). Memory is kept per
+thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from bots (this one included),
+edits, deletions and other subtypes are ignored, as are channel messages without a mention. Slack reserves a
+leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and "tools" are the commands
+here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.
@@ -32,6 +33,7 @@ from channels.inbound import (
     Verdict,
     screen,
 )
+from channels.slack.files import SlackDownloader
 from channels.slack.surface import STOP_ACTION, SlackTarget
 
 __all__ = ["NOT_ALLOWED", "ONLY_TEXT", "SeenEvents", "SlackIdentity", "clean_text", "read_event", "stop_request"]
@@ -50,13 +52,20 @@ class SlackIdentity(Identity):
     bot_id: str | None = None
 
 
-def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None) -> Verdict[SlackTarget]:
+def read_event(
+    event: Mapping[str, Any],
+    me: SlackIdentity,
+    *,
+    team_id: str | None = None,
+    files: SlackDownloader | None = None,
+) -> Verdict[SlackTarget]:
     """What to do with one Events API event.
 
     Args:
         event: The envelope's `event`.
         me: The bot.
         team_id: The envelope's team, for a stream's recipient_team_id when the event names none.
+        files: Makes the attachments of the event's `files` (nothing is downloaded yet); None reads text only.
     """
     subtype = event.get("subtype")
     if subtype and subtype not in USER_SUBTYPES:
@@ -69,11 +78,13 @@ def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | No
     if isinstance(target, Ignore):
         return target
     cleaned = clean_text(str(event.get("text") or ""), me.user_id)
+    attachments = files.attachments(event) if files is not None else ()
     text = None if not cleaned and event.get("files") else cleaned
-    screened = screen(target, text, me, allowed=me.allows(str(user).upper()))
+    screened = screen(target, text, me, allowed=me.allows(str(user).upper()), files=bool(attachments))
     if isinstance(screened, Refuse):
         return screened
-    return Answer(Incoming(target.conversation, from_word(screened), user_id=str(user)), target)
+    text = from_word(screened) if not attachments else screened  # "reset" with a file is a question, no command
+    return Answer(Incoming(target.conversation, text, user_id=str(user), attachments=attachments), target)
 
 
 def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> SlackTarget | Ignore:

@@ -6,6 +6,9 @@ a thread the answer streams with Slack's native stream (chat.startStream / appen
 top-level DM, and wherever the stream is refused, it is a message that chat.update rewrites (the StreamingHandler
 picks the mode from the profile and falls back on StreamingRefused).
 
+A picture (a chart) is uploaded into the thread with the external upload flow (`image`); it ends the stream of the
+tool's task cards first, so the answer after it opens a new stream below the picture.
+
 A message that chat.update rewrites carries a Stop button (action_id "stop") until its final text; a native
 stream cannot carry one (chat.startStream takes no blocks), so there the word "stop" in the thread is the way.
 
@@ -61,6 +64,7 @@ METHOD_TIERS: dict[str, int] = {
     "chat.stopStream": 3,
     "chat.appendStream": 4,
     "assistant.threads.setStatus": 3,
+    "files.completeUploadExternal": 4,  # the three calls of one upload (files_upload_v2) pass as one
 }
 """Slack's rate-limit tier of each method the surface calls (chat.postMessage has its own rules)."""
 POST = "chat.postMessage"
@@ -361,6 +365,24 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             self._open.remove(ts)
         if ts == self._cards_only:
             self._cards_only = None
+
+    # -- pictures ---------------------------------------------------------------------------------------
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        """Upload a picture into the reply's thread (or DM) with slack_sdk's `files_upload_v2`, which runs the
+        external upload flow (files.getUploadURLExternal, the upload, files.completeUploadExternal)."""
+        if self._cards_only is not None:  # the tool's cards end above the picture; the answer opens a new stream
+            with contextlib.suppress(StreamingRefused):
+                await self._stop(self._cards_only, "")
+        target = self._target
+        await self._call(
+            "files.completeUploadExternal",
+            lambda: self._client.files_upload_v2(
+                channel=target.channel, thread_ts=target.thread_ts, file=data, filename="chart.png", title=caption
+            ),
+            urgent=True,
+        )
+        await self._replied()
 
     # -- waiting feedback -------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """Deciding what to do with a Telegram update: answer it, refuse it politely, or ignore it.
 
-In a private chat every text message is for the bot. In a group the bot answers only when addressed: an
-@mention of its username, a reply to one of its messages, or a command (bare, or `/cmd@thisbot`); everything
-else is ignored without a model call. Edited messages, other bots' messages and service messages are ignored.
+In a private chat every message with text or a file (photo, document, voice note, audio) is for the bot. In a
+group the bot answers only when addressed: an @mention of its username (in the text or a caption), a reply to one
+of its messages, or a command (bare, or `/cmd@thisbot`); the later items of an album it was addressed in count
+too. Everything else is ignored without a model call. Edited messages, other bots' messages and service messages
+are ignored.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 
 from channels.inbound import NOT_ALLOWED, Answer, Identity, Ignore, Incoming, Refuse, StopPress, Verdict, screen
+from channels.telegram.files import Downloader
 from channels.telegram.surface import STOP_DATA, TelegramTarget
 
 __all__ = ["NOT_ALLOWED", "ONLY_TEXT", "TelegramIdentity", "read_update", "stop_request"]
 
-ONLY_TEXT = "I read text: send me your question as a message (a caption on a photo works too)."
+ONLY_TEXT = "I can't read that kind of message: send me text, a photo, a voice note or a document."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,8 +32,18 @@ class TelegramIdentity(Identity):
     username: str
 
 
-def read_update(update: Update, me: TelegramIdentity) -> Verdict[TelegramTarget]:
-    """What to do with one update."""
+def read_update(
+    update: Update, me: TelegramIdentity, files: Downloader | None = None, *, in_album: bool = False
+) -> Verdict[TelegramTarget]:
+    """What to do with one update.
+
+    Args:
+        update: The update.
+        me: The bot.
+        files: Makes the attachments of a message with files (nothing is downloaded yet); None reads text only.
+        in_album: The message belongs to an album already being answered (in a group, its items after the
+            first carry no mention, yet are part of the question).
+    """
     message = update.message
     if message is None:
         return Ignore("not a new message (edited, channel post, callback, ...)")
@@ -38,21 +51,24 @@ def read_update(update: Update, me: TelegramIdentity) -> Verdict[TelegramTarget]
     if user is None or user.is_bot:
         return Ignore("from a bot or anonymous")
     private = message.chat.type == ChatType.PRIVATE
-    if not private and not _addressed(message, me):
+    if not private and not (in_album or _addressed(message, me)):
         return Ignore("group message not addressed to the bot")
     target = _target(message)
     text = message.text if message.text is not None else message.caption
     allowed = me.allows(str(user.id), (user.username or "").lower())
+    attachments = files.attachments(message) if files is not None else ()
     screened = screen(
         target,
         None if text is None else _without_mention(text, me.username).strip(),
         me,
         allowed=allowed,
         only_text=ONLY_TEXT,
+        files=bool(attachments),
     )
     if isinstance(screened, Refuse):
         return screened
-    incoming = Incoming(target.conversation, screened, user_id=str(user.id), user_name=user.username or user.first_name)
+    name = user.username or user.first_name
+    incoming = Incoming(target.conversation, screened, str(user.id), name, attachments)
     return Answer(incoming, target)
 
 

@@ -54,6 +54,8 @@ MESSAGE_BUDGETS = {
 }
 DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
+CAPTION_LIMIT = 1024
+"""Longest photo caption Telegram takes."""
 STOP_DATA = "stop"
 STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
 """Shown under a message while it streams; the final edit (no markup) takes it away."""
@@ -238,6 +240,23 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             self._status_ref = message.message_id
         else:
             await self.edit(self._status_ref, line, final=False, plain=True)
+
+    async def image(self, data: bytes, *, caption: str) -> None:
+        """sendPhoto, with the caption as plain text; the status message goes first, so the answer after the
+        picture is a new message below it rather than an edit of the status above it."""
+        await self.close()
+        reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
+        await self._call(
+            lambda: self._client.send_photo(
+                self._target.chat_id,
+                data,
+                caption=caption[:CAPTION_LIMIT],
+                message_thread_id=self._target.thread_id,
+                reply_parameters=reply,
+            ),
+            urgent=True,
+        )
+        self._reply_to = None
 
     async def close(self) -> None:
         self._drafts.release(self._target.chat_id, self._recorded)

@@ -2,15 +2,18 @@
 
 Tests script the replies in order (`llm.script(Text("hi"), ToolCalls([...]))`) and the real ChatOpenAI talks to
 it over real HTTP, so the SSE framing, streamed tool-call deltas, usage chunks, broken connections and error
-bodies are the ones the production client parses. It is strict where OpenAI is strict in a way that has bitten
-us: an assistant message whose `tool_calls` are not all answered by `tool` messages is rejected with a 400, as
-OpenAI does, so history-repair bugs fail loudly. An empty script answers 500 so a test that forgot a reply
-notices instead of hanging.
+bodies are the ones the production client parses. It takes image content parts (base64 data URLs, checked and
+recorded) unless the model is scripted as one that `cannot_see` (then such a request gets OpenAI's 400), and it
+serves `POST /v1/audio/transcriptions` (multipart `file` + `model`) with scripted transcripts. It is strict
+where OpenAI is strict in a way that has bitten us: an assistant message whose `tool_calls` are not all
+answered by `tool` messages is rejected with a 400, as OpenAI does, so history-repair bugs fail loudly. An
+empty script answers 500 so a test that forgot a reply notices instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -119,6 +122,12 @@ class OpenAIDouble:
     """
 
     model: str = "double-model"
+    cannot_see: bool = False
+    """Answer a request with image parts as OpenAI does for a model without vision: 400."""
+    transcripts: deque[str] | None = None
+    """What each transcription request hears, in order; None: the server has no transcription (404)."""
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)
+    """Every transcription request: {"model", "filename", "size"}."""
     call_ids: Literal["unique", "per_reply", "none"] = "unique"
     api_key: str | None = None
     outage: int | None = None
@@ -147,6 +156,7 @@ class OpenAIDouble:
         app = web.Application(middlewares=[self._gate])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -198,6 +208,15 @@ class OpenAIDouble:
         self.requests.append(body)
         if problem := _unanswered_tool_calls(body.get("messages", [])):
             return _error(400, problem, "invalid_request_error", code=None, param="messages")
+        if problem := _bad_images(body.get("messages", [])):
+            return _error(400, problem, "invalid_request_error", code="invalid_image_url", param="messages")
+        if self.cannot_see and image_parts(body):
+            return _error(
+                400,
+                "Invalid content type. image_url is only supported by certain models.",
+                "invalid_request_error",
+                param="messages",
+            )
         if not self._replies:
             return _error(500, "OpenAIDouble: no scripted reply left for this request", "server_error")
         reply = self._replies.popleft()
@@ -265,6 +284,19 @@ class OpenAIDouble:
                 self._client_gone()
                 return
             await asyncio.sleep(0.01)
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, model = form.get("file"), form.get("model")
+        if not isinstance(upload, web.FileField) or not isinstance(model, str) or not model:
+            return _error(400, "'file' and 'model' are required (multipart/form-data)", "invalid_request_error")
+        data = upload.file.read()
+        self.transcriptions.append({"model": model, "filename": upload.filename, "size": len(data)})
+        if self.transcripts is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        if not data:
+            return _error(400, "The audio file is empty.", "invalid_request_error", param="file")
+        return web.json_response({"text": self.transcripts.popleft() if self.transcripts else ""})
 
     def _client_gone(self) -> None:
         self.disconnects += 1
@@ -336,6 +368,46 @@ class _Stream:
         """Drop the TCP connection mid-body, as a crashed or cut-off server would."""
         if self.request.transport is not None:
             self.request.transport.abort()
+
+
+def image_parts(body: dict[str, Any]) -> list[str]:
+    """The data URLs of every image part in a chat request's messages, in order."""
+    return [
+        str((part.get("image_url") or {}).get("url", ""))
+        for message in body.get("messages", [])
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
+
+
+def text_parts(body: dict[str, Any], role: str = "user") -> list[str]:
+    """The text of every message of `role` in a chat request, string content and text parts alike."""
+    found = []
+    for message in body.get("messages", []):
+        if message.get("role") != role:
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            found.append(content)
+        elif isinstance(content, list):
+            found.extend(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return found
+
+
+def _bad_images(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's rule: an image part is an http(s) URL or a base64 data URL of an image."""
+    for url in image_parts({"messages": messages}):
+        if url.startswith(("http://", "https://")):
+            continue
+        head, _, data = url.partition(",")
+        if not head.startswith("data:image/") or not head.endswith(";base64"):
+            return f"Invalid image URL: expected a data URL of an image or an http(s) URL, got {url[:40]!r}."
+        try:
+            base64.b64decode(data, validate=True)
+        except ValueError:
+            return "Invalid base64 image data."
+    return None
 
 
 def _pieces(text: str, size: int) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from tests.doubles.slack_events import block_actions, event_envelope
+from tests.doubles.slack_files import SlackFiles
 from tests.doubles.slack_workspace import (
     Identity,
     ManualClock,
@@ -47,7 +48,7 @@ __all__ = [
     "StatusCall",
 ]
 
-_JSON_FIELDS = ("blocks", "chunks", "attachments", "metadata", "loading_messages")
+_JSON_FIELDS = ("blocks", "chunks", "attachments", "metadata", "loading_messages", "files")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit | tuple[RateLimit, ...]] = {
     "chat.stopStream": TIER_3,
     "chat.appendStream": TIER_4,
     "assistant.threads.setStatus": TIER_3,
+    "files.getUploadURLExternal": RateLimit(per_minute=100, burst=10, scope="workspace"),  # Tier 4
+    "files.completeUploadExternal": RateLimit(per_minute=100, burst=10, scope="workspace"),  # Tier 4
 }
 """Per method: one bucket per workspace (the token), and for chat.postMessage one per channel as well."""
 
@@ -178,6 +181,8 @@ class SlackDouble:
         self.workspace = SlackWorkspace(
             self.identity, clock=clock, stream_ttl=stream_ttl, stream_max_age=stream_max_age
         )
+        self.files = SlackFiles(self.workspace, token)
+        self.files.register(self.workspace.methods)
         self._faults: dict[str, deque[_Fault]] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._retry_until: dict[tuple[str, str], float] = {}
@@ -199,12 +204,15 @@ class SlackDouble:
         """Listen on an ephemeral loopback port; return the base URL, "http://127.0.0.1:PORT/api/" (slash kept)."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._serve_file)
+        app.router.add_post("/upload/v1/{file_id}", self._receive_upload)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = self._runner.addresses[0][1]
         self.base_url = f"http://127.0.0.1:{port}/api/"
+        self.files.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
     async def stop(self) -> None:
@@ -364,6 +372,16 @@ class SlackDouble:
             except SlackError as error:
                 result = {"ok": False, "error": error.error}
         return self._answer(Call(now, method, params, 200, result), inside)
+
+    async def _serve_file(self, request: web.Request) -> web.Response:
+        response = await self.files.serve(request)
+        self._record(Call(self.clock(), "files-pri", {"path": request.path}, response.status, {}), False)
+        return response
+
+    async def _receive_upload(self, request: web.Request) -> web.Response:
+        response = await self.files.receive(request)
+        self._record(Call(self.clock(), "upload", {"path": request.path}, response.status, {}), False)
+        return response
 
     def _limits(self, method: str) -> tuple[RateLimit, ...]:
         limit = self.rate_limits.get(method)

@@ -104,6 +104,8 @@ class SlackMessage:
     append_count: int = 0
     deleted: bool = False
     last_append_at: float = 0.0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """Files the bot shared with this message (files.completeUploadExternal)."""
 
     @property
     def streaming(self) -> bool:
@@ -165,7 +167,7 @@ class SlackWorkspace:
         self._messages: dict[tuple[str, str], SlackMessage] = {}
         self._ts_base = int(time.time())
         self._seq = itertools.count(1)
-        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        self.methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -197,11 +199,11 @@ class SlackWorkspace:
 
     def knows(self, method: str) -> bool:
         """Whether the double models `method`."""
-        return method in self._methods
+        return method in self.methods
 
     def call(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one authenticated, not rate-limited call. Returns the `ok: true` body or raises SlackError."""
-        return {"ok": True, **self._methods[method](dict(params))}
+        return {"ok": True, **self.methods[method](dict(params))}
 
     # -- rules ----------------------------------------------------------------------------------------------
 
@@ -275,13 +277,20 @@ class SlackWorkspace:
             "is_enterprise_install": False,
         }
 
+    def add_message(
+        self, channel: str, thread_ts: str | None, *, text: str = "", blocks: list[dict[str, Any]] | None = None
+    ) -> SlackMessage:
+        """A new message by the bot (a post, or a file share)."""
+        message = SlackMessage(channel, self._new_ts(), thread_ts, self.clock(), text=text, blocks=blocks or [])
+        self._messages[(channel, message.ts)] = message
+        self._reply_clears_status(channel, thread_ts)
+        return message
+
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = _channel(params)
         thread_ts = _thread_ts(params, required=False)
         text, blocks = self._content(params)
-        message = SlackMessage(channel, self._new_ts(), thread_ts, self.clock(), text=text, blocks=blocks)
-        self._messages[(channel, message.ts)] = message
-        self._reply_clears_status(channel, thread_ts)
+        message = self.add_message(channel, thread_ts, text=text, blocks=blocks)
         return {"channel": channel, "ts": message.ts, "message": self.message_json(message)}
 
     def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ private chats. Tests set the scene, play the users (see `Scene`), inject faults 
         assert tg.calls_inside_retry_after == []
 
 The pieces live in `telegram_world` (state and JSON), `telegram_text` / `telegram_markup` (text rules),
-`telegram_limits` (flood control), `telegram_updates` (getUpdates, webhook), `telegram_methods` (handlers) and
-`telegram_scene` (set-up, user actions, observation).
+`telegram_limits` (flood control), `telegram_updates` (getUpdates, webhook), `telegram_methods` (handlers),
+`telegram_files` (files users send, getFile and downloads, sendPhoto) and `telegram_scene` (set-up, user actions,
+observation).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ __all__ = [
 
 DEFAULT_TOKEN = "123456789:TEST-token_for-livebot"
 _PATH = re.compile(r"/bot([^/]+)/([^/]+)/?")
+_FILE_PATH = re.compile(r"/file/bot([^/]+)/(.+)")
 _T = TypeVar("_T")
 
 
@@ -272,6 +274,8 @@ class TelegramDouble(Scene):
         Flood control comes before faults so that a call inside a flood wait is always caught as a violation, and a
         fault fires on a call Telegram would otherwise have accepted.
         """
+        if (download := _FILE_PATH.fullmatch(request.path)) is not None:
+            return self._download(download.group(1), download.group(2))
         match = _PATH.fullmatch(request.path)
         call = Call(self.clock(), match.group(2) if match else request.path, {})
         try:
@@ -305,6 +309,14 @@ class TelegramDouble(Scene):
         except ApiError as error:
             call.status, call.description, call.retry_after = error.status, error.description, error.retry_after
             return self._answer(request, call, error.payload())
+
+    def _download(self, token: str, file_path: str) -> web.Response:
+        """The file URL: the token in the path, as for methods; 404 for anything else."""
+        data = self.api.files.download(file_path) if token == self.token else None
+        self._notify()
+        if data is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     def _fault(self, request: web.Request, call: Call, fault: Fault) -> web.StreamResponse:
         if fault.retry_after is not None:
@@ -351,7 +363,8 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, value in (await request.post()).items():
             if isinstance(value, web.FileField):
-                params[name] = {"file_name": value.filename, "size": len(value.file.read())}
+                data = value.file.read()
+                params[name] = {"file_name": value.filename, "size": len(data), "data": data}
             else:
                 params[name] = value
     return params

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-CHAT_COUNTED = frozenset({"sendmessage", "editmessagetext", "editmessagereplymarkup"})
+CHAT_COUNTED = frozenset({"sendmessage", "sendphoto", "editmessagetext", "editmessagereplymarkup"})
 """Methods (lower-case) that spend the chat's message budget."""
 DRAFT_COUNTED = frozenset({"sendmessagedraft"})
 """Methods that spend the chat's separate draft budget."""

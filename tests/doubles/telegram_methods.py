@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.doubles import telegram_markup
+from tests.doubles.telegram_files import Files, SentPhoto, check_photo
 from tests.doubles.telegram_text import (
     MAX_TEXT_UNITS,
     EntityError,
@@ -27,6 +28,7 @@ from tests.doubles.telegram_text import (
 from tests.doubles.telegram_updates import UpdateHub
 from tests.doubles.telegram_world import (
     ApiError,
+    Chat,
     ChatAction,
     Draft,
     StoredMessage,
@@ -149,6 +151,7 @@ class BotApi:
         self.hub = hub
         self.clock = clock
         self.real_entity_errors = real_entity_errors
+        self.files = Files()
         table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self.get_me,
             "logOut": lambda p: True,
@@ -164,6 +167,8 @@ class BotApi:
             "sendChatAction": self.send_chat_action,
             "answerCallbackQuery": self.answer_callback_query,
             "getChatAdministrators": self.get_chat_administrators,
+            "getFile": self.files.get_file,
+            "sendPhoto": self.send_photo,
             "getUpdates": hub.get_updates,
             "setWebhook": hub.set_webhook,
             "deleteWebhook": hub.delete_webhook,
@@ -218,6 +223,20 @@ class BotApi:
         if target is None and not reply.get("allow_sending_without_reply"):
             raise bad_request("message to be replied not found")
         return target
+
+    def _placement(self, chat: Chat, params: dict[str, Any]) -> tuple[StoredMessage | None, int | None]:
+        """The message a new message replies to and its topic. In a forum, a message in a topic replies
+        (implicitly) to the topic's creation message; a reply lands in the topic of what it replies to."""
+        reply_to = self._reply_target(chat.id, params)
+        thread = params.get("message_thread_id")
+        if not chat.is_forum:
+            return reply_to, thread
+        if thread is None and reply_to is not None:
+            thread = reply_to.message_thread_id
+        if thread is not None and thread not in chat.topics:
+            raise bad_request("message thread not found")
+        root = self.world.message(chat.id, thread) if thread is not None else None
+        return reply_to or root, thread
 
     def _markup(self, markup: Any) -> dict[str, Any] | None:
         """Check a `reply_markup`; inline keyboards strictly (button text, one action, callback_data ≤ 64 bytes)."""
@@ -282,32 +301,41 @@ class BotApi:
         }
 
     def send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        """sendMessage. In a forum, a message in a topic replies (implicitly) to the topic's creation message."""
+        """sendMessage."""
         chat = self.world.find_chat(params.get("chat_id"))
         text, entities = self._formatted(params)
-        reply_to = self._reply_target(chat.id, params)
-        thread = params.get("message_thread_id")
-        root = None
-        if chat.is_forum:
-            if thread is None and reply_to is not None:
-                thread = reply_to.message_thread_id
-            if thread is not None and thread not in chat.topics:
-                raise bad_request("message thread not found")
-            root = self.world.message(chat.id, thread) if thread is not None else None
+        message = self._post(
+            chat,
+            params,
+            text=text,
+            entities=entities,
+            reply_markup=self._markup(params.get("reply_markup")),
+            link_preview_options=params.get("link_preview_options"),
+        )
+        return message.to_api()
+
+    def send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        """sendPhoto: an uploaded image (see telegram_files) with an optional plain caption."""
+        chat = self.world.find_chat(params.get("chat_id"))
+        data, caption = check_photo(params)
+        message = self._post(chat, params, caption=caption, photo=True)
+        self.files.sent_photos.append(SentPhoto(chat.id, message.message_id, data, caption))
+        return message.to_api()
+
+    def _post(self, chat: Chat, params: dict[str, Any], **fields: Any) -> StoredMessage:
+        """A new message by the bot, placed as `_placement` says; it replaces any draft shown in the chat."""
+        reply_to, thread = self._placement(chat, params)
         message = self.world.add_message(
             chat,
             self.world.bot,
             by_bot=True,
-            text=text,
-            entities=entities,
-            reply_markup=self._markup(params.get("reply_markup")),
-            reply_to=reply_to or root,
+            reply_to=reply_to,
             message_thread_id=thread,
             is_topic_message=chat.is_forum and thread is not None,
-            link_preview_options=params.get("link_preview_options"),
+            **fields,
         )
         self.world.dismiss_drafts(chat.id, self.clock())
-        return message.to_api()
+        return message
 
     def edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         """editMessageText. Leaving out `reply_markup` removes an inline keyboard, as on the real server."""

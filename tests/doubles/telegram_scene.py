@@ -21,6 +21,8 @@ from tests.doubles.telegram_world import CallbackQueryRecord, Chat, ChatAction, 
 class Scene:
     """Set-up, user actions and observation; `TelegramDouble` adds the server, faults and call records."""
 
+    api: BotApi  # set by TelegramDouble
+
     def __init__(self, world: World, hub: UpdateHub, clock: Callable[[], float]) -> None:
         self.world = world
         self.bot = world.bot
@@ -133,6 +135,62 @@ class Scene:
             reply_to=reply_to or root,
             message_thread_id=thread,
             is_topic_message=target.is_forum and thread is not None,
+        )
+        self.hub.push("message", message.to_api())
+        return message
+
+    def user_file(
+        self,
+        chat: Chat | int,
+        user: User,
+        *,
+        photo: bytes | None = None,
+        document: tuple[str, str, bytes] | None = None,
+        voice: tuple[bytes, int] | None = None,
+        audio: tuple[str, str, bytes, int] | None = None,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        claimed_size: int | None = None,
+    ) -> StoredMessage:
+        """`user` sends one file in `chat` (a private chat, or a group with a caption that addresses the bot).
+
+        Args:
+            photo: A photo's bytes (listed in three sizes, as Telegram does).
+            document: (file name, mime type, bytes) of a file sent as a document.
+            voice: (OGG bytes, seconds) of a voice note.
+            audio: (file name, mime type, bytes, seconds) of an audio file.
+            caption: The text under the file.
+            media_group_id: Shared by the messages of one album.
+            claimed_size: The file size the message reports (a file larger than the bytes given).
+        """
+        target = self._chat(chat)
+        files = self.api.files
+        media: dict[str, Any] = {}
+        if photo is not None:
+            media["photo"] = files.photo_sizes(photo)
+        elif document is not None:
+            name, mime, data = document
+            stored = files.add(data, "documents", "." + name.rpartition(".")[2], size=claimed_size)
+            media["document"] = files.described(stored, file_name=name, mime_type=mime)
+        elif voice is not None:
+            data, seconds = voice
+            stored = files.add(data, "voice", ".oga", size=claimed_size)
+            media["voice"] = files.described(stored, duration=seconds, mime_type="audio/ogg")
+        elif audio is not None:
+            name, mime, data, seconds = audio
+            stored = files.add(data, "music", "." + name.rpartition(".")[2], size=claimed_size)
+            media["audio"] = files.described(stored, duration=seconds, mime_type=mime, file_name=name)
+        else:
+            raise ValueError("a file message needs a photo, document, voice or audio")
+        if media_group_id is not None:
+            media["media_group_id"] = media_group_id
+        message = self.world.add_message(
+            target,
+            user,
+            by_bot=False,
+            caption=caption,
+            caption_entities=detect_entities(caption) if caption else [],
+            media=media,
         )
         self.hub.push("message", message.to_api())
         return message

@@ -102,6 +102,7 @@ class StoredMessage:
         edit_count: Successful edits (text or reply markup).
         deleted: Deleted by the bot or, via `TelegramDouble.delete_message`, by a user.
         service: Extra top-level fields of a service message, such as `forum_topic_created`.
+        media: The file fields of a user's message (`photo`, `document`, `voice`, `audio`, `media_group_id`).
     """
 
     chat: Chat
@@ -124,6 +125,7 @@ class StoredMessage:
     deleted: bool = False
     history: list[str | None] = field(default_factory=list)
     service: dict[str, Any] | None = None
+    media: dict[str, Any] | None = None
 
     @property
     def reply_to_message_id(self) -> int | None:
@@ -171,6 +173,12 @@ class StoredMessage:
             data["reply_markup"] = self.reply_markup
         if self.service:
             data.update(self.service)
+        if self.media:
+            data.update(self.media)
+            if self.caption:
+                data["caption"] = self.caption
+                if self.caption_entities:
+                    data["caption_entities"] = self.caption_entities
         return data
 
 

@@ -17,6 +17,7 @@ from langchain_core.tools import BaseTool
 from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
+from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
@@ -151,8 +152,9 @@ async def running(
 ) -> AsyncIterator[TelegramBot]:
     """The Telegram bot, in this process, for the duration of the block."""
     config = telegram_settings(tg, llm, data, **settings)
+    files = FileStore(config.agent_config().files_dir)
     async with (
-        open_agent_thread(config.agent_config(), [*default_tools(), *tools]) as agent,
+        open_agent_thread(config.agent_config(), [*default_tools(files=files), *tools]) as agent,
         serve_telegram(config, agent) as bot,
     ):
         yield bot

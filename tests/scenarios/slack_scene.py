@@ -26,6 +26,7 @@ import pytest
 from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.slack_app import SlackBot, serve_slack
+from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.slack_api import SlackDouble, SlackMessage
 from tests.doubles.slack_events import EventReply, app_mention, dm_message, interaction_form, post_event
@@ -116,8 +117,9 @@ async def running_scene(tmp_path: Path, **settings: Any) -> AsyncIterator[SlackS
     """Start the doubles and the bot; `settings` override `slack_settings`' values."""
     async with OpenAIDouble() as llm, SlackDouble(token=TOKEN) as slack:
         config = slack_settings(tmp_path, llm, slack.base_url, **settings)
+        files_dir = config.agent_config().files_dir
         async with (
-            open_agent_thread(config.agent_config(), default_tools()) as agent,
+            open_agent_thread(config.agent_config(), default_tools(files=FileStore(files_dir))) as agent,
             serve_slack(config, agent) as bot,
         ):
             yield SlackScene(slack, llm, bot)

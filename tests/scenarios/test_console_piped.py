@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.doubles.openai_server import Break, Error, OpenAIDouble, Text, ToolCalls
+from tests.media.samples import jpeg
 from tests.scenarios.conftest import bot_env, run_bot
 
 
@@ -119,3 +120,14 @@ async def test_unreachable_database_stops_start_up_with_one_line_and_no_password
     assert done.code == 2
     assert done.err.strip().count("\n") == 0 and "Postgres" in done.err
     assert "hunter2-secret" not in done.err + done.out
+
+
+async def test_attach_a_file_and_ask_for_a_chart_with_the_demo_model(tmp_path: Path) -> None:
+    (tmp_path / "cat.jpg").write_bytes(jpeg(1280, 960))
+    lines = f"/attach cat.jpg\n'{tmp_path / 'cat.jpg'}' and this?\n/attach nothing.png\nplot 1, 4, 9, 16\n"
+    done = await run_bot(["console"], stdin=lines, env=bot_env(tmp_path), cwd=tmp_path)
+    assert done.code == 0
+    assert done.out.count("I received a 1280×960 photo (cat.jpg).") == 2  # /attach, then a dropped path
+    assert "No such file: nothing.png" in done.err
+    saved = next(line for line in done.out.splitlines() if "saved to" in line)
+    assert f"🖼 Your numbers: saved to {tmp_path / 'data' / 'pictures' / 'picture-'}" in saved

@@ -21,7 +21,7 @@ from tools.mcp_config import ServerConfig
 from tools.mcp_servers import MAX_RESULT_CHARS, TRUNCATED_MARK, McpServers
 
 SERVER = str(ROOT / "tests" / "doubles" / "mcp_server.py")
-BUILT_IN = ["calculator", "current_time", "web_fetch"]
+BUILT_IN = ["calculator", "current_time", "web_fetch", "chart"]
 
 
 def stdio(name: str = "double", **extra: Any) -> dict[str, Any]:
