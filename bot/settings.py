@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = Field(8443, ge=1, le=65535)
     telegram_allowed_users: Annotated[list[str], NoDecode] = []
+    telegram_private_stream: Literal["draft", "edit"] = "draft"
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None

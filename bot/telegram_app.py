@@ -26,8 +26,17 @@ from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
 from channels.errors import ChannelError
 from channels.ratelimit import RateLimiter
-from channels.telegram.inbound import Answer, BotIdentity, Ignore, Refuse, read_update, stop_request
-from channels.telegram.surface import BOT_BUDGET, Target, TelegramSurface
+from channels.telegram.inbound import (
+    Answer,
+    BotIdentity,
+    Ignore,
+    Refuse,
+    conversation_key,
+    read_update,
+    stop_request,
+)
+from channels.telegram.stoppable_drafts import STOPPED_GENERATION, draft_stopped
+from channels.telegram.surface import BOT_BUDGET, LiveDrafts, Target, TelegramSurface
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ COMMANDS = [
     BotCommand("reset", "Forget this conversation"),
     BotCommand("stop", "Stop the answer being written"),
 ]
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", STOPPED_GENERATION]
 
 
 class TelegramBot:
@@ -61,6 +70,7 @@ class TelegramBot:
         self.limiter = RateLimiter(BOT_BUDGET)
         self._settings = settings
         self._no_drafts: set[int] = set()
+        self._live_drafts = LiveDrafts()
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
@@ -72,6 +82,11 @@ class TelegramBot:
             if not stopped:  # a button no reply will take away (the bot was killed mid-reply): it goes now
                 with contextlib.suppress(ChannelError):
                     await self.surface(press.target).drop_buttons(press.message_id)
+            return
+        if (stopped := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
+            target = self._live_drafts.owner(stopped.chat_id, stopped.draft_id)
+            if target is None or not self.conversations.stop(conversation_key(target)):
+                log.debug("stop pressed on draft %s in %s, which no reply streams", stopped.draft_id, stopped.chat_id)
             return
         match read_update(update, self.me):
             case Answer(incoming=incoming, target=target):
@@ -89,11 +104,18 @@ class TelegramBot:
     def surface(self, target: Target) -> TelegramSurface:
         """A reply surface for `target`, streaming the way the registry says (edits where drafts were refused)."""
         mode = self._settings.live_mode
+        if mode is None and target.kind == "private" and self._settings.telegram_private_stream == "edit":
+            mode = LiveMode.EDIT
         if target.chat_id in self._no_drafts and mode in (None, LiveMode.DRAFT):
             mode = LiveMode.EDIT
         profile = resolve("telegram", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
         return TelegramSurface(
-            self.application.bot, self.limiter, target, profile, on_drafts_refused=self._no_drafts.add
+            self.application.bot,
+            self.limiter,
+            target,
+            profile,
+            on_drafts_refused=self._no_drafts.add,
+            live_drafts=self._live_drafts,
         )
 
 

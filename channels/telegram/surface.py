@@ -3,6 +3,9 @@
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
 every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
 
+Drafts carry a stop button (Bot API 10.3 `can_stop`, kept on screen after the press with `keep_on_stop`); `LiveDrafts`
+knows which reply each draft on screen belongs to, so the channel can stop exactly that reply when it is pressed.
+
 Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
 message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
 costs no extra message of the group's 20 a minute unless the reply ends right after the tool.
@@ -34,6 +37,7 @@ from channels.errors import (
 )
 from channels.ratelimit import Budget, RateLimiter
 from channels.telegram.render import Rendered, measure, render
+from channels.telegram.stoppable_drafts import STOPPABLE
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,30 @@ class Target:
     reply_to: int | None = None
 
 
+class LiveDrafts:
+    """The drafts on screen, each with the target of the reply it belongs to (one per bot).
+
+    A draft is added before it is sent (the user may press its stop button before the call returns) and dropped
+    when its reply ends, so a press on a draft of a finished reply finds no owner and stops nothing.
+    """
+
+    def __init__(self) -> None:
+        self._owners: dict[tuple[int, int], Target] = {}
+
+    def add(self, target: Target, draft_id: int) -> None:
+        """Draft `draft_id` in `target`'s chat belongs to the reply going to `target`."""
+        self._owners[(target.chat_id, draft_id)] = target
+
+    def discard(self, chat_id: int, draft_ids: set[int]) -> None:
+        """The reply those drafts belonged to is over."""
+        for draft_id in draft_ids:
+            self._owners.pop((chat_id, draft_id), None)
+
+    def owner(self, chat_id: int, draft_id: int) -> Target | None:
+        """Where the reply that is streaming draft `draft_id` in `chat_id` goes, or None if none is."""
+        return self._owners.get((chat_id, draft_id))
+
+
 class TelegramSurface:
     """Sends, edits and drafts one reply. See the module docstring.
 
@@ -84,6 +112,7 @@ class TelegramSurface:
         profile: The registry's profile for the target's kind, with the settings applied.
         on_drafts_refused: Called once when Telegram refuses drafts here, so the channel can stop trying them
             in this chat.
+        live_drafts: Where this reply's drafts are registered while it streams (for their stop buttons).
     """
 
     def __init__(
@@ -94,6 +123,7 @@ class TelegramSurface:
         profile: Profile,
         *,
         on_drafts_refused: Callable[[int], None] = lambda chat_id: None,
+        live_drafts: LiveDrafts | None = None,
     ) -> None:
         self.profile = profile
         self._bot = bot
@@ -105,8 +135,10 @@ class TelegramSurface:
             "typing": None,  # chat actions count against the bot's budget only
         }
         self._on_drafts_refused = on_drafts_refused
+        self._live_drafts = live_drafts or LiveDrafts()
         self._reply_to = target.reply_to
-        self._drafted: set[int] = set()
+        self._drafted: set[int] = set()  # drafts Telegram took
+        self._offered: set[int] = set()  # drafts sent or being sent (their stop button may be pressed)
         self._status_ref: int | None = None
 
     def measure(self, text: str) -> int:
@@ -162,6 +194,9 @@ class TelegramSurface:
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        if draft_id not in self._offered:
+            self._offered.add(draft_id)
+            self._live_drafts.add(self._target, draft_id)
         try:
             await self._call_rendered(
                 lambda rendered: self._bot.send_message_draft(
@@ -170,6 +205,7 @@ class TelegramSurface:
                     rendered.text,
                     message_thread_id=self._target.thread_id,
                     entities=rendered.entities,
+                    api_kwargs=STOPPABLE,
                 ),
                 text,
                 plain=plain,
@@ -209,6 +245,7 @@ class TelegramSurface:
         return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}
 
     async def close(self) -> None:
+        self._live_drafts.discard(self._target.chat_id, self._offered)
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
             await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
