@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.config import DEFAULT_SYSTEM_PROMPT, AgentConfig
 from channels.capabilities import LiveMode
+from channels.slack.agent_view import DEFAULT_PROMPTS, MAX_PROMPTS
 
 
 class SettingsError(Exception):
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     slack_port: int = Field(3000, ge=1, le=65535)
     slack_listen: str = "0.0.0.0"
     slack_allowed_users: Annotated[list[str], NoDecode] = []
+    slack_suggested_prompts: Annotated[list[str], NoDecode] = list(DEFAULT_PROMPTS)
 
     stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
     stream_edit_interval: float | None = Field(None, gt=0, le=60)
@@ -69,6 +71,15 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lstrip("@") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split("|")]
+        if isinstance(value, list) and not (1 <= len(value) <= MAX_PROMPTS and all(value)):
+            raise ValueError(f"must be 1 to {MAX_PROMPTS} non-empty prompts separated by |")
         return value
 
     @field_validator("openai_base_url", "telegram_api_base_url", "slack_api_url", "telegram_webhook_url")
