@@ -6,7 +6,9 @@ the conversation. A courier per channel delivers the entries in order: at start-
 whenever a new entry arrives, and every `RETRY_EVERY` seconds while any are left.
 
 Delivery is marked in the same breath as the send succeeds, so an entry is sent once; only a crash in the instant
-between the platform's answer and the commit could repeat it.
+between the platform's answer and the commit could repeat it. A shutdown does not cancel a delivery half-way: the
+courier is asked to stop (`stop`) and finishes the entry it is sending first, so a send the platform took is
+always recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from channels.errors import ChannelError, PermanentError, RateLimited
 log = logging.getLogger(__name__)
 
 RETRY_EVERY = 15.0
+STOP_PATIENCE = 10.0
+"""At shutdown, how long the courier may take to finish the delivery it is in before it is cancelled."""
 Deliver = Callable[[dict[str, Any], str], Awaitable[None]]
 
 
@@ -44,6 +48,7 @@ class Outbox:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._arrived = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     async def put(self, channel: str, address: dict[str, Any], text: str) -> None:
         """Keep `text` for `address` on `channel` until a courier delivers it."""
@@ -67,11 +72,13 @@ class Outbox:
         await self._db.commit()
 
     async def courier(self, channel: str, deliver: Deliver) -> None:
-        """Deliver `channel`'s entries until cancelled; a failure waits for the next round (or the retry_after)."""
-        while True:
+        """Deliver `channel`'s entries until `stop`; a failure waits for the next round (or the retry_after)."""
+        while not self._stopping.is_set():
             self._arrived.clear()
             wait = RETRY_EVERY
             for entry in await self.pending(channel):
+                if self._stopping.is_set():
+                    return
                 try:
                     await deliver(entry.address, entry.text)
                 except RateLimited as exc:
@@ -86,8 +93,25 @@ class Outbox:
             else:
                 if not await self.pending(channel):
                     wait = float("inf")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), None if wait == float("inf") else wait)
+            await _first_of(self._arrived, self._stopping, timeout=None if wait == float("inf") else wait)
+
+    async def stop(self, courier: asyncio.Task[None]) -> None:
+        """End `courier` after the delivery it is in (at most STOP_PATIENCE), so no send goes unrecorded."""
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(courier, STOP_PATIENCE)
+        except TimeoutError:
+            log.warning("outbox: a delivery was still running at shutdown; it is retried at the next start")
+
+
+async def _first_of(*events: asyncio.Event, timeout: float | None) -> None:
+    """Wait until one of `events` is set, or `timeout` seconds."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 @contextlib.asynccontextmanager

@@ -48,9 +48,7 @@ async def with_outbox(
             try:
                 yield bot
             finally:
-                courier.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await courier
+                await outbox.stop(courier)
 
 
 async def run_until_signal(

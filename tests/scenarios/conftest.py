@@ -75,7 +75,7 @@ async def telegram_process(
         sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        await tg.wait_for(lambda: tg.waiting_polls, timeout=30)  # polling: the bot is up
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=90)  # polling: the bot is up
         yield process
     finally:
         if process.returncode is None:

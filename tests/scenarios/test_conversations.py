@@ -121,7 +121,7 @@ async def test_sigterm_during_a_reply_finalises_it_with_a_notice_and_exits_zero(
     llm.script(Hang("Half an answer, and then"))
     async with telegram_process(tg, llm, tmp_path, SHUTDOWN_GRACE="1") as process:
         tg.user_message(dm, alice, "tell me")
-        await tg.wait_for(lambda: any("Half an answer" in d.text for d in tg.drafts(dm)), timeout=20)
+        await tg.wait_for(lambda: any("Half an answer" in d.text for d in tg.drafts(dm)), timeout=60)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
     (text,) = tg.visible_texts(dm)  # a real message, not a draft left behind
@@ -136,7 +136,7 @@ async def test_a_stop_button_left_by_a_killed_bot_goes_when_pressed_after_the_re
     llm.script(Hang("Streaming when the power goes"))
     async with telegram_process(tg, llm, tmp_path) as process:
         tg.user_message(group, alice, "@livebot_test go")
-        (message,) = await tg.wait_for(lambda: tg.bot_messages(group), timeout=20)
+        (message,) = await tg.wait_for(lambda: tg.bot_messages(group), timeout=60)
         process.kill()  # no goodbye: the message keeps its Stop button
         await process.wait()
     assert tg.bot_messages(group)[0].reply_markup is not None

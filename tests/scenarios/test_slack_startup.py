@@ -143,7 +143,7 @@ async def test_python_m_bot_slack_serves_http_mode_until_sigterm(tmp_path: Path)
         )
         assert process.stderr is not None
         try:
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(60):
                 while b"listening at" not in (line := await process.stderr.readline()):
                     assert line, "the bot exited before listening"
                 mention = app_mention("hi", bot_user_id=slack.identity.bot_user_id)
