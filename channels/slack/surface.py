@@ -8,6 +8,8 @@ picks the mode from the profile and falls back on StreamingRefused).
 
 A message that chat.update rewrites carries a Stop button (action_id "stop") until its final text; a native
 stream cannot carry one (chat.startStream takes no blocks), so there the word "stop" in the thread is the way.
+The last message of an answer carries Slack's feedback buttons (`ask_feedback`, then the next final call: the
+stream's chat.stopStream `blocks`, or a message's blocks).
 
 Tool calls are task cards (task_update chunks) in a stream. The handler finishes the text before a tool
 (`stream_stop`) and then reports the tool (`task`): the first card opens a new stream whose first content is the
@@ -41,6 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.capabilities import LiveMode, Profile
 from channels.errors import ChannelError, PermanentError, StreamingRefused
 from channels.ratelimit import Budget, RateLimiter
+from channels.slack.agent_view import feedback_block
 from channels.slack.errors import translate
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ METHOD_BUDGETS: dict[str, Budget] = {
     "chat.stopStream": Budget(5, 6.0),  # Tier 3
     "chat.appendStream": Budget(10, 6.0),  # Tier 4: ~100 a minute
     "assistant.threads.setStatus": Budget(5, 6.0),
+    "assistant.threads.setSuggestedPrompts": Budget(10, 6.0),  # Tier 4
+    "assistant.threads.setTitle": Budget(10, 6.0),  # Tier 4
+    "chat.postEphemeral": Budget(10, 6.0),  # Tier 4
 }
 """Per channel and method, as sliding windows a little stricter than Slack's own."""
 STOP_ACTION = "stop"
@@ -128,6 +134,7 @@ class SlackSurface:
         self._status_refused = False
         self._texts: dict[str, str] = {}  # what each posted message shows, as last sent
         self._buttons: dict[str, bool] = {}  # messages made of blocks: whether each shows the Stop button now
+        self._feedback = False  # the next final call finishes the answer: it carries the feedback buttons
 
     def measure(self, text: str) -> int:
         return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
@@ -141,48 +148,61 @@ class SlackSurface:
             "status_ts": target.status_ts,
         }
 
+    def ask_feedback(self) -> None:
+        """The next final call finishes the answer: that message carries Slack's feedback buttons."""
+        self._feedback = True
+
     # -- messages ---------------------------------------------------------------------------------------
 
     async def send(self, text: str, *, final: bool, plain: bool = False) -> str:
+        feedback = final and self._feedback
         if self._cards_only is not None:  # the answer after a tool arrived whole: it finishes the cards' stream
             ts = self._cards_only
             try:
-                await self._stop(ts, text)
+                await self._stop(ts, text, feedback=feedback)
                 return ts
             except StreamingRefused:
                 pass  # it expired while the tool ran: post the answer instead
         target = self._target
         button = self.profile.buttons and not final
+        blocks = button or feedback  # a message with a button is made of blocks (see _content)
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=target.channel, thread_ts=target.thread_ts, **_content(text, button=button or None)
+                channel=target.channel,
+                thread_ts=target.thread_ts,
+                **_content(text, button=button if blocks else None, feedback=feedback),
             ),
             urgent=True,  # a first message or a final one: both go before intermediate updates
         )
         ts = str(response["ts"])
         self._texts[ts] = text
-        if button:
-            self._buttons[ts] = True
+        if blocks:
+            self._buttons[ts] = button
+        self._feedback = self._feedback and not feedback
         await self._replied()
         return ts
 
     async def edit(self, ref: str, text: str, *, final: bool, plain: bool = False) -> None:
         # A message made of blocks stays blocks: chat.update keeps the blocks it is not given, over markdown_text.
-        button = None if ref not in self._buttons else not final
-        if self._texts.get(ref) == text and self._buttons.get(ref) == button:
+        feedback = final and self._feedback
+        button = None if ref not in self._buttons and not feedback else not final
+        if self._texts.get(ref) == text and self._buttons.get(ref) == button and not feedback:
             return  # Slack has no "not modified": an identical update would only spend a Tier 3 call
         if ref in self._open:  # Slack refuses to update a message that is still streaming
             with contextlib.suppress(StreamingRefused):
                 await self._stop(ref, "")
         await self._call(
             "chat.update",
-            lambda: self._client.chat_update(channel=self._target.channel, ts=ref, **_content(text, button=button)),
+            lambda: self._client.chat_update(
+                channel=self._target.channel, ts=ref, **_content(text, button=button, feedback=feedback)
+            ),
             urgent=final,
         )
         self._texts[ref] = text
         if button is not None:
             self._buttons[ref] = button
+        self._feedback = self._feedback and not feedback
 
     # -- the native stream ------------------------------------------------------------------------------
 
@@ -202,7 +222,7 @@ class SlackSurface:
         await self._append(ref, delta, urgent=False)
 
     async def stream_stop(self, ref: str, delta: str) -> None:
-        await self._stop(ref, delta)
+        await self._stop(ref, delta, feedback=self._feedback)
 
     async def task(self, call_id: str, title: str, state: str) -> None:
         if self._streams_refused:  # no stream to hold cards: the tool shows as the thread's status instead
@@ -273,7 +293,7 @@ class SlackSurface:
         if text and ts == self._cards_only:
             self._cards_only = None  # it carries the answer now; the handler finishes it
 
-    async def _stop(self, ts: str, text: str) -> None:
+    async def _stop(self, ts: str, text: str, *, feedback: bool = False) -> None:
         chunks = self._take_pending() if ts == self._cards_only else []
         try:
             await self._call(
@@ -283,6 +303,7 @@ class SlackSurface:
                     ts=ts,
                     markdown_text=text if text and not chunks else None,
                     chunks=_with_text(chunks, text) if chunks else None,
+                    blocks=[feedback_block()] if feedback else None,  # added below the streamed content
                 ),
                 urgent=True,  # the final text of a message
             )
@@ -292,6 +313,7 @@ class SlackSurface:
                 self._forget(ts)
             raise
         self._forget(ts)
+        self._feedback = self._feedback and not feedback
 
     def _take_pending(self) -> list[dict[str, Any]]:
         chunks, self._pending = self._pending, []
@@ -359,28 +381,41 @@ class SlackSurface:
     # -- calls ------------------------------------------------------------------------------------------
 
     async def _call(self, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool) -> Any:
-        """Hold a slot for (channel, method) in the limiter, make the request, translate slack_sdk's errors."""
-        key = (self._target.channel, method)
-        try:
-            async with self._limiter.slot(key, METHOD_BUDGETS.get(method), lane=method, urgent=urgent):
-                return await request()
-        except _NETWORK_ERRORS as exc:
-            raise translate(exc, method, self._limiter, key) from exc
+        return await call(self._limiter, self._target.channel, method, request, urgent=urgent)
 
 
-def _content(text: str, *, button: bool | None) -> dict[str, Any]:
-    """A message's content: markdown_text, or (`button` not None) a markdown block and, if True, the Stop button.
+async def call(
+    limiter: RateLimiter, channel: str, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool
+) -> Any:
+    """Hold a slot for (channel, method) in the limiter, make the request, translate slack_sdk's errors.
+
+    Raises:
+        ChannelError: What slack_sdk raised, as the channel error the streaming rules act on.
+    """
+    key = (channel, method)
+    try:
+        async with limiter.slot(key, METHOD_BUDGETS.get(method), lane=method, urgent=urgent):
+            return await request()
+    except _NETWORK_ERRORS as exc:
+        raise translate(exc, method, limiter, key) from exc
+
+
+def _content(text: str, *, button: bool | None, feedback: bool = False) -> dict[str, Any]:
+    """A message's content: markdown_text, or (`button` not None, or `feedback`) a markdown block and, if `button`,
+    the Stop button, if `feedback`, the feedback buttons.
 
     markdown_text cannot be combined with blocks, and a `markdown` block renders the same Markdown, so a message
-    with the button is made of blocks; `text` is then only the notification's fallback, in mrkdwn, where Slack
+    with buttons is made of blocks; `text` is then only the notification's fallback, in mrkdwn, where Slack
     reads `&`, `<` and `>` as control characters (`<!channel>` would notify a channel), so they are escaped there.
     """
-    if button is None:
+    if button is None and not feedback:
         return {"markdown_text": text}
     blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text}]
     if button:
         stop = {"type": "button", "action_id": STOP_ACTION, "text": {"type": "plain_text", "text": "⏹ Stop"}}
         blocks.append({"type": "actions", "block_id": "livebot_stop", "elements": [stop]})
+    if feedback:
+        blocks.append(feedback_block())
     return {"blocks": blocks, "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
 
 
