@@ -7,13 +7,19 @@ runs before the acknowledgement (`process_before_response`), so an event is neve
 reply runs in its conversation's queue. Slack redelivers an event it thinks was missed with the same event_id;
 those are recognised and not answered twice. A press of the Stop button (an interaction, posted to the same URL
 or sent through the socket) stops the reply of the conversation the button's message is in.
+
+Slack's agent messaging experience (`channels.slack.agent_view`): opening the Messages tab shows the suggested
+prompts (once per person while the bot runs), the first question of a DM thread gives the thread its title, and a
+press of the feedback buttons under an answer is recorded and thanked for with an ephemeral message. These are
+cosmetic calls: they run beside the replies, and a failure is logged, never shown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,17 +31,40 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
 from bot.conversations import Conversations
+from bot.feedback import FeedbackLog, Rating
 from bot.runtime import Runtime
 from bot.serving import run_until_signal, with_outbox
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, resolve
+from channels.errors import ChannelError
 from channels.ratelimit import RateLimiter
-from channels.slack.inbound import Answer, Ignore, Refuse, SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target
+from channels.slack.agent_view import (
+    FEEDBACK_ACTION,
+    GREETING,
+    feedback_press,
+    greeting,
+    prompts_payload,
+    thread_title,
+)
+from channels.slack.inbound import (
+    Answer,
+    Ignore,
+    Refuse,
+    SeenEvents,
+    SlackIdentity,
+    conversation_key,
+    read_event,
+    stop_request,
+)
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target, call
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+THANKS = "Thanks for the feedback!"
+"""The ephemeral acknowledgement of a feedback press (only the person who pressed sees it)."""
+COSMETIC_GRACE = 5.0
+"""At shutdown, seconds the greeting, title and thanks calls in flight may take to finish."""
 
 
 class SlackBot:
@@ -55,9 +84,12 @@ class SlackBot:
         self.limiter = RateLimiter(BOT_BUDGET)
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
+        self.feedback = FeedbackLog()
         self._settings = settings
         self._seen = SeenEvents()
+        self._greeted = SeenEvents()  # users shown the suggested prompts (only the ids: first_time works for any)
         self._no_streams: set[str] = set()
+        self._cosmetic: set[asyncio.Task[None]] = set()
 
     def on_event(self, body: dict[str, Any]) -> None:
         """Bolt's listener for app_mention and message events: decide, queue, return at once."""
@@ -65,14 +97,87 @@ class SlackBot:
         if event_id and not self._seen.first_time(event_id):
             log.info("event %s delivered again; already answered", event_id)
             return
-        verdict = read_event(body.get("event") or {}, self.me, team_id=body.get("team_id"))
+        event = body.get("event") or {}
+        verdict = read_event(event, self.me, team_id=body.get("team_id"))
         match verdict:
             case Answer(incoming=incoming, target=target):
+                if target.thread_ts == event.get("ts") and target.channel.startswith("D"):
+                    self._title(target, incoming.text)  # the first question of a DM thread (agent_view)
                 self.conversations.submit(incoming, lambda: self.surface(target))
             case Refuse(target=target, text=text):
                 self.conversations.notify(lambda: self.surface(target), text)
             case Ignore(reason=reason):
                 log.debug("event %s ignored: %s", event_id, reason)
+
+    def on_opened(self, event: dict[str, Any]) -> None:
+        """Bolt's listener for app_home_opened and assistant_thread_started: the suggested prompts, once a person."""
+        greet = greeting(event)
+        if greet is None or (self.me.allowed and greet.user.upper() not in self.me.allowed):
+            return
+        if not self._greeted.first_time(greet.user):
+            return
+        prompts = prompts_payload(self._settings.slack_suggested_prompts)
+        thread = {"thread_ts": greet.thread_ts} if greet.thread_ts else {}  # assistant_view only (see agent_view)
+        self._cosmetic_call(
+            greet.channel,
+            "assistant.threads.setSuggestedPrompts",
+            lambda: self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=greet.channel, title=GREETING, prompts=prompts, **thread
+            ),
+        )
+
+    def on_feedback(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for the feedback buttons: record the rating, thank the person (only they see it)."""
+        press = feedback_press(payload, self.me.allowed)
+        if press is None:
+            return
+        conversation = conversation_key(press.channel, press.thread_ts)
+        self.feedback.record(Rating(conversation, press.message_ts, press.rating, press.user))
+        thread = {"thread_ts": press.thread_ts} if press.thread_ts else {}
+        self._cosmetic_call(
+            press.channel,
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(channel=press.channel, user=press.user, text=THANKS, **thread),
+        )
+
+    def _title(self, target: Target, question: str) -> None:
+        """Name a new DM thread after its first question (Slack lists the threads by title)."""
+        title = thread_title(question) if not question.startswith("/") else None
+        if title is None or target.thread_ts is None:
+            return
+        thread_ts = target.thread_ts
+        self._cosmetic_call(
+            target.channel,
+            "assistant.threads.setTitle",
+            lambda: self.client.assistant_threads_setTitle(channel_id=target.channel, thread_ts=thread_ts, title=title),
+        )
+
+    def _cosmetic_call(self, channel: str, method: str, request: Callable[[], Awaitable[Any]]) -> None:
+        """Make a call beside the replies, through the shared limiter; a failure is logged and goes no further."""
+
+        async def run() -> None:
+            try:
+                await call(self.limiter, channel, method, request, urgent=False)
+            except ChannelError as exc:
+                log.info("slack: %s in %s failed: %s", method, channel, exc)
+
+        task = asyncio.create_task(run(), name=f"slack:{method}")
+        self._cosmetic.add(task)
+        task.add_done_callback(self._cosmetic.discard)
+
+    async def settle(self) -> None:
+        """Wait for the cosmetic calls in flight."""
+        while self._cosmetic:
+            await asyncio.wait(set(self._cosmetic))
+
+    async def close(self) -> None:
+        """At shutdown, after the replies: let cosmetic calls finish briefly, cancel the rest, log the feedback."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.settle(), COSMETIC_GRACE)
+        for task in list(self._cosmetic):
+            task.cancel()
+        if self.feedback.counts:
+            log.info("slack: feedback while running: %s", self.feedback.totals())
 
     def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
@@ -82,8 +187,7 @@ class SlackBot:
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:
         """Send an outbox entry: the same budget and error rules as a reply's final message."""
-        thread_ts = address.get("thread_ts")
-        target = Target(address["channel"], address["kind"], thread_ts, address.get("status_ts") or thread_ts or "")
+        target = Target(address["channel"], "thread", address.get("thread_ts"))  # (older entries may say "dm")
         await self.surface(target).send(text, final=True)
 
     def surface(self, target: Target) -> SlackSurface:
@@ -172,6 +276,7 @@ async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot
             await runner.cleanup()
         if bot is not None:
             await bot.conversations.shutdown(settings.shutdown_grace)
+            await bot.close()
         await session.close()
 
 
@@ -189,13 +294,27 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
     async def listener(body: dict[str, Any]) -> None:
         bot.on_event(body)
 
+    async def opened(event: dict[str, Any]) -> None:
+        bot.on_opened(event)
+
+    async def context_changed(event: dict[str, Any]) -> None:
+        log.debug("slack: %s now looks at %s", event.get("user"), (event.get("context") or {}).get("channel_id"))
+
     async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         bot.on_stop(body)
 
+    async def feedback_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        bot.on_feedback(body)
+
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
+    app.event("app_home_opened")(opened)  # agent_view: the Messages tab was opened
+    app.event("assistant_thread_started")(opened)  # assistant_view apps that subscribed to it
+    app.event("app_context_changed")(context_changed)  # agent_view: acknowledged; the bot does not use the context
     app.action(STOP_ACTION)(stop_pressed)
+    app.action(FEEDBACK_ACTION)(feedback_pressed)
     return app
 
 

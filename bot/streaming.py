@@ -88,6 +88,9 @@ class StreamingHandler:
         self._stopped = False
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
+        self.feedback = False
+        """Ask for the user's rating on the answer's last message, where the surface has feedback buttons (set for
+        answers; help texts and refusals are not rated)."""
         self.patience = float("inf")
         """Longest a final delivery waits in all (retry_after, backoff); past it the text goes to `undelivered`,
         for an outbox to deliver later, and the conversation moves on."""
@@ -171,7 +174,7 @@ class StreamingHandler:
                 self._held.append(self._fold().strip())
                 self._text = "\n\n".join(part for part in self._held if part)
                 self._held = []
-            await self._finish_segment()
+            await self._finish_segment(last=self.feedback and self._profile.feedback)
             await self._clear_status()
             await self._quietly(self._surface.close())
         return not self.undelivered
@@ -249,8 +252,12 @@ class StreamingHandler:
         self._ref = None
         self._draft_id = next(_draft_ids)
 
-    async def _finish_segment(self, text: str | None = None) -> str:
+    async def _finish_segment(self, text: str | None = None, *, last: bool = False) -> str:
         """Deliver the current segment (or `text`, a head cut from it) as final message(s); open a new segment.
+
+        Args:
+            text: A head cut from the segment, instead of the whole segment.
+            last: This is the answer's last segment: its last message asks for feedback.
 
         Returns:
             What could not be delivered ("" normally); it is also recorded in `undelivered`.
@@ -260,6 +267,8 @@ class StreamingHandler:
         while text.strip():
             head, tail = self._cut(text)
             view = head.rstrip()
+            if last and not tail.strip():
+                self._surface.ask_feedback()  # type: ignore[attr-defined]
             try:
                 if not await self._deliver_final(view):
                     missed.append(view)

@@ -37,6 +37,7 @@ class Profile:
         status: A short status line ("Using calculator…") can be shown while a tool runs.
         tasks: Tool calls can be shown as tasks with a state (Slack task_update chunks); preferred over `status`.
         buttons: Messages can carry buttons (a Stop button while streaming).
+        feedback: The last message of an answer can carry the platform's feedback buttons (Slack's 👍 / 👎).
         max_chars: Longest message, as the surface's `measure` counts it; None for no limit.
         interval: Least seconds between two updates of the same reply in edit or native mode.
         draft_interval: Least seconds between two draft previews.
@@ -52,6 +53,7 @@ class Profile:
     status: bool = False
     tasks: bool = False
     buttons: bool = False
+    feedback: bool = False
     max_chars: int | None = None
     interval: float = 1.0
     draft_interval: float = 0.3
@@ -111,18 +113,10 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         status=True,
         tasks=True,
         buttons=True,
+        feedback=True,
         max_chars=12_000,
         interval=1.0,
         auto_mode=LiveMode.NATIVE,
-    ),
-    ("slack", "dm"): Profile(
-        key="slack.dm",
-        edit=True,
-        typing=True,
-        status=True,
-        buttons=True,
-        max_chars=12_000,
-        interval=1.0,
     ),
     ("console", "terminal"): Profile(key="console.terminal", edit=True, status=True, interval=0.05),
     ("console", "piped"): Profile(key="console.piped", edit=False, auto_mode=LiveMode.OFF),

@@ -3,8 +3,8 @@
 A channel builds one surface per reply. The handler calls only what the surface's `profile` declares: `send`,
 `edit`, `measure`, `close` and `address` always; `draft` when `profile.draft`; the `stream_*` methods when
 `profile.native_stream`; `typing` when `profile.typing`; `status` when `profile.status`; `task` when
-`profile.tasks`. Methods raise the errors of `channels.errors`, never a library's own exceptions, so the
-handler's error rules hold on every platform.
+`profile.tasks`; `ask_feedback` when `profile.feedback`. Methods raise the errors of `channels.errors`, never a
+library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -96,4 +96,12 @@ class TaskSurface(ReplySurface, Protocol):
 
     async def task(self, call_id: str, title: str, state: str) -> None:
         """Show or update the task `call_id`; `state` is "in_progress", "complete" or "error"."""
+        ...
+
+
+class FeedbackSurface(ReplySurface, Protocol):
+    """A surface whose answers end with the platform's feedback buttons (`profile.feedback`)."""
+
+    def ask_feedback(self) -> None:
+        """The next final call finishes the answer: that message carries the feedback buttons."""
         ...

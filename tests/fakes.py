@@ -153,3 +153,6 @@ class RecordingSurface:
     async def status(self, text: str | None) -> None:
         self._record("status", text or "")
         self.status_line = text
+
+    def ask_feedback(self) -> None:
+        self.calls.append(Call(self.clock.now(), "ask_feedback", ""))

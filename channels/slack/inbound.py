@@ -1,8 +1,11 @@
 """Deciding what to do with a Slack event: answer it, refuse it politely, or ignore it.
 
 An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a
-reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
-one. Memory is kept per thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from
+reply). A user's `message` in a DM (channel_type "im") is answered in its thread too: under Slack's agent
+messaging experience (`agent_view`) each message in the app's Messages tab is the root of a thread the agent
+answers in, and under the legacy `assistant_view` every message already arrives inside an assistant thread, so
+the message itself says where the answer goes and no setting is needed. Memory is kept per thread
+(`slack:<channel>:<thread_ts>`). Messages from
 bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
 mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help" and "reset" are the
 commands here.
@@ -108,27 +111,23 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
     thread = str(event.get("thread_ts") or "") or None
     if not channel or not ts:
         return Ignore("no channel or ts")
-    if event.get("type") == "app_mention":
-        if channel.startswith("D"):
-            return Ignore("a mention in a DM: its message event is answered")
+    if event.get("type") == "app_mention" and channel.startswith("D"):
+        return Ignore("a mention in a DM: its message event is answered")
+    if event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im"):
         thread = thread or ts
-        return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
-    if event.get("type") == "message" and event.get("channel_type") == "im":
-        if thread:
-            return Target(channel, "thread", thread, thread, user, team), conversation_key(channel, thread)
-        return Target(channel, "dm", None, ts, user, team), conversation_key(channel, None)
+        return Target(channel, "thread", thread, user, team), conversation_key(channel, thread)
     return Ignore("not a mention and not a DM")
 
 
 def conversation_key(channel: str, thread_ts: str | None) -> str:
-    """A thread is one conversation; so is the top level of a DM."""
+    """A thread is one conversation (a message outside any thread names only its channel, which no reply uses)."""
     return f"slack:{channel}:{thread_ts}" if thread_ts else f"slack:{channel}"
 
 
 def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
     """The conversation whose reply a Stop button press asks to stop, or None for any other interaction.
 
-    The reply's message sits where the reply goes: in the conversation's thread, or at the top level of a DM.
+    The reply's message sits where the reply goes: in the conversation's thread.
     """
     actions = payload.get("actions") or []
     if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):

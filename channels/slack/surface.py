@@ -18,9 +18,8 @@ answer that arrived whole) appends to it instead of opening another. A card upda
 rides on the next call to that stream. `close` stops every stream still open, so no message is left streaming.
 
 "is thinking…" is assistant.threads.setStatus on the thread (Slack clears it when the app replies there). It is
-not refreshed while a stream of this reply is open (the stream shows the progress), it is cleared explicitly
-where the reply is not posted in the status's thread (a top-level DM), and a workspace that refuses it is not
-asked again during the reply.
+not refreshed while a stream of this reply is open (the stream shows the progress), and a workspace that refuses
+it is not asked again during the reply.
 
 Every call passes the shared RateLimiter keyed by (channel, method): Slack budgets each method separately (chat.
 postMessage about 1/s per channel, the tiered methods per minute), and a 429's Retry-After holds back that method
@@ -78,9 +77,9 @@ class Target:
 
     Attributes:
         channel: The channel or DM id.
-        kind: "thread" or "dm" (a capability-registry kind).
-        thread_ts: The thread the reply is posted in; None for the top level of a DM.
-        status_ts: The thread whose assistant status shows "is thinking…" (the user's message in a top-level DM).
+        kind: "thread" (the capability-registry kind: every answer goes in a thread).
+        thread_ts: The thread the reply is posted in, where its status shows "is thinking…"; None only for a late
+            final message from an outbox entry written before every answer went in a thread.
         user_id: The user asking: the stream's recipient_user_id in channels.
         team_id: That user's team: the stream's recipient_team_id in channels.
     """
@@ -88,7 +87,6 @@ class Target:
     channel: str
     kind: str
     thread_ts: str | None
-    status_ts: str
     user_id: str | None = None
     team_id: str | None = None
 
@@ -145,7 +143,6 @@ class SlackSurface:
             "channel": target.channel,
             "kind": target.kind,
             "thread_ts": target.thread_ts,
-            "status_ts": target.status_ts,
         }
 
     def ask_feedback(self) -> None:
@@ -180,7 +177,7 @@ class SlackSurface:
         if blocks:
             self._buttons[ts] = button
         self._feedback = self._feedback and not feedback
-        await self._replied()
+        self._replied()
         return ts
 
     async def edit(self, ref: str, text: str, *, final: bool, plain: bool = False) -> None:
@@ -251,7 +248,7 @@ class SlackSurface:
                 "chat.startStream",
                 lambda: self._client.chat_startStream(
                     channel=target.channel,
-                    thread_ts=target.thread_ts or target.status_ts,
+                    thread_ts=target.thread_ts,
                     markdown_text=text if text and not chunks else None,
                     chunks=_with_text(chunks, text) if chunks else None,
                     **(recipient if target.in_channel else {}),
@@ -269,7 +266,7 @@ class SlackSurface:
             self._opening -= 1
         ts = str(response["ts"])
         self._open.append(ts)
-        await self._replied()
+        self._replied()
         return ts
 
     async def _append(self, ts: str, text: str, *, urgent: bool) -> None:
@@ -353,11 +350,14 @@ class SlackSurface:
 
     async def _set_status(self, status: str, *, urgent: bool = False) -> None:
         target = self._target
+        if target.thread_ts is None:
+            return  # an outbox delivery: no thread to show a status in
+        thread_ts = target.thread_ts
         try:
             await self._call(
                 "assistant.threads.setStatus",
                 lambda: self._client.assistant_threads_setStatus(
-                    channel_id=target.channel, thread_ts=target.status_ts, status=status
+                    channel_id=target.channel, thread_ts=thread_ts, status=status
                 ),
                 urgent=urgent,
             )
@@ -366,17 +366,9 @@ class SlackSurface:
             raise
         self._status_set = bool(status)
 
-    async def _replied(self) -> None:
-        """The app posted in the reply's thread: Slack cleared the status there; elsewhere clear it ourselves."""
-        if not self._status_set:
-            return
-        if self._target.thread_ts == self._target.status_ts:
-            self._status_set = False
-            return
-        try:
-            await self._set_status("")
-        except ChannelError as exc:
-            log.debug("slack: status not cleared: %s", exc)
+    def _replied(self) -> None:
+        """The app posted in the reply's thread, which clears the status there (Slack)."""
+        self._status_set = False
 
     # -- calls ------------------------------------------------------------------------------------------
 
