@@ -1,10 +1,10 @@
-"""The Slack reply surface: one reply in one thread or DM, through slack_sdk's AsyncWebClient.
+"""The Slack reply surface: one reply in one thread (of a channel or of a DM), through slack_sdk's AsyncWebClient.
 
 Text is always sent as `markdown_text`: Slack renders standard Markdown itself, so a partial text (an unclosed
-fence) cannot make a call fail, and nothing here raises FormattingRejected (so `plain` is never asked for). In
-a thread the answer streams with Slack's native stream (chat.startStream / appendStream / stopStream); in a
-top-level DM, and wherever the stream is refused, it is a message that chat.update rewrites (the StreamingHandler
-picks the mode from the profile and falls back on StreamingRefused).
+fence) cannot make a call fail, and nothing here raises FormattingRejected (so `plain` is never asked for). The
+answer streams with Slack's native stream (chat.startStream / appendStream / stopStream); wherever the stream is
+refused, it is a message that chat.update rewrites (the StreamingHandler picks the mode from the profile and falls
+back on StreamingRefused).
 
 A message that chat.update rewrites carries a Stop button (action_id "stop") until its final text; a native
 stream cannot carry one (chat.startStream takes no blocks), so there the word "stop" in the thread is the way.
