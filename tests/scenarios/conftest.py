@@ -19,6 +19,7 @@ from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
 from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +94,14 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
     return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+
+
+@pytest.fixture
+async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
+    """The Slack bot in HTTP mode with its doubles, with none of the developer's own settings."""
+    clean_environment(monkeypatch)
+    async with running_scene(tmp_path) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,20 +3,10 @@ Web API double, with Slack expiring the native stream while the answer is still 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from tests.doubles.openai_server import Text
-from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
+from tests.scenarios.slack_scene import SlackScene
 
 
 @pytest.mark.parametrize("rule", ["idle", "max_age"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from tests.doubles.openai_server import Break, Hang, Text, ToolCalls
 from tests.doubles.slack_api import RateLimit, SlackMessage
 from tests.doubles.slack_events import bot_message, channel_message, message_changed
 from tests.scenarios.slack_scene import CHANNEL, DM, SlackScene, clean_environment, running_scene
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
 
 
 async def test_channel_mention_is_answered_in_its_thread_with_native_streaming(scene: SlackScene) -> None:

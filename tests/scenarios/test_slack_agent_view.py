@@ -7,7 +7,6 @@ feedback buttons whose press is thanked and recorded. Apps still on `assistant_v
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from channels.slack.agent_view import DEFAULT_PROMPTS, FEEDBACK_ACTION, GREETING
 from tests.doubles.openai_server import Text, ToolCalls
 from tests.doubles.slack_events import app_context_changed, app_home_opened, assistant_thread_started
 from tests.scenarios.slack_scene import DM, SlackScene, clean_environment, running_scene
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
 
 
 def block_types(message: object) -> list[str]:

@@ -7,15 +7,13 @@ calls (found in its source) and the events it subscribes to, per Slack's referen
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.doubles.slack_events import app_home_opened, app_mention, dm_message
-from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
+from tests.scenarios.slack_scene import SlackScene
 
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_CODE = [ROOT / "bot" / "slack_app.py", *sorted((ROOT / "channels" / "slack").glob("*.py"))]
@@ -69,13 +67,6 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_code_uses() -> None:
     events = manifest()["settings"]["event_subscriptions"]["bot_events"]
     needed = {METHOD_SCOPES[method] for method in called} | {EVENT_SCOPES[event] for event in events}
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed - {None}
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running
 
 
 async def test_every_event_the_manifest_subscribes_to_is_handled(scene: SlackScene) -> None:
