@@ -117,12 +117,14 @@ class SlackBot:
         if not self._greeted.first_time(greet.user):
             return
         prompts = prompts_payload(self._settings.slack_suggested_prompts)
-        thread = {"thread_ts": greet.thread_ts} if greet.thread_ts else {}  # assistant_view only (see agent_view)
         self._cosmetic_call(
             greet.channel,
             "assistant.threads.setSuggestedPrompts",
             lambda: self.client.assistant_threads_setSuggestedPrompts(
-                channel_id=greet.channel, title=GREETING, prompts=prompts, **thread
+                channel_id=greet.channel,
+                thread_ts=greet.thread_ts,  # assistant_view only: an agent app's call must name no thread
+                title=GREETING,
+                prompts=prompts,
             ),
         )
 
@@ -133,11 +135,12 @@ class SlackBot:
             return
         conversation = conversation_key(press.channel, press.thread_ts)
         self.feedback.record(Rating(conversation, press.message_ts, press.rating, press.user))
-        thread = {"thread_ts": press.thread_ts} if press.thread_ts else {}
         self._cosmetic_call(
             press.channel,
             "chat.postEphemeral",
-            lambda: self.client.chat_postEphemeral(channel=press.channel, user=press.user, text=THANKS, **thread),
+            lambda: self.client.chat_postEphemeral(
+                channel=press.channel, user=press.user, text=THANKS, thread_ts=press.thread_ts
+            ),
         )
 
     def _title(self, target: Target, question: str) -> None:

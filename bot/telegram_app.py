@@ -83,10 +83,10 @@ class TelegramBot:
                 with contextlib.suppress(ChannelError):
                     await self.surface(press.target).drop_buttons(press.message_id)
             return
-        if (stopped := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
-            target = self._live_drafts.owner(stopped.chat_id, stopped.draft_id)
-            if target is None or not self.conversations.stop(conversation_key(target)):
-                log.debug("stop pressed on draft %s in %s, which no reply streams", stopped.draft_id, stopped.chat_id)
+        if (draft := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
+            owner = self._live_drafts.owner(draft.chat_id, draft.draft_id)
+            if owner is None or not self.conversations.stop(conversation_key(owner)):
+                log.debug("stop pressed on draft %s in %s, which no reply streams", draft.draft_id, draft.chat_id)
             return
         match read_update(update, self.me):
             case Answer(incoming=incoming, target=target):

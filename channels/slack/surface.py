@@ -240,7 +240,10 @@ class SlackSurface:
             await self.task(call_id, title, state)  # startStream was refused just now: a status line then
 
     async def _start(self, text: str, *, urgent: bool) -> str:
-        target, chunks = self._target, self._take_pending()
+        target = self._target
+        if target.thread_ts is None:
+            raise StreamingRefused("no thread to stream in")  # (an outbox delivery, which never streams)
+        thread_ts, chunks = target.thread_ts, self._take_pending()
         recipient = {"recipient_user_id": target.user_id, "recipient_team_id": target.team_id}
         self._opening += 1
         try:
@@ -248,7 +251,7 @@ class SlackSurface:
                 "chat.startStream",
                 lambda: self._client.chat_startStream(
                     channel=target.channel,
-                    thread_ts=target.thread_ts,
+                    thread_ts=thread_ts,
                     markdown_text=text if text and not chunks else None,
                     chunks=_with_text(chunks, text) if chunks else None,
                     **(recipient if target.in_channel else {}),

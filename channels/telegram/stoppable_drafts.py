@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from telegram import Update
 
@@ -46,5 +46,5 @@ def draft_stopped(update: Update) -> DraftStopped | None:
     return DraftStopped(chat_id, draft_id, thread_id)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
