@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import BaseTool
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class TokenBudget(AgentMiddleware):
@@ -46,7 +46,7 @@ class TokenBudget(AgentMiddleware):
         )
         if len(messages) == len(request.messages):
             return await handler(request)
-        logger.debug(
+        log.debug(
             "sending %d of %d messages to fit the budget of %d tokens",
             len(messages),
             len(request.messages),
@@ -92,7 +92,7 @@ def fit_to_budget(
         start_on=HumanMessage,  # whole turns: never a tool result without the call it answers
         allow_partial=False,
     )
-    return [*earlier, *messages[current:]]
+    return [*cast(list[AnyMessage], earlier), *messages[current:]]  # trim_messages returns what it was given
 
 
 def _current_turn_start(messages: Sequence[AnyMessage]) -> int | None:

@@ -1,6 +1,6 @@
 """What the agent needs to know, independent of where the settings came from.
 
-The bot reads environment variables and .env (DESIGN.md, "Settings") and builds one `AgentConfig`; the agent
+The bot reads environment variables and .env (README.md, "Settings") and builds one `AgentConfig`; the agent
 never reads the environment itself, so tests can build a config by hand and no setting is read twice.
 """
 

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import psycopg
@@ -23,6 +23,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+DictPool = AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
 
 SQLITE_FILE = "memory.sqlite"
 CONNECT_TIMEOUT = 10
@@ -108,7 +110,7 @@ async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
             await pool.wait(timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:  # the server went away since the check above
             raise MemoryUnavailable(f"{cannot_connect}: {_one_line(exc, hide)}") from None
-        yield AsyncPostgresSaver(pool)
+        yield AsyncPostgresSaver(cast(DictPool, pool))  # rows are dicts (row_factory above), not typed tuples
 
 
 def _conninfo(url: str) -> dict[str, Any]:

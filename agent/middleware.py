@@ -24,12 +24,20 @@ from langchain.agents.middleware import (
     ToolCallRequest,
     hook_config,
 )
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+)
 from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 FINAL_INSTRUCTION = (
     "You have used every tool step allowed for this reply. Do not call tools now: answer the user with what "
@@ -87,7 +95,7 @@ class StepLimit(AgentMiddleware):
 def _without_tool_calls(message: BaseMessage) -> BaseMessage:
     if not isinstance(message, AIMessage) or not (message.tool_calls or message.invalid_tool_calls):
         return message
-    logger.warning("model asked for tools after the step limit; dropping %d call(s)", len(message.tool_calls))
+    log.warning("model asked for tools after the step limit; dropping %d call(s)", len(message.tool_calls))
     extra = {k: v for k, v in message.additional_kwargs.items() if k not in ("tool_calls", "function_call")}
     content = message.content
     if not content:
@@ -133,12 +141,12 @@ class ToolGuard(AgentMiddleware):
             async with asyncio.timeout(self.timeout):
                 return await handler(request)
         except TimeoutError:
-            logger.warning("tool %s timed out after %g s", name, self.timeout)
+            log.warning("tool %s timed out after %g s", name, self.timeout)
             return _error(call, f"Error: the tool '{name}' did not finish within {self.timeout:g} s and was stopped.")
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            logger.warning("tool %s failed", name, exc_info=True)
+            log.warning("tool %s failed", name, exc_info=True)
             return _error(call, f"Error: the tool '{name}' failed: {_describe(exc)}")
 
     @hook_config(can_jump_to=["model"])
@@ -173,7 +181,7 @@ class ToolGuard(AgentMiddleware):
         return update
 
 
-def _error(call: dict[str, Any], content: str) -> ToolMessage:
+def _error(call: ToolCall, content: str) -> ToolMessage:
     return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"], status="error")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
@@ -36,7 +37,7 @@ def build_model(config: AgentConfig) -> BaseChatModel:
         return DemoChatModel(delay=config.demo_delay)
     return ChatOpenAI(
         model=config.model,
-        api_key=config.api_key or PLACEHOLDER_API_KEY,
+        api_key=SecretStr(config.api_key or PLACEHOLDER_API_KEY),
         base_url=config.base_url,
         streaming=True,
         # Non-OpenAI base URLs turn usage off by default; OpenAI-compatible servers mostly support it, and a

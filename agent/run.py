@@ -14,9 +14,9 @@ answers those calls with a "cancelled" result.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
@@ -34,7 +34,7 @@ from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
 HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
@@ -63,7 +63,7 @@ class Agent:
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
 
-    async def run(self, text: str, *, thread_id: str) -> AsyncIterator[AgentEvent]:
+    async def run(self, text: str, *, thread_id: str) -> AsyncGenerator[AgentEvent, None]:
         """Answer `text` in the conversation `thread_id`, streaming events as they happen.
 
         The last event is always exactly one `Done` or `Failed`, unless the consumer stops early: then close the
@@ -81,18 +81,21 @@ class Agent:
         try:
             history = await self._repair_history(config)
         except Exception:
-            logger.exception("could not load the history of %s", thread_id)
+            log.exception("could not load the history of %s", thread_id)
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
-        stream = self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"])
+        stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
+            AsyncGenerator[tuple[str, Any], None],
+            self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"]),
+        )
         try:
             async with aclosing(stream):
                 async for mode, payload in stream:
                     for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
-            logger.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
+            log.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
             yield Failed(describe_failure(exc))
             return
         yield Done(translator.usage)
@@ -108,7 +111,7 @@ class Agent:
         repaired = answer_dangling_tool_calls(messages)
         if len(repaired) == len(messages):
             return messages
-        logger.info("answering %d tool call(s) left by a cancelled run", len(repaired) - len(messages))
+        log.info("answering %d tool call(s) left by a cancelled run", len(repaired) - len(messages))
         if all(old is new for old, new in zip(messages, repaired, strict=False)):
             update: list[BaseMessage] = repaired[len(messages) :]
         else:  # the gap is not at the end: rewrite the history so each answer follows its call

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
@@ -46,7 +47,9 @@ class AgentThread:
         self._agent = agent
         self._loop = loop
 
-    async def run(self, text: str, *, thread_id: str, on_text: Callable[[str], None]) -> AsyncIterator[AgentEvent]:
+    async def run(
+        self, text: str, *, thread_id: str, on_text: Callable[[str], None]
+    ) -> AsyncGenerator[AgentEvent, None]:
         """`Agent.run` on the agent's loop. Closing this generator cancels the run there.
 
         Args:
@@ -158,7 +161,8 @@ async def open_agent_thread(
 
     held = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hold(), loop))
     try:
-        await asyncio.wait([opened, held], return_when=asyncio.FIRST_COMPLETED)
+        first: list[asyncio.Future[Any]] = [opened, held]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         if not opened.done():
             await held  # opening failed: raise why
         yield opened.result()

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.runtime import SHUTDOWN, Runtime
 from channels.clock import Clock, LoopClock
+from channels.commands import STOP, command_of
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
@@ -37,9 +39,9 @@ class _Request:
     surface: SurfaceFactory
 
     @property
-    def command(self) -> str:
-        text = self.incoming.text
-        return text.split(maxsplit=1)[0].split("@", 1)[0].lower() if text.startswith("/") else ""
+    def is_command(self) -> bool:
+        """A command, known or not ("/..."): it is never merged with other messages and costs no model run."""
+        return self.incoming.text.startswith("/")
 
 
 @dataclass
@@ -73,11 +75,11 @@ class Conversations:
             log.info("%s: message after shutdown began; not answered", incoming.conversation)
             return
         request = _Request(incoming, surface)
-        if request.command == "/stop":
+        if command_of(incoming.text) is STOP:
             if not self.stop(incoming.conversation):
                 self.notify(surface, NOTHING_TO_STOP)
             return
-        if not request.command and not self._may_run(incoming.user_id):
+        if not request.is_command and not self._may_run(incoming.user_id):
             self.notify(surface, TOO_FAST)
             return
         conversation = self._conversations.setdefault(incoming.conversation, _Conversation())
@@ -96,7 +98,11 @@ class Conversations:
 
     def notify(self, surface: SurfaceFactory, text: str) -> None:
         """Send a short fixed text outside the conversation's queue (refusals, limits)."""
-        self._spawn(self._runtime.say(surface(), text))
+        self.aside(self._runtime.say(surface(), text))
+
+    def aside(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` outside every queue; `drain` and `shutdown` wait for it like for a reply."""
+        self._spawn(work)
 
     @property
     def replying(self) -> int:
@@ -142,10 +148,10 @@ class Conversations:
     def _next_turn(pending: deque[_Request]) -> _Request:
         """The next turn: a command alone, or every plain message waiting up to the next command, joined."""
         first = pending.popleft()
-        if first.command:
+        if first.is_command:
             return first
         merged = [first]
-        while pending and not pending[0].command:
+        while pending and not pending[0].is_command:
             merged.append(pending.popleft())
         if len(merged) == 1:
             return first
@@ -166,8 +172,8 @@ class Conversations:
             self._runs = {u: r for u, r in self._runs.items() if r and r[-1] > now - 60}
         return True
 
-    def _spawn(self, coroutine: object) -> asyncio.Task[None]:
-        task = asyncio.create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

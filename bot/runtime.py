@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from agent.events import Done, Failed, ToolCall, ToolResult
 from agent.thread import AgentThread
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
+from channels.commands import HELP, RESET, START, Command, command_of, help_commands
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
@@ -27,14 +29,10 @@ SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please a
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
-HELP = (
+ABOUT = (
     "I'm **livebot**: ask me anything and I answer while I write. I can do arithmetic, tell the time in any "
-    "timezone and read web pages.\n\n"
-    "Commands: `{p}reset` forgets this conversation; `{p}stop` stops an answer while I write it; `{p}help` shows "
-    "this."
+    "timezone and read web pages."
 )
-"""`{p}` is the channel's command prefix: "/" in Telegram and the console; none in Slack, which keeps "/" for its
-own slash commands (there the plain words are the commands)."""
 DEMO_HELP = (
     "\n\nNo language model is configured, so an offline **demo model** answers: it can do arithmetic and tell "
     "the time. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as Ollama) and LLM_MODEL to talk "
@@ -51,7 +49,7 @@ class Runtime:
         clock: Passed to each StreamingHandler (tests control time with it).
         outbox: Where final text that could not be delivered in time is kept for later delivery.
         channel: The outbox's name for this channel's entries.
-        command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset").
+        command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset"), for the help.
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
     """
 
@@ -70,19 +68,26 @@ class Runtime:
         self._outbox = outbox
         self._channel = channel
         self._patience = patience
-        self._help = HELP.format(p=command_prefix)
+        self._help = f"{ABOUT}\n\nCommands: {help_commands(command_prefix)}."
+        self.commands: dict[Command, Callable[[Incoming, ReplySurface], Awaitable[None]]] = {
+            START: self._show_help,
+            HELP: self._show_help,
+            RESET: self._reset,
+        }
+        """The commands that are a turn of their conversation (`/stop` is not: `bot.conversations` acts on it)."""
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
-        command = incoming.text.split(maxsplit=1)[0].lower() if incoming.text.startswith("/") else ""
-        command = command.split("@", 1)[0]  # "/help@livebot" in groups
-        if command in ("/start", "/help"):
-            await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
-        elif command == "/reset":
-            await self._agent.reset(incoming.conversation)
-            await self.say(surface, RESET_DONE)
-        else:
-            await self._reply(incoming, surface)
+        command = command_of(incoming.text)
+        action = self.commands.get(command) if command is not None else None
+        await (action or self._reply)(incoming, surface)
+
+    async def _show_help(self, incoming: Incoming, surface: ReplySurface) -> None:
+        await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
+
+    async def _reset(self, incoming: Incoming, surface: ReplySurface) -> None:
+        await self._agent.reset(incoming.conversation)
+        await self.say(surface, RESET_DONE)
 
     async def say(self, surface: ReplySurface, text: str) -> None:
         """Send a fixed text (help, a refusal) through the same streaming path as an answer."""

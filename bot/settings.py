@@ -1,4 +1,4 @@
-"""Settings from the environment and `.env`; the names are a public interface (DESIGN.md, "Settings").
+"""Settings from the environment and `.env`; the names are a public interface (README.md, "Settings").
 
 A malformed value stops start-up with one line naming the setting (`SettingsError`); secrets are `SecretStr`, so
 they print as '**********' wherever a settings object is shown, and `secret_values` feeds the log redactor.

@@ -11,12 +11,11 @@ or sent through the socket) stops the reply of the conversation the button's mes
 Slack's agent messaging experience (`channels.slack.agent_view`): opening the Messages tab shows the suggested
 prompts (once per person while the bot runs), the first question of a DM thread gives the thread its title, and a
 press of the feedback buttons under an answer is recorded and thanked for with an ephemeral message. These are
-cosmetic calls: they run beside the replies, and a failure is logged, never shown.
+cosmetic calls: they run beside the replies (`Conversations.aside`), and a failure is logged, never shown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,44 +29,26 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.conversations import Conversations
+from bot.channel import ChannelBot, serve_channel
 from bot.feedback import FeedbackLog, Rating
 from bot.runtime import Runtime
-from bot.serving import run_until_signal, with_outbox
+from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
-from channels.capabilities import LiveMode, resolve
+from channels.capabilities import Profile
 from channels.errors import ChannelError
-from channels.ratelimit import RateLimiter
-from channels.slack.agent_view import (
-    FEEDBACK_ACTION,
-    GREETING,
-    feedback_press,
-    greeting,
-    prompts_payload,
-    thread_title,
-)
-from channels.slack.inbound import (
-    Answer,
-    Ignore,
-    Refuse,
-    SeenEvents,
-    SlackIdentity,
-    conversation_key,
-    read_event,
-    stop_request,
-)
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, Target, call
+from channels.inbound import Answer
+from channels.slack.agent_view import FEEDBACK_ACTION, GREETING, feedback_press, greeting, prompts_payload, thread_title
+from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget, call
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 THANKS = "Thanks for the feedback!"
 """The ephemeral acknowledgement of a feedback press (only the person who pressed sees it)."""
-COSMETIC_GRACE = 5.0
-"""At shutdown, seconds the greeting, title and thanks calls in flight may take to finish."""
 
 
-class SlackBot:
+class SlackBot(ChannelBot[SlackTarget]):
     """Turns events into replies. One per running bot.
 
     Args:
@@ -77,19 +58,22 @@ class SlackBot:
         me: Who the bot is and whom it serves.
     """
 
+    platform = "slack"
+    budget = BOT_BUDGET
+    target_type = SlackTarget
+    command_prefix = ""  # Slack keeps "/" for its own slash commands: the plain words are the commands
+
     def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
+        super().__init__(runtime, settings)
         self.client = client
         self.me = me
-        self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
-        self.limiter = RateLimiter(BOT_BUDGET)
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
         self.feedback = FeedbackLog()
-        self._settings = settings
         self._seen = SeenEvents()
         self._greeted = SeenEvents()  # users shown the suggested prompts (only the ids: first_time works for any)
-        self._no_streams: set[str] = set()
-        self._cosmetic: set[asyncio.Task[None]] = set()
+        self._socket_mode = check_settings(settings)
+        self._app = build_app(self, settings, socket_mode=self._socket_mode)
 
     def on_event(self, body: dict[str, Any]) -> None:
         """Bolt's listener for app_mention and message events: decide, queue, return at once."""
@@ -99,25 +83,18 @@ class SlackBot:
             return
         event = body.get("event") or {}
         verdict = read_event(event, self.me, team_id=body.get("team_id"))
-        match verdict:
-            case Answer(incoming=incoming, target=target):
-                if target.thread_ts == event.get("ts") and target.channel.startswith("D"):
-                    self._title(target, incoming.text)  # the first question of a DM thread (agent_view)
-                self.conversations.submit(incoming, lambda: self.surface(target))
-            case Refuse(target=target, text=text):
-                self.conversations.notify(lambda: self.surface(target), text)
-            case Ignore(reason=reason):
-                log.debug("event %s ignored: %s", event_id, reason)
+        opens_thread = verdict.target.thread_ts == event.get("ts") if isinstance(verdict, Answer) else False
+        if isinstance(verdict, Answer) and opens_thread and event.get("channel_type") == "im":
+            self._title(verdict.target, verdict.incoming.text)  # the first question of a DM thread (agent_view)
+        self.dispatch(verdict, f"event {event_id}")
 
     def on_opened(self, event: dict[str, Any]) -> None:
         """Bolt's listener for app_home_opened and assistant_thread_started: the suggested prompts, once a person."""
         greet = greeting(event)
-        if greet is None or (self.me.allowed and greet.user.upper() not in self.me.allowed):
-            return
-        if not self._greeted.first_time(greet.user):
+        if greet is None or not self.me.allows(greet.user.upper()) or not self._greeted.first_time(greet.user):
             return
         prompts = prompts_payload(self._settings.slack_suggested_prompts)
-        self._cosmetic_call(
+        self._aside(
             greet.channel,
             "assistant.threads.setSuggestedPrompts",
             lambda: self.client.assistant_threads_setSuggestedPrompts(
@@ -133,9 +110,9 @@ class SlackBot:
         press = feedback_press(payload, self.me.allowed)
         if press is None:
             return
-        conversation = conversation_key(press.channel, press.thread_ts)
+        conversation = SlackTarget(press.channel, "thread", press.thread_ts).conversation
         self.feedback.record(Rating(conversation, press.message_ts, press.rating, press.user))
-        self._cosmetic_call(
+        self._aside(
             press.channel,
             "chat.postEphemeral",
             lambda: self.client.chat_postEphemeral(
@@ -143,20 +120,20 @@ class SlackBot:
             ),
         )
 
-    def _title(self, target: Target, question: str) -> None:
+    def _title(self, target: SlackTarget, question: str) -> None:
         """Name a new DM thread after its first question (Slack lists the threads by title)."""
         title = thread_title(question) if not question.startswith("/") else None
-        if title is None or target.thread_ts is None:
-            return
         thread_ts = target.thread_ts
-        self._cosmetic_call(
+        if title is None or thread_ts is None:
+            return
+        self._aside(
             target.channel,
             "assistant.threads.setTitle",
             lambda: self.client.assistant_threads_setTitle(channel_id=target.channel, thread_ts=thread_ts, title=title),
         )
 
-    def _cosmetic_call(self, channel: str, method: str, request: Callable[[], Awaitable[Any]]) -> None:
-        """Make a call beside the replies, through the shared limiter; a failure is logged and goes no further."""
+    def _aside(self, channel: str, method: str, request: Callable[[], Awaitable[Any]]) -> None:
+        """Make a cosmetic call beside the replies, through the shared limiter; a failure is only logged."""
 
         async def run() -> None:
             try:
@@ -164,42 +141,66 @@ class SlackBot:
             except ChannelError as exc:
                 log.info("slack: %s in %s failed: %s", method, channel, exc)
 
-        task = asyncio.create_task(run(), name=f"slack:{method}")
-        self._cosmetic.add(task)
-        task.add_done_callback(self._cosmetic.discard)
-
-    async def settle(self) -> None:
-        """Wait for the cosmetic calls in flight."""
-        while self._cosmetic:
-            await asyncio.wait(set(self._cosmetic))
-
-    async def close(self) -> None:
-        """At shutdown, after the replies: let cosmetic calls finish briefly, cancel the rest, log the feedback."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.settle(), COSMETIC_GRACE)
-        for task in list(self._cosmetic):
-            task.cancel()
-        if self.feedback.counts:
-            log.info("slack: feedback while running: %s", self.feedback.totals())
+        self.conversations.aside(run())
 
     def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button)."""
-        key = stop_request(payload, self.me)
-        if key is not None and not self.conversations.stop(key):
-            log.debug("stop pressed in %s with no reply running", key)
+        press = stop_request(payload, self.me)
+        if press is not None and not self.stop_pressed(press):
+            log.debug("stop pressed in %s with no reply running", press.conversation)
 
-    async def deliver(self, address: dict[str, Any], text: str) -> None:
-        """Send an outbox entry: the same budget and error rules as a reply's final message."""
-        target = Target(address["channel"], "thread", address.get("thread_ts"))  # (older entries may say "dm")
-        await self.surface(target).send(text, final=True)
+    def open_surface(
+        self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
+    ) -> SlackSurface:
+        return SlackSurface(self.client, self.limiter, target, profile, on_live_refused=on_live_refused)
 
-    def surface(self, target: Target) -> SlackSurface:
-        """A reply surface for `target`, streaming the way the registry says (updates where streams were refused)."""
-        mode = self._settings.live_mode
-        if target.channel in self._no_streams and mode in (None, LiveMode.NATIVE):
-            mode = LiveMode.EDIT
-        profile = resolve("slack", target.kind, mode=mode, interval=self._settings.stream_edit_interval)
-        return SlackSurface(self.client, self.limiter, target, profile, on_streaming_refused=self._no_streams.add)
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
+        """Open the Web API client, ask who the bot is (auth.test) and build the bot; close the client on exit.
+
+        Raises:
+            SettingsError: A setting is missing, or a token was refused, or the API is unreachable (one line).
+        """
+        check_settings(settings)
+        assert settings.slack_bot_token is not None
+        session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
+            session=session,
+        )
+        try:
+            bot = cls(client, runtime, settings, await identify(client, settings))
+            yield bot
+            if bot.feedback.counts:  # after shutdown: every rating of this run is in
+                log.info("slack: feedback while running: %s", bot.feedback.totals())
+        finally:
+            await session.close()
+
+    @contextlib.asynccontextmanager
+    async def listen(self) -> AsyncIterator[None]:
+        """Take events over Socket Mode or HTTP for the duration of the block.
+
+        Raises:
+            SettingsError: The app token was refused or the port is unavailable (one line).
+        """
+        settings = self._settings
+        runner: web.AppRunner | None = None
+        socket: AsyncSocketModeHandler | None = None
+        try:
+            if self._socket_mode:
+                socket = await connect_socket_mode(self._app, self.client, settings)
+            else:
+                runner = await listen_http(self._app, self, settings)
+            how = "on Socket Mode" if self._socket_mode else f"listening at {self.url}"
+            log.info("slack: <@%s> is %s", self.me.user_id, how)
+            yield
+        finally:
+            if socket is not None:
+                await socket.close_async()
+            if runner is not None:
+                await runner.cleanup()
 
 
 def check_settings(settings: Settings) -> bool:
@@ -240,47 +241,12 @@ async def identify(client: AsyncWebClient, settings: Settings) -> SlackIdentity:
 
 
 def serve_slack(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[SlackBot]:
-    """Run the bot (see `_serve`) with its outbox and the courier that delivers late final messages."""
-    return with_outbox(settings, agent, "slack", _serve, command_prefix="")  # Slack keeps "/" for itself
-
-
-@contextlib.asynccontextmanager
-async def _serve(settings: Settings, runtime: Runtime) -> AsyncIterator[SlackBot]:
     """Run the bot (Socket Mode or HTTP) for the duration of the block; replies in flight finish on exit.
 
     Raises:
         SettingsError: A setting is missing, a token was refused, the API or the port is unavailable (one line).
     """
-    socket_mode = check_settings(settings)
-    assert settings.slack_bot_token is not None
-    session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
-        session=session,
-    )
-    runner: web.AppRunner | None = None
-    socket: AsyncSocketModeHandler | None = None
-    bot: SlackBot | None = None
-    try:
-        me = await identify(client, settings)
-        bot = SlackBot(client, runtime, settings, me)
-        app = build_app(bot, settings, socket_mode=socket_mode)
-        if socket_mode:
-            socket = await connect_socket_mode(app, client, settings)
-        else:
-            runner = await listen_http(app, bot, settings)
-        log.info("slack: <@%s> is %s", me.user_id, "on Socket Mode" if socket_mode else f"listening at {bot.url}")
-        yield bot
-    finally:
-        if socket is not None:
-            await socket.close_async()
-        if runner is not None:
-            await runner.cleanup()
-        if bot is not None:
-            await bot.conversations.shutdown(settings.shutdown_grace)
-            await bot.close()
-        await session.close()
+    return serve_channel(settings, agent, SlackBot)
 
 
 def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncApp:

@@ -1,9 +1,9 @@
 """StreamingHandler: shows one reply on one surface while the model writes it.
 
-The contract (DESIGN.md, "StreamingHandler contract") in brief: `emit` is O(1) and never blocks; one flusher
-task makes at most one platform call per profile interval, only when the shown text would change, always with
-the latest text; `take` finishes the current message before a tool runs; `stop` finishes the reply and makes
-sure the whole text lands, as final message(s) where live updates could not show it.
+The contract (docs/architecture.md, "The StreamingHandler contract") in brief: `emit` is O(1) and never blocks;
+one flusher task makes at most one platform call per profile interval, only when the shown text would change,
+always with the latest text; `take` finishes the current message before a tool runs; `stop` finishes the reply
+and makes sure the whole text lands, as final message(s) where live updates could not show it.
 
 Edit-failure rules in one sentence each:
 - an intermediate update that fails is logged and skipped; the next one carries the latest text;
@@ -23,6 +23,7 @@ import itertools
 import logging
 import threading
 from collections import deque
+from collections.abc import Awaitable
 from types import TracebackType
 
 from channels.capabilities import LiveMode
@@ -38,7 +39,7 @@ from channels.errors import (
     StreamingRefused,
 )
 from channels.splitting import split_to_fit
-from channels.surface import MessageRef, ReplySurface
+from channels.surface import MessageRef, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,17 @@ class StreamingHandler:
     Args:
         surface: Where the reply is shown; its `profile` decides the live mode, interval and length limit.
         clock: Injected in tests to control time; the event loop's clock otherwise.
+
+    Raises:
+        CapabilityMismatch: The profile claims a capability the surface does not implement.
     """
 
     def __init__(self, surface: ReplySurface, *, clock: Clock | None = None) -> None:
         self._surface = surface
         self._profile = surface.profile
+        can = capabilities(surface)  # checked once, here: a mismatch never surfaces mid-reply
+        self._drafts, self._streams, self._typist = can.draft, can.stream, can.typing
+        self._status, self._tasks, self._rated = can.status, can.tasks, can.feedback
         self._clock = clock or LoopClock()
         self._mode = self._profile.mode
         self._limit = self._profile.max_chars
@@ -142,17 +149,17 @@ class StreamingHandler:
         self._set_waiting(True)
         if self._mode is LiveMode.OFF:
             return
-        if self._profile.tasks:
-            await self._quietly(self._surface.task(call_id, f"Using {name}", "in_progress"))  # type: ignore[attr-defined]
-        elif self._profile.status:
+        if self._tasks is not None:
+            await self._quietly(self._tasks.task(call_id, f"Using {name}", "in_progress"))
+        elif self._status is not None:
             self._status_on = True
-            await self._quietly(self._surface.status(f"Using {name}…"))  # type: ignore[attr-defined]
+            await self._quietly(self._status.status(f"Using {name}…"))
 
     async def tool_finished(self, name: str, call_id: str = "", *, ok: bool = True) -> None:
         """Mark a tool's task done (surfaces with tasks); a status line simply waits for the next text."""
-        if self._profile.tasks and self._mode is not LiveMode.OFF:
+        if self._tasks is not None and self._mode is not LiveMode.OFF:
             state = "complete" if ok else "error"
-            await self._quietly(self._surface.task(call_id, f"Using {name}", state))  # type: ignore[attr-defined]
+            await self._quietly(self._tasks.task(call_id, f"Using {name}", state))
 
     async def stop(self) -> bool:
         """Finish the reply. Idempotent.
@@ -174,7 +181,7 @@ class StreamingHandler:
                 self._held.append(self._fold().strip())
                 self._text = "\n\n".join(part for part in self._held if part)
                 self._held = []
-            await self._finish_segment(last=self.feedback and self._profile.feedback)
+            await self._finish_segment(last=self.feedback)
             await self._clear_status()
             await self._quietly(self._surface.close())
         return not self.undelivered
@@ -267,8 +274,8 @@ class StreamingHandler:
         while text.strip():
             head, tail = self._cut(text)
             view = head.rstrip()
-            if last and not tail.strip():
-                self._surface.ask_feedback()  # type: ignore[attr-defined]
+            if last and not tail.strip() and self._rated is not None:
+                self._rated.ask_feedback()
             try:
                 if not await self._deliver_final(view):
                     missed.append(view)
@@ -386,22 +393,25 @@ class StreamingHandler:
                 if final:  # a draft is never the last thing a user sees
                     self._ref = await surface.send(view, final=True, plain=plain)
                 else:
+                    assert self._drafts is not None  # resolve() picks only a mode the profile has
                     self._drafting = True
                     try:
-                        await surface.draft(self._draft_id, view, plain=plain)  # type: ignore[attr-defined]
+                        await self._drafts.draft(self._draft_id, view, plain=plain)
                     finally:
                         self._drafting = False
             case LiveMode.NATIVE:
+                streams = self._streams
+                assert streams is not None  # resolve() picks only a mode the profile has
                 delta = view[len(self._shown) :]  # the segment only grows, so what is shown is a prefix
                 if self._ref is None:
                     if final:
                         self._ref = await surface.send(view, final=True, plain=plain)
                     else:
-                        self._ref = await surface.stream_start(view)  # type: ignore[attr-defined]
+                        self._ref = await streams.stream_start(view)
                 elif final:
-                    await surface.stream_stop(self._ref, delta)  # type: ignore[attr-defined]
+                    await streams.stream_stop(self._ref, delta)
                 else:
-                    await surface.stream_append(self._ref, delta)  # type: ignore[attr-defined]
+                    await streams.stream_append(self._ref, delta)
             case LiveMode.OFF:
                 if final:
                     self._ref = await surface.send(view, final=True, plain=plain)
@@ -410,7 +420,7 @@ class StreamingHandler:
 
     def _set_waiting(self, waiting: bool) -> None:
         """Keep "typing…" up while the user has nothing new to read (before the first text, during tools)."""
-        if not self._profile.typing:
+        if self._typist is None:
             return
         if waiting and self._typing is None and not self._stopped:
             self._typing = asyncio.create_task(self._typing_loop(), name=f"typing:{self._profile.key}")
@@ -419,19 +429,20 @@ class StreamingHandler:
             self._typing = None
 
     async def _typing_loop(self) -> None:
+        assert self._typist is not None
         while True:
-            await self._quietly(self._surface.typing())  # type: ignore[attr-defined]
+            await self._quietly(self._typist.typing())
             await self._clock.sleep(TYPING_REFRESH)
 
     async def _clear_status(self) -> None:
-        if self._status_on:
+        if self._status_on and self._status is not None:
             self._status_on = False
-            await self._quietly(self._surface.status(None))  # type: ignore[attr-defined]
+            await self._quietly(self._status.status(None))
 
-    async def _quietly(self, call: object) -> None:
+    async def _quietly(self, call: Awaitable[None]) -> None:
         """Run a cosmetic call (typing, status) whose failure must not disturb the reply."""
         try:
-            await call  # type: ignore[misc]
+            await call
         except ChannelError as exc:
             log.debug("%s: cosmetic call failed: %s", self._profile.key, exc)
 

@@ -16,15 +16,16 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
 
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import MessageGone
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
-Answer = Callable[[Incoming, ReplySurface], Awaitable[None]]
+Responder = Callable[[Incoming, ReplySurface], Coroutine[Any, Any, None]]
+"""What answers a line: `bot.runtime.Runtime.answer`."""
 
 _PROMPT = "\x1b[1myou ›\x1b[0m "
 _BOT = "\x1b[1;36mbot ›\x1b[0m "
@@ -157,7 +158,7 @@ class ConsoleChannel:
         self._interrupted = False
         self._exit: asyncio.Event | None = None
 
-    async def run(self, answer: Answer) -> int:
+    async def run(self, answer: Responder) -> int:
         """Answer lines until EOF or Ctrl-C. Returns the process exit code."""
         loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()

@@ -1,7 +1,7 @@
 """Failures a channel reports to the StreamingHandler, in platform-neutral terms.
 
 Each channel translates its library's exceptions into these, so the handler can apply one set of rules
-(DESIGN.md, "Errors") without knowing which platform it talks to::
+(docs/architecture.md, "The StreamingHandler contract") without knowing which platform it talks to::
 
     ChannelError                  a platform call failed; the handler decides what to do
     ├── RateLimited(retry_after)  429: no call to that chat before `retry_after` seconds have passed

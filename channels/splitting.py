@@ -146,8 +146,8 @@ def _best_cut(text: str, longest: int) -> tuple[int, int]:
     if fallback is not None:  # every cut there splits a span: an earlier paragraph break, even if less full
         earlier = [m for m in _BOUNDARIES[0].finditer(text[: longest + 1]) if m.start() > 0]
         return (earlier[-1].start(), earlier[-1].end()) if earlier else fallback
-    cut = _cluster_start(text, longest)
-    return cut, cut
+    point = _cluster_start(text, longest)
+    return point, point
 
 
 def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tuple[str, str]:

@@ -1,10 +1,12 @@
 """The reply surface: the narrow interface between the StreamingHandler and one platform chat.
 
-A channel builds one surface per reply. The handler calls only what the surface's `profile` declares: `send`,
-`edit`, `measure`, `close` and `address` always; `draft` when `profile.draft`; the `stream_*` methods when
-`profile.native_stream`; `typing` when `profile.typing`; `status` when `profile.status`; `task` when
-`profile.tasks`; `ask_feedback` when `profile.feedback`. Methods raise the errors of `channels.errors`, never a
-library's own exceptions, so the handler's error rules hold on every platform.
+A channel builds one surface per reply. Every surface has `send`, `edit`, `measure`, `close` and `address`; what
+else it has its `profile` declares, and `capabilities` checks the claim once, when a StreamingHandler is built:
+`draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
+`profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
+`drop_buttons` for `profile.buttons`, `ask_feedback` for `profile.feedback`. A profile that claims what its
+surface lacks fails there with `CapabilityMismatch`, never mid-reply. Methods raise the errors of
+`channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -15,9 +17,13 @@ there, and a rate limiter lets it go before intermediate updates.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from channels.capabilities import Profile
+from channels.inbound import Target
+from channels.ratelimit import RateLimiter
 
 MessageRef = Any
 """Whatever a surface needs to edit a message it sent (a Telegram message id, a Slack ts, a console line)."""
@@ -51,6 +57,7 @@ class ReplySurface(Protocol):
         ...
 
 
+@runtime_checkable
 class DraftSurface(ReplySurface, Protocol):
     """A surface with ephemeral previews that must be followed by a real message (`profile.draft`)."""
 
@@ -59,6 +66,7 @@ class DraftSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
 class NativeStreamSurface(ReplySurface, Protocol):
     """A surface with the platform's own streaming message (`profile.native_stream`)."""
 
@@ -75,6 +83,7 @@ class NativeStreamSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
 class TypingSurface(ReplySurface, Protocol):
     """A surface with a short-lived "typing…" indicator (`profile.typing`)."""
 
@@ -83,6 +92,7 @@ class TypingSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
 class StatusSurface(ReplySurface, Protocol):
     """A surface that can show a short status line while a tool runs (`profile.status`)."""
 
@@ -91,6 +101,7 @@ class StatusSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
 class TaskSurface(ReplySurface, Protocol):
     """A surface that shows each tool call as a task with a state (`profile.tasks`)."""
 
@@ -99,9 +110,107 @@ class TaskSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
+class ButtonSurface(ReplySurface, Protocol):
+    """A surface whose messages carry a Stop button while they stream (`profile.buttons`)."""
+
+    async def drop_buttons(self, message: Any) -> None:
+        """Take the Stop button off `message` (a `StopPress.message`): one a reply cut short by a crash left behind."""
+        ...
+
+
+@runtime_checkable
 class FeedbackSurface(ReplySurface, Protocol):
     """A surface whose answers end with the platform's feedback buttons (`profile.feedback`)."""
 
     def ask_feedback(self) -> None:
         """The next final call finishes the answer: that message carries the feedback buttons."""
         ...
+
+
+class CapabilityMismatch(TypeError):
+    """A profile claims a capability its surface does not implement: a programming error in a channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The optional parts of one surface its profile claims, typed (None where the profile does not claim it)."""
+
+    draft: DraftSurface | None = None
+    stream: NativeStreamSurface | None = None
+    typing: TypingSurface | None = None
+    status: StatusSurface | None = None
+    tasks: TaskSurface | None = None
+    buttons: ButtonSurface | None = None
+    feedback: FeedbackSurface | None = None
+
+
+def capabilities(surface: ReplySurface) -> Capabilities:
+    """What `surface.profile` claims, checked against what `surface` implements.
+
+    Raises:
+        CapabilityMismatch: Naming the profile, the capability and the missing method.
+    """
+    profile = surface.profile
+    found = Capabilities(
+        draft=surface if profile.draft and isinstance(surface, DraftSurface) else None,
+        stream=surface if profile.native_stream and isinstance(surface, NativeStreamSurface) else None,
+        typing=surface if profile.typing and isinstance(surface, TypingSurface) else None,
+        status=surface if profile.status and isinstance(surface, StatusSurface) else None,
+        tasks=surface if profile.tasks and isinstance(surface, TaskSurface) else None,
+        buttons=surface if profile.buttons and isinstance(surface, ButtonSurface) else None,
+        feedback=surface if profile.feedback and isinstance(surface, FeedbackSurface) else None,
+    )
+    for claimed, part, flag, method in (
+        (profile.draft, found.draft, "draft", "draft"),
+        (profile.native_stream, found.stream, "native_stream", "stream_start/stream_append/stream_stop"),
+        (profile.typing, found.typing, "typing", "typing"),
+        (profile.status, found.status, "status", "status"),
+        (profile.tasks, found.tasks, "tasks", "task"),
+        (profile.buttons, found.buttons, "buttons", "drop_buttons"),
+        (profile.feedback, found.feedback, "feedback", "ask_feedback"),
+    ):
+        if claimed and part is None:
+            raise CapabilityMismatch(
+                f"profile {profile.key} claims {flag}, but {type(surface).__name__} has no {method}()"
+            )
+    return found
+
+
+C = TypeVar("C")
+T = TypeVar("T", bound=Target)
+
+
+class PlatformSurface(Generic[C, T]):
+    """What every platform's surface holds for one reply; a platform's surface subclasses it.
+
+    Args:
+        client: The platform library's client (python-telegram-bot's `Bot`, slack_sdk's `AsyncWebClient`).
+        limiter: The bot's shared rate limiter: every call passes it.
+        target: Where the reply goes.
+        profile: The registry's profile for the target's kind, with the settings applied.
+        on_live_refused: Called when the chat refuses the profile's live mode (drafts, a native stream), so the
+            channel core uses edits in that chat from then on.
+    """
+
+    def __init__(
+        self,
+        client: C,
+        limiter: RateLimiter,
+        target: T,
+        profile: Profile,
+        *,
+        on_live_refused: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.profile = profile
+        self._client = client
+        self._limiter = limiter
+        self._target = target
+        self._on_live_refused = on_live_refused
+        self._begin()
+
+    def _begin(self) -> None:
+        """Set up the subclass's own state for this reply (called at the end of `__init__`)."""
+
+    def address(self) -> dict[str, Any]:
+        return self._target.address()

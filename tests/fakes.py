@@ -154,5 +154,8 @@ class RecordingSurface:
         self._record("status", text or "")
         self.status_line = text
 
+    async def drop_buttons(self, message: Any) -> None:
+        self._record("drop_buttons", str(message))
+
     def ask_feedback(self) -> None:
         self.calls.append(Call(self.clock.now(), "ask_feedback", ""))

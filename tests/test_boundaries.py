@@ -1,5 +1,5 @@
-"""The import boundaries of DESIGN.md: `bot` builds on the rest; `agent` and `tools` never import `bot` or
-`channels`; `channels` never imports `agent` (nor `bot`, which imports it)."""
+"""The import boundaries of docs/architecture.md ("Layers"): `bot` builds on the rest; `agent` and `tools` never
+import `bot` or `channels`; `channels` never imports `agent` (nor `bot`, which imports it)."""
 
 from __future__ import annotations
 

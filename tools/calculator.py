@@ -114,8 +114,9 @@ def _evaluate(node: ast.AST) -> Number:
         return _evaluate(node.body)
     if isinstance(node, ast.Constant):
         # bool is an int subclass and complex literals (2j) parse as constants: neither is arithmetic here.
-        if type(node.value) in (int, float):
-            return node.value
+        value = node.value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
         raise ValueError(f"unsupported value: {node.value!r}")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left), _evaluate(node.right)

@@ -5,10 +5,9 @@ reply). A user's `message` in a DM (channel_type "im") is answered in its thread
 messaging experience (`agent_view`) each message in the app's Messages tab is the root of a thread the agent
 answers in, and under the legacy `assistant_view` every message already arrives inside an assistant thread, so
 the message itself says where the answer goes and no setting is needed. Memory is kept per thread
-(`slack:<channel>:<thread_ts>`). Messages from
-bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages without a
-mention. Slack reserves a leading "/" for its own slash commands, so the plain words "help" and "reset" are the
-commands here.
+(`slack:<channel>:<thread_ts>`). Messages from bots (this one included), edits, deletions and other subtypes are
+ignored, as are channel messages without a mention. Slack reserves a leading "/" for its own slash commands, so
+the plain words "help" and "reset" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.
@@ -22,58 +21,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from channels.inbound import Incoming
-from channels.slack.surface import STOP_ACTION, Target
+from channels.commands import from_word
+from channels.inbound import (
+    NOT_ALLOWED,
+    ONLY_TEXT,
+    Answer,
+    Identity,
+    Ignore,
+    Incoming,
+    Refuse,
+    StopPress,
+    Verdict,
+    screen,
+)
+from channels.slack.surface import STOP_ACTION, SlackTarget
 
-NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
-ONLY_TEXT = "I read text: send me your question as a message."
-TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
-COMMAND_WORDS = {"help": "/help", "reset": "/reset", "stop": "/stop"}
+__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "SeenEvents", "SlackIdentity", "clean_text", "read_event", "stop_request"]
+
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
 
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
 
 
-@dataclass(frozen=True, slots=True)
-class SlackIdentity:
-    """Who the bot is (from auth.test) and whom it serves."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackIdentity(Identity):
+    """Who the bot is (from auth.test) and whom it serves (`allowed`: member ids, upper case)."""
 
     user_id: str
     bot_id: str | None = None
-    allowed: frozenset[str] = frozenset()
-    """Slack member ids (upper case) allowed to talk to the bot; empty for everyone."""
-    max_input_chars: int = 4000
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Run the agent on `incoming` and stream the reply to `target`."""
-
-    incoming: Incoming
-    target: Target
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Reply `text` to `target` in `conversation`'s turn, with no model call."""
-
-    target: Target
-    conversation: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ignore:
-    """Do nothing; `reason` is for the debug log."""
-
-    reason: str
-
-
-Verdict = Answer | Refuse | Ignore
-
-
-def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None) -> Verdict:
+def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | None = None) -> Verdict[SlackTarget]:
     """What to do with one Events API event.
 
     Args:
@@ -88,25 +67,19 @@ def read_event(event: Mapping[str, Any], me: SlackIdentity, *, team_id: str | No
     if event.get("bot_id") or event.get("bot_profile") or not user or user == me.user_id:
         return Ignore("from a bot or without a user")
     channel = str(event.get("channel") or "")
-    located = _locate(event, channel, str(user), str(event.get("team") or team_id or "") or None)
-    if isinstance(located, Ignore):
-        return located
-    target, conversation = located
-    if me.allowed and str(user).upper() not in me.allowed:
-        return Refuse(target, conversation, NOT_ALLOWED)
-    text = clean_text(str(event.get("text") or ""), me.user_id)
-    if not text:
-        if event.get("files"):
-            return Refuse(target, conversation, ONLY_TEXT)
-        text = "/help"
-    if len(text) > me.max_input_chars:
-        return Refuse(target, conversation, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
-    text = COMMAND_WORDS.get(text.lower().rstrip(".!"), text)
-    return Answer(Incoming(conversation, text, user_id=str(user)), target)
+    target = _locate(event, channel, str(user), str(event.get("team") or team_id or "") or None)
+    if isinstance(target, Ignore):
+        return target
+    cleaned = clean_text(str(event.get("text") or ""), me.user_id)
+    text = None if not cleaned and event.get("files") else cleaned
+    screened = screen(target, text, me, allowed=me.allows(str(user).upper()))
+    if isinstance(screened, Refuse):
+        return screened
+    return Answer(Incoming(target.conversation, from_word(screened), user_id=str(user)), target)
 
 
-def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> tuple[Target, str] | Ignore:
-    """Where the reply goes and the conversation key, or why the event is not for the bot."""
+def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> SlackTarget | Ignore:
+    """Where the reply goes, or why the event is not for the bot."""
     ts = str(event.get("ts") or "")
     thread = str(event.get("thread_ts") or "") or None
     if not channel or not ts:
@@ -115,17 +88,12 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
         return Ignore("a mention in a DM: its message event is answered")
     if event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im"):
         thread = thread or ts
-        return Target(channel, "thread", thread, user, team), conversation_key(channel, thread)
+        return SlackTarget(channel, "thread", thread, user, team)
     return Ignore("not a mention and not a DM")
 
 
-def conversation_key(channel: str, thread_ts: str | None) -> str:
-    """A thread is one conversation (a message outside any thread names only its channel, which no reply uses)."""
-    return f"slack:{channel}:{thread_ts}" if thread_ts else f"slack:{channel}"
-
-
-def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
-    """The conversation whose reply a Stop button press asks to stop, or None for any other interaction.
+def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[SlackTarget] | None:
+    """A Stop button press (its message is the pressed message as quoted), or None for any other interaction.
 
     The reply's message sits where the reply goes: in the conversation's thread.
     """
@@ -133,14 +101,17 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> str | None:
     if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):
         return None
     user = str((payload.get("user") or {}).get("id") or "")
-    if me.allowed and user.upper() not in me.allowed:
+    if not me.allows(user.upper()):
         return None
     container = payload.get("container") or {}
+    message = payload.get("message") or {}
     channel = str(container.get("channel_id") or "")
-    if not channel:
+    ts = str(container.get("message_ts") or message.get("ts") or "")
+    if not channel or not ts:
         return None
-    thread = container.get("thread_ts") or (payload.get("message") or {}).get("thread_ts")
-    return conversation_key(channel, str(thread) if thread else None)
+    thread = container.get("thread_ts") or message.get("thread_ts")
+    target = SlackTarget(channel, "thread", str(thread) if thread else None)
+    return StopPress(target, {**message, "ts": ts})
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +39,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.capabilities import LiveMode, Profile
+from channels.capabilities import LiveMode
 from channels.errors import ChannelError, PermanentError, StreamingRefused
 from channels.ratelimit import Budget, RateLimiter
 from channels.slack.agent_view import feedback_block
 from channels.slack.errors import translate
+from channels.surface import PlatformSurface
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ _NETWORK_ERRORS = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """Where a reply goes.
+class SlackTarget:
+    """Where a reply goes (a `channels.inbound.Target`).
 
     Attributes:
         channel: The channel or DM id.
@@ -95,34 +96,31 @@ class Target:
         """A channel or group rather than a DM: streams there must name their recipient."""
         return not self.channel.startswith("D")
 
+    @property
+    def chat(self) -> str:
+        return self.channel
 
-class SlackSurface:
-    """Posts, updates and streams one reply. See the module docstring.
+    @property
+    def conversation(self) -> str:
+        """A thread is one conversation (a message outside any thread names only its channel, which no reply uses)."""
+        return f"slack:{self.channel}:{self.thread_ts}" if self.thread_ts else f"slack:{self.channel}"
 
-    Args:
-        client: The bot's AsyncWebClient (its base_url may point at a double).
-        limiter: The bot's shared rate limiter.
-        target: Where the reply goes.
-        profile: The registry's profile for the target's kind, with the settings applied.
-        on_streaming_refused: Called once when Slack refuses chat.startStream here, so the channel can use
-            messages and updates in this channel from then on.
-    """
+    def address(self) -> dict[str, Any]:
+        return {"channel": self.channel, "kind": self.kind, "thread_ts": self.thread_ts}
 
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        limiter: RateLimiter,
-        target: Target,
-        profile: Profile,
-        *,
-        on_streaming_refused: Callable[[str], None] = lambda channel: None,
-    ) -> None:
-        self.profile = profile
-        self._client = client
-        self._limiter = limiter
-        self._target = target
-        self._on_streaming_refused = on_streaming_refused
-        self._streams_refused = profile.mode is not LiveMode.NATIVE
+    @classmethod
+    def from_address(cls, address: dict[str, Any]) -> SlackTarget:
+        """(Entries written before every answer went in a thread say kind "dm" and carry a status_ts: both are
+        read as a thread, or the top level of the DM where thread_ts is None.)"""
+        return cls(address["channel"], "thread", address.get("thread_ts"))
+
+
+class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
+    """Posts, updates and streams one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
+    client the bot's AsyncWebClient, and `on_live_refused` is called when chat.startStream is refused."""
+
+    def _begin(self) -> None:
+        self._streams_refused = self.profile.mode is not LiveMode.NATIVE
         self._open: list[str] = []  # streams started and not stopped, oldest first
         self._opening = 0  # startStream calls in flight
         self._cards_only: str | None = None  # the open stream that shows task cards and no text yet
@@ -136,14 +134,6 @@ class SlackSurface:
 
     def measure(self, text: str) -> int:
         return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
-
-    def address(self) -> dict[str, Any]:
-        target = self._target
-        return {
-            "channel": target.channel,
-            "kind": target.kind,
-            "thread_ts": target.thread_ts,
-        }
 
     def ask_feedback(self) -> None:
         """The next final call finishes the answer: that message carries Slack's feedback buttons."""
@@ -200,6 +190,21 @@ class SlackSurface:
         if button is not None:
             self._buttons[ref] = button
         self._feedback = self._feedback and not feedback
+
+    async def drop_buttons(self, message: Mapping[str, Any]) -> None:
+        """Take the Stop button off `message` (as a button press quotes it), one a reply cut short by a crash left.
+
+        The message keeps every other block and its text exactly as Slack stored them.
+        """
+        blocks = [block for block in message.get("blocks") or [] if not _has_stop_button(block)]
+        text = message.get("text")
+        await self._call(
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self._target.channel, ts=str(message["ts"]), blocks=blocks, text=text
+            ),
+            urgent=False,
+        )
 
     # -- the native stream ------------------------------------------------------------------------------
 
@@ -260,7 +265,7 @@ class SlackSurface:
             )
         except StreamingRefused:
             self._streams_refused = True
-            self._on_streaming_refused(target.channel)
+            self._on_live_refused()
             raise
         except ChannelError:
             self._pending[:0] = chunks  # they go with the next call
@@ -412,6 +417,10 @@ def _content(text: str, *, button: bool | None, feedback: bool = False) -> dict[
     if feedback:
         blocks.append(feedback_block())
     return {"blocks": blocks, "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
+
+
+def _has_stop_button(block: Mapping[str, Any]) -> bool:
+    return any(element.get("action_id") == STOP_ACTION for element in block.get("elements") or [])
 
 
 def _with_text(chunks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

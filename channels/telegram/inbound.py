@@ -13,52 +13,23 @@ from dataclasses import dataclass
 from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 
-from channels.inbound import Incoming
-from channels.telegram.surface import STOP_DATA, Target
+from channels.inbound import NOT_ALLOWED, Answer, Identity, Ignore, Incoming, Refuse, StopPress, Verdict, screen
+from channels.telegram.surface import STOP_DATA, TelegramTarget
 
-NOT_ALLOWED = "Sorry, this bot is private: it only answers the people it was set up for."
+__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "TelegramIdentity", "read_update", "stop_request"]
+
 ONLY_TEXT = "I read text: send me your question as a message (a caption on a photo works too)."
-TOO_LONG = "That message is too long for me ({length:,} characters; I read up to {limit:,}). Could you shorten it?"
 
 
-@dataclass(frozen=True, slots=True)
-class BotIdentity:
-    """Who the bot is and whom it serves."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelegramIdentity(Identity):
+    """Who the bot is (from getMe) and whom it serves (`allowed`: user ids and lower-case usernames)."""
 
     id: int
     username: str
-    allowed: frozenset[str] = frozenset()
-    """User ids and lower-case usernames allowed to talk to the bot; empty for everyone."""
-    max_input_chars: int = 4000
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Run the agent on `incoming` and stream the reply to `target`."""
-
-    incoming: Incoming
-    target: Target
-
-
-@dataclass(frozen=True, slots=True)
-class Refuse:
-    """Reply `text` to `target`, with no model call."""
-
-    target: Target
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ignore:
-    """Do nothing; `reason` is for the debug log."""
-
-    reason: str
-
-
-Verdict = Answer | Refuse | Ignore
-
-
-def read_update(update: Update, me: BotIdentity) -> Verdict:
+def read_update(update: Update, me: TelegramIdentity) -> Verdict[TelegramTarget]:
     """What to do with one update."""
     message = update.message
     if message is None:
@@ -67,58 +38,42 @@ def read_update(update: Update, me: BotIdentity) -> Verdict:
     if user is None or user.is_bot:
         return Ignore("from a bot or anonymous")
     private = message.chat.type == ChatType.PRIVATE
-    text = message.text if message.text is not None else message.caption
     if not private and not _addressed(message, me):
         return Ignore("group message not addressed to the bot")
     target = _target(message)
-    if me.allowed and str(user.id) not in me.allowed and (user.username or "").lower() not in me.allowed:
-        return Refuse(target, NOT_ALLOWED)
-    if text is None:
-        return Refuse(target, ONLY_TEXT)
-    text = _without_mention(text, me.username).strip() or "/help"
-    if len(text) > me.max_input_chars:
-        return Refuse(target, TOO_LONG.format(length=len(text), limit=me.max_input_chars))
-    key = conversation_key(target)
-    return Answer(Incoming(key, text, user_id=str(user.id), user_name=user.username or user.first_name), target)
+    text = message.text if message.text is not None else message.caption
+    allowed = me.allows(str(user.id), (user.username or "").lower())
+    screened = screen(
+        target,
+        None if text is None else _without_mention(text, me.username).strip(),
+        me,
+        allowed=allowed,
+        only_text=ONLY_TEXT,
+    )
+    if isinstance(screened, Refuse):
+        return screened
+    incoming = Incoming(target.conversation, screened, user_id=str(user.id), user_name=user.username or user.first_name)
+    return Answer(incoming, target)
 
 
-def conversation_key(target: Target) -> str:
-    """The memory key: one conversation per chat, and per topic in a forum."""
-    suffix = f":{target.thread_id}" if target.kind == "topic" else ""
-    return f"telegram:{target.chat_id}{suffix}"
-
-
-@dataclass(frozen=True, slots=True)
-class StopPress:
-    """A press of the Stop button on the bot's message `message_id`, which went to `target`."""
-
-    target: Target
-    message_id: int
-
-    @property
-    def conversation(self) -> str:
-        """The conversation whose reply the press asks to stop."""
-        return conversation_key(self.target)
-
-
-def stop_request(update: Update) -> StopPress | None:
-    """The Stop button press in `update`, or None for any other update."""
+def stop_request(update: Update) -> StopPress[TelegramTarget] | None:
+    """The Stop button press in `update` (its message is the message id), or None for any other update."""
     query = update.callback_query
     if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
         return None
     return StopPress(_target(query.message), query.message.message_id)
 
 
-def _target(message: Message) -> Target:
+def _target(message: Message) -> TelegramTarget:
     chat = message.chat
     if chat.type == ChatType.PRIVATE:
-        return Target(chat.id, "private", reply_to=None)
+        return TelegramTarget(chat.id, "private", reply_to=None)
     topic = message.message_thread_id if message.is_topic_message else None
     kind = "topic" if topic is not None else ("supergroup" if chat.type == ChatType.SUPERGROUP else "group")
-    return Target(chat.id, kind, thread_id=topic, reply_to=message.message_id)
+    return TelegramTarget(chat.id, kind, thread_id=topic, reply_to=message.message_id)
 
 
-def _addressed(message: Message, me: BotIdentity) -> bool:
+def _addressed(message: Message, me: TelegramIdentity) -> bool:
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         return True

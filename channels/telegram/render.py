@@ -97,14 +97,19 @@ def _read_as_html(markdown: str) -> list[int]:
             at = source.find(b"<", start, end)
             if at >= 0:
                 offsets.append(at)
-        elif "Text" in event and not in_code and source.startswith(b"&", start) and _decoded(event, source, span):
+        elif (
+            isinstance(text := event.get("Text"), str)
+            and not in_code
+            and source.startswith(b"&", start)
+            and _decoded(text, source, start, end)
+        ):
             offsets.append(start)
     return sorted(set(offsets))
 
 
-def _decoded(event: dict[str, str], source: bytes, span: dict[str, int]) -> bool:
+def _decoded(text: str, source: bytes, start: int, end: int) -> bool:
     """Whether a text event shows other characters than its source: `&lt;` that the parser decoded to `<`."""
-    return source[span["start"] : span["end"]] != event["Text"].encode()
+    return source[start:end] != text.encode()
 
 
 def _entity(entity: telegramify_markdown.MessageEntity, limit: int) -> MessageEntity:

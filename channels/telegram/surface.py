@@ -23,7 +23,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPrevie
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
 
-from channels.capabilities import LiveMode, Profile
+from channels.capabilities import LiveMode
 from channels.errors import (
     ChannelError,
     FormattingRejected,
@@ -36,6 +36,7 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
+from channels.surface import PlatformSurface
 from channels.telegram.render import Rendered, measure, render
 from channels.telegram.stoppable_drafts import STOPPABLE
 
@@ -62,20 +63,38 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """Where a reply goes.
+class TelegramTarget:
+    """Where a reply goes (a `channels.inbound.Target`).
 
     Attributes:
         chat_id: The chat.
         kind: "private", "group", "supergroup" or "topic" (a capability-registry kind).
         thread_id: The forum topic, if any.
-        reply_to: The user's message the first message of the reply answers.
+        reply_to: The user's message the first message of the reply answers (not kept in an outbox address: a
+            late final message answers nothing).
     """
 
     chat_id: int
     kind: str
     thread_id: int | None = None
     reply_to: int | None = None
+
+    @property
+    def chat(self) -> int:
+        return self.chat_id
+
+    @property
+    def conversation(self) -> str:
+        """One conversation per chat, and per topic in a forum."""
+        suffix = f":{self.thread_id}" if self.kind == "topic" else ""
+        return f"telegram:{self.chat_id}{suffix}"
+
+    def address(self) -> dict[str, Any]:
+        return {"chat_id": self.chat_id, "kind": self.kind, "thread_id": self.thread_id}
+
+    @classmethod
+    def from_address(cls, address: dict[str, Any]) -> TelegramTarget:
+        return cls(address["chat_id"], address["kind"], thread_id=address.get("thread_id"))
 
 
 class LiveDrafts:
@@ -86,9 +105,9 @@ class LiveDrafts:
     """
 
     def __init__(self) -> None:
-        self._owners: dict[tuple[int, int], Target] = {}
+        self._owners: dict[tuple[int, int], TelegramTarget] = {}
 
-    def add(self, target: Target, draft_id: int) -> None:
+    def add(self, target: TelegramTarget, draft_id: int) -> None:
         """Draft `draft_id` in `target`'s chat belongs to the reply going to `target`."""
         self._owners[(target.chat_id, draft_id)] = target
 
@@ -97,46 +116,27 @@ class LiveDrafts:
         for draft_id in draft_ids:
             self._owners.pop((chat_id, draft_id), None)
 
-    def owner(self, chat_id: int, draft_id: int) -> Target | None:
+    def owner(self, chat_id: int, draft_id: int) -> TelegramTarget | None:
         """Where the reply that is streaming draft `draft_id` in `chat_id` goes, or None if none is."""
         return self._owners.get((chat_id, draft_id))
 
 
-class TelegramSurface:
-    """Sends, edits and drafts one reply. See the module docstring.
+class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
+    """Sends, edits and drafts one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
+    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused;
+    `live_drafts` is where this reply's drafts are registered while it streams (for their stop buttons)."""
 
-    Args:
-        bot: An initialised python-telegram-bot `Bot`.
-        limiter: The bot's shared rate limiter.
-        target: Where the reply goes.
-        profile: The registry's profile for the target's kind, with the settings applied.
-        on_drafts_refused: Called once when Telegram refuses drafts here, so the channel can stop trying them
-            in this chat.
-        live_drafts: Where this reply's drafts are registered while it streams (for their stop buttons).
-    """
+    def __init__(self, *args: Any, live_drafts: LiveDrafts | None = None, **kwargs: Any) -> None:
+        self._live_drafts = live_drafts or LiveDrafts()
+        super().__init__(*args, **kwargs)
 
-    def __init__(
-        self,
-        bot: Bot,
-        limiter: RateLimiter,
-        target: Target,
-        profile: Profile,
-        *,
-        on_drafts_refused: Callable[[int], None] = lambda chat_id: None,
-        live_drafts: LiveDrafts | None = None,
-    ) -> None:
-        self.profile = profile
-        self._bot = bot
-        self._limiter = limiter
-        self._target = target
+    def _begin(self) -> None:
         self._budgets: dict[str, Budget | None] = {
-            "messages": MESSAGE_BUDGETS[target.kind],
+            "messages": MESSAGE_BUDGETS[self._target.kind],
             "drafts": DRAFT_BUDGET,
             "typing": None,  # chat actions count against the bot's budget only
         }
-        self._on_drafts_refused = on_drafts_refused
-        self._live_drafts = live_drafts or LiveDrafts()
-        self._reply_to = target.reply_to
+        self._reply_to = self._target.reply_to
         self._drafted: set[int] = set()  # drafts Telegram took
         self._offered: set[int] = set()  # drafts sent or being sent (their stop button may be pressed)
         self._status_ref: int | None = None
@@ -151,7 +151,7 @@ class TelegramSurface:
             return ref
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
         message = await self._call_rendered(
-            lambda rendered: self._bot.send_message(
+            lambda rendered: self._client.send_message(
                 self._target.chat_id,
                 rendered.text,
                 entities=rendered.entities,
@@ -169,7 +169,7 @@ class TelegramSurface:
 
     async def edit(self, ref: int, text: str, *, final: bool, plain: bool = False) -> None:
         await self._call_rendered(
-            lambda rendered: self._bot.edit_message_text(
+            lambda rendered: self._client.edit_message_text(
                 rendered.text,
                 chat_id=self._target.chat_id,
                 message_id=ref,
@@ -185,7 +185,7 @@ class TelegramSurface:
     async def drop_buttons(self, ref: int) -> None:
         """Take the Stop button off message `ref` (one a reply cut short by a crash left behind)."""
         await self._call(
-            lambda: self._bot.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
+            lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
         )
 
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
@@ -199,7 +199,7 @@ class TelegramSurface:
             self._live_drafts.add(self._target, draft_id)
         try:
             await self._call_rendered(
-                lambda rendered: self._bot.send_message_draft(
+                lambda rendered: self._client.send_message_draft(
                     self._target.chat_id,
                     draft_id,
                     rendered.text,
@@ -213,13 +213,13 @@ class TelegramSurface:
                 urgent=first,
             )
         except StreamingRefused:
-            self._on_drafts_refused(self._target.chat_id)
+            self._on_live_refused()
             raise
         self._drafted.add(draft_id)
 
     async def typing(self) -> None:
         await self._call(
-            lambda: self._bot.send_chat_action(
+            lambda: self._client.send_chat_action(
                 self._target.chat_id, ChatAction.TYPING, message_thread_id=self._target.thread_id
             ),
             lane="typing",
@@ -234,21 +234,18 @@ class TelegramSurface:
             await self.draft(STATUS_DRAFT_ID, line)
         elif self._status_ref is None:
             message = await self._call(
-                lambda: self._bot.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
+                lambda: self._client.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
                 urgent=False,
             )
             self._status_ref = message.message_id
         else:
             await self.edit(self._status_ref, line, final=False, plain=True)
 
-    def address(self) -> dict[str, Any]:
-        return {"chat_id": self._target.chat_id, "kind": self._target.kind, "thread_id": self._target.thread_id}
-
     async def close(self) -> None:
         self._live_drafts.discard(self._target.chat_id, self._offered)
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
-            await self._call(lambda: self._bot.delete_message(self._target.chat_id, ref), urgent=True)
+            await self._call(lambda: self._client.delete_message(self._target.chat_id, ref), urgent=True)
 
     async def _call_rendered(
         self,

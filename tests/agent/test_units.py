@@ -1,4 +1,4 @@
-"""Small pure pieces of the agent, and the import boundary of DESIGN.md."""
+"""Small pure pieces of the agent, and the import boundary of docs/architecture.md ("Layers")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The StreamingHandler contract (DESIGN.md), checked against a recording surface and a hand-moved clock."""
+"""The StreamingHandler contract (docs/architecture.md), checked against a recording surface and a hand-moved clock."""
 
 from __future__ import annotations
 

@@ -98,7 +98,6 @@ class SlackScene:
     async def replied(self, timeout: float = 10.0) -> None:
         """Wait until every reply the bot has queued is finished, and the calls made beside them (title, prompts)."""
         await asyncio.wait_for(self.bot.conversations.drain(), timeout)
-        await asyncio.wait_for(self.bot.settle(), timeout)
 
     def thread(self, event: dict[str, Any]) -> list[SlackMessage]:
         """The bot's messages in the thread of `event` (a mention), in order."""

@@ -312,6 +312,25 @@ async def test_stop_button_on_a_posted_and_updated_dm_answer_stops_the_reply(sce
     assert scene.slack.messages(DM)[-1].text == "Ready again."
 
 
+async def test_a_stop_button_left_by_a_killed_bot_goes_when_pressed(scene: SlackScene) -> None:
+    # A message an earlier run was still writing when it was killed: its Stop button outlived the reply.
+    stop = {"type": "button", "action_id": STOP_ACTION, "text": {"type": "plain_text", "text": "⏹ Stop"}}
+    blocks = [
+        {"type": "markdown", "text": "Streaming when the power"},
+        {"type": "actions", "block_id": "livebot_stop", "elements": [stop]},
+    ]
+    posted = scene.slack.workspace.call("chat.postMessage", {"channel": DM, "blocks": blocks, "text": "Streaming"})
+    message = scene.slack.message(DM, posted["ts"])
+    assert stop_buttons(message)
+
+    reply = await scene.press(message, STOP_ACTION)
+    await scene.slack.wait_for(lambda: stop_buttons(scene.slack.message(DM, posted["ts"])) == [])
+
+    assert reply.status == 200
+    assert scene.slack.message(DM, posted["ts"]).text == "Streaming when the power"  # the text stays as it was
+    assert scene.llm.requests == []
+
+
 async def test_the_word_stop_in_the_thread_stops_a_streaming_reply(scene: SlackScene) -> None:
     scene.llm.script(Hang("I am thinking about this at great length"))
     mention = scene.mention("think")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
+from channels.inbound import NOT_ALLOWED, ONLY_TEXT, Answer, Ignore, Refuse, StopPress
 from channels.slack.inbound import (
-    NOT_ALLOWED,
-    ONLY_TEXT,
-    Answer,
-    Ignore,
-    Refuse,
     SeenEvents,
     SlackIdentity,
     clean_text,
     read_event,
     stop_request,
 )
+from channels.slack.surface import SlackTarget
 from tests.doubles.slack_events import (
     app_mention,
     block_actions,
@@ -110,7 +107,7 @@ def test_allowlist_refuses_others_in_their_conversation() -> None:
     assert isinstance(read_event(dm_message("hi", user="U0ALICE"), me), Answer)
     verdict = read_event(dm_message("hi", user="U0MALLORY", channel="D0MALLORY", ts="1700000000.000300"), me)
     assert isinstance(verdict, Refuse)
-    assert (verdict.text, verdict.conversation, verdict.target.thread_ts) == (
+    assert (verdict.text, verdict.target.conversation, verdict.target.thread_ts) == (
         NOT_ALLOWED,
         "slack:D0MALLORY:1700000000.000300",
         "1700000000.000300",
@@ -141,18 +138,23 @@ def stop_press(channel: str, *, thread_ts: str | None, user: str = "U0ALICE", ac
     return block_actions(message, channel=channel, action_id=action_id, user=user)
 
 
+def conversation(press: StopPress[SlackTarget] | None) -> str | None:
+    return None if press is None else press.conversation
+
+
 def test_a_stop_press_names_the_conversation_its_message_is_in() -> None:
     # where a reply's message sits is its conversation: its thread (as read_event keys them)
     thread = read_event(app_mention("hi", bot_user_id="U0LIVEBOT", ts="1700000000.000100"), ME)
     dm = read_event(dm_message("hi", ts="1700000000.000300"), ME)
     assert isinstance(thread, Answer) and isinstance(dm, Answer)
     pressed_in_thread = stop_press("C0GENERAL", thread_ts="1700000000.000100")
-    assert stop_request(pressed_in_thread, ME) == thread.incoming.conversation
-    assert stop_request(stop_press("D0ALICE", thread_ts="1700000000.000300"), ME) == dm.incoming.conversation
+    assert conversation(stop_request(pressed_in_thread, ME)) == thread.incoming.conversation
+    pressed_in_dm = stop_press("D0ALICE", thread_ts="1700000000.000300")
+    assert conversation(stop_request(pressed_in_dm, ME)) == dm.incoming.conversation
 
 
 def test_other_buttons_and_people_outside_the_allowlist_stop_nothing() -> None:
     assert stop_request(stop_press("D0ALICE", thread_ts=None, action_id="feedback"), ME) is None
     private = SlackIdentity(user_id="U0LIVEBOT", allowed=frozenset({"U0BOB"}))
     assert stop_request(stop_press("D0ALICE", thread_ts=None, user="U0ALICE"), private) is None
-    assert stop_request(stop_press("D0ALICE", thread_ts=None, user="U0BOB"), private) == "slack:D0ALICE"
+    assert conversation(stop_request(stop_press("D0ALICE", thread_ts=None, user="U0BOB"), private)) == "slack:D0ALICE"

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.capabilities import Profile, resolve
 from channels.ratelimit import RateLimiter
-from channels.slack.surface import BOT_BUDGET, SlackSurface, Target
+from channels.slack.surface import BOT_BUDGET, SlackSurface, SlackTarget
 from channels.splitting import open_fence
 from tests.channels.messages import cut_all, squeezed
 
@@ -51,7 +51,7 @@ def slack() -> tuple[SlackSurface, int]:
     """A Slack reply surface (no request is made) and its profile's limit."""
     profile: Profile = resolve("slack", "thread")
     assert profile.max_chars is not None
-    target = Target("C0GENERAL", "thread", "1700000000.000100", "U0ALICE", "T0LIVEBOT")
+    target = SlackTarget("C0GENERAL", "thread", "1700000000.000100", "U0ALICE", "T0LIVEBOT")
     return SlackSurface(
         AsyncWebClient(token="xoxb-unused"), RateLimiter(BOT_BUDGET), target, profile
     ), profile.max_chars

@@ -11,14 +11,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.capabilities import LiveMode, resolve
 from channels.errors import PermanentError, RateLimited, StreamingRefused
 from channels.ratelimit import RateLimiter
-from channels.slack.surface import BOT_BUDGET, SlackSurface, Target
+from channels.slack.surface import BOT_BUDGET, SlackSurface, SlackTarget
 from tests.doubles.slack_api import ManualClock, SlackDouble
 from tests.fakes import FakeClock
 
 TOKEN = "xoxb-surface-test"
 CHANNEL, DM, THREAD = "C0GENERAL", "D0ALICE", "1700000000.000100"
-IN_THREAD = Target(CHANNEL, "thread", THREAD, user_id="U0ALICE", team_id="T0LIVEBOT")
-IN_DM = Target(DM, "thread", "1700000000.000200", user_id="U0ALICE", team_id="T0LIVEBOT")
+IN_THREAD = SlackTarget(CHANNEL, "thread", THREAD, user_id="U0ALICE", team_id="T0LIVEBOT")
+IN_DM = SlackTarget(DM, "thread", "1700000000.000200", user_id="U0ALICE", team_id="T0LIVEBOT")
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def slack(clock: ManualClock) -> AsyncIterator[SlackDouble]:
 
 
 def surface(
-    slack: SlackDouble, target: Target = IN_THREAD, mode: LiveMode | None = None, **kwargs: object
+    slack: SlackDouble, target: SlackTarget = IN_THREAD, mode: LiveMode | None = None, **kwargs: object
 ) -> SlackSurface:
     client = AsyncWebClient(token=TOKEN, base_url=slack.base_url)
     limiter = kwargs.pop("limiter", None) or RateLimiter(BOT_BUDGET)
@@ -123,7 +123,7 @@ async def test_an_expired_stream_is_finished_with_chat_update(slack: SlackDouble
 async def test_refused_streaming_is_remembered_and_tasks_become_a_status_line(slack: SlackDouble) -> None:
     slack.refuse_streaming = "not_allowed"
     refused: list[str] = []
-    reply = surface(slack, on_streaming_refused=refused.append)
+    reply = surface(slack, on_live_refused=lambda: refused.append(CHANNEL))
     with pytest.raises(StreamingRefused):
         await reply.stream_start("hi")
     calls = len(slack.calls)

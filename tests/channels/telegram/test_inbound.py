@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from channels.telegram.inbound import NOT_ALLOWED, ONLY_TEXT, Answer, BotIdentity, Ignore, Refuse, read_update
+from channels.inbound import NOT_ALLOWED, Answer, Ignore, Refuse
+from channels.telegram.inbound import ONLY_TEXT, TelegramIdentity, read_update
 
-ME = BotIdentity(id=999, username="LiveBot")
+ME = TelegramIdentity(id=999, username="LiveBot")
 ALICE = {"id": 1, "is_bot": False, "first_name": "Alice", "username": "alice"}
 PRIVATE = {"id": 1, "type": "private", "first_name": "Alice"}
 GROUP = {"id": -100, "type": "supergroup", "title": "Team"}
@@ -105,9 +106,9 @@ def test_non_text_gets_a_short_reply_and_captions_count_as_text() -> None:
 
 
 def test_allowlist_by_id_or_username() -> None:
-    by_name = BotIdentity(id=999, username="LiveBot", allowed=frozenset({"alice"}))
-    by_id = BotIdentity(id=999, username="LiveBot", allowed=frozenset({"1"}))
-    stranger = BotIdentity(id=999, username="LiveBot", allowed=frozenset({"bob"}))
+    by_name = TelegramIdentity(id=999, username="LiveBot", allowed=frozenset({"alice"}))
+    by_id = TelegramIdentity(id=999, username="LiveBot", allowed=frozenset({"1"}))
+    stranger = TelegramIdentity(id=999, username="LiveBot", allowed=frozenset({"bob"}))
     assert isinstance(read_update(update(), by_name), Answer)
     assert isinstance(read_update(update(), by_id), Answer)
     refused = read_update(update(), stranger)
