@@ -36,6 +36,10 @@ class AgentConfig:
         step_limit: Maximum number of model calls in one run that may still use tools. The call after the last
             of them gets no tools and is told to answer with what it has, so a run always ends in an answer.
         tool_timeout: Seconds a single tool call may take before the model is told it timed out.
+        first_token_timeout: MODEL_FIRST_TOKEN_TIMEOUT: seconds a model step may take before its first words (or
+            tool call); past it the reply ends with a notice instead of waiting on a silent server.
+        idle_timeout: MODEL_IDLE_TIMEOUT: seconds the model may stay silent between chunks once it has started;
+            past it the reply ends with the text so far and a notice.
         demo_delay: Seconds between the demo model's tokens, so the offline demo streams visibly.
     """
 
@@ -48,6 +52,8 @@ class AgentConfig:
     token_budget: int = 6000
     step_limit: int = 8
     tool_timeout: float = 30.0
+    first_token_timeout: float = 60.0
+    idle_timeout: float = 30.0
     demo_delay: float = 0.03
 
     def __post_init__(self) -> None:
@@ -55,6 +61,8 @@ class AgentConfig:
             raise ValueError(f"step_limit must be >= 0, got {self.step_limit}")
         if self.tool_timeout <= 0:
             raise ValueError(f"tool_timeout must be > 0, got {self.tool_timeout}")
+        if self.first_token_timeout <= 0 or self.idle_timeout <= 0:
+            raise ValueError(f"model timeouts must be > 0, got {self.first_token_timeout}, {self.idle_timeout}")
         if self.token_budget <= 0:
             raise ValueError(f"token_budget must be > 0, got {self.token_budget}")
         if self.demo_delay < 0:

@@ -9,6 +9,8 @@ mapping (a stalled stream raises TimeoutError, for one).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import openai
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -22,6 +24,9 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 from langgraph.errors import GraphRecursionError
+
+if TYPE_CHECKING:
+    from agent.silence import SilenceWatch
 
 GENERIC = "Something went wrong while answering. Please try again."
 
@@ -58,3 +63,15 @@ def describe_failure(exc: BaseException) -> str:
         if isinstance(exc, kinds):
             return notice
     return GENERIC
+
+
+# A model that goes quiet mid-reply (agent/silence.py): the reply ends with the text so far and one of these.
+MODEL_SILENT = "The model sent nothing for {seconds:g} s, so I stopped waiting. Please try again."
+MODEL_STALLED = "The model stopped writing for {seconds:g} s, so the answer ends here."
+
+
+def silence_notice(watch: SilenceWatch) -> str:
+    """The notice for a run `watch` gave up on: silent from the start, or stalled after its first words."""
+    if watch.started:
+        return MODEL_STALLED.format(seconds=watch.idle)
+    return MODEL_SILENT.format(seconds=watch.first_token)

@@ -21,7 +21,11 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """The model asked for a tool. Emitted before the tool starts, so the caller can finish the text so far."""
+    """The model asked for a tool. Emitted before the tool starts, so the caller can finish the text so far.
+
+    `call_id` names the call within its run by model step and position ("2.0": the second step that used tools,
+    its first call), not by the server's id, which may repeat across steps and turns or be missing.
+    """
 
     call_id: str
     name: str
@@ -30,7 +34,10 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees."""
+    """A tool finished. `ok` is False when it raised, timed out or was unknown; `content` is what the model sees.
+
+    `call_id` is the one of its `ToolCall`.
+    """
 
     call_id: str
     name: str

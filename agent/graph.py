@@ -11,6 +11,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.budget import TokenBudget
+from agent.call_ids import CallIds
 from agent.config import AgentConfig
 from agent.middleware import StepLimit, ToolGuard
 
@@ -41,6 +42,7 @@ def build_graph(
         system_prompt=config.system_prompt,
         checkpointer=checkpointer,
         middleware=[
+            CallIds(),  # outermost: every other middleware and the stored history see calls with ids
             StepLimit(config.step_limit),
             ToolGuard(config.tool_timeout, [tool.name for tool in tools]),
             # Innermost, so it measures the request exactly as it goes out (StepLimit may rewrite it).

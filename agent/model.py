@@ -15,9 +15,11 @@ from pydantic import SecretStr
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
 
-# A local server may need a while to load a model before its first byte; after that, bytes flow steadily.
-# The read timeout applies to each read, not the whole answer, so a long answer is not cut off by it.
-MODEL_TIMEOUT = openai.Timeout(120.0, connect=10.0)  # the SDK's own HTTP library's type
+CONNECT_TIMEOUT = 10.0
+READ_MARGIN = 30.0
+"""The HTTP read timeout is the longest silence the run loop allows (agent/silence.py) plus this margin: the run
+loop ends a silent reply itself, with a notice that names the cause, and the SDK's timeout (which it retries,
+doubling the wait) is only a backstop that never fires first."""
 MAX_RETRIES = 2
 # Local servers (Ollama, LM Studio, vLLM without --api-key) ignore the key, but the OpenAI client insists on one.
 PLACEHOLDER_API_KEY = "not-needed"
@@ -44,11 +46,13 @@ def build_model(config: AgentConfig) -> BaseChatModel:
         # server that ignores stream_options just reports nothing (Usage stays 0).
         stream_usage=True,
         use_responses_api=False,
-        timeout=MODEL_TIMEOUT,
+        timeout=openai.Timeout(
+            max(config.first_token_timeout, config.idle_timeout) + READ_MARGIN, connect=CONNECT_TIMEOUT
+        ),
         max_retries=MAX_RETRIES,
         # ChatOpenAI's per-chunk stall timer wraps every chunk read in asyncio.wait_for, which on Python 3.11
         # swallows a cancellation that lands while a chunk is ready: /stop would then wait for the whole answer
-        # (or the 120 s stall timeout). The read timeout above still catches a stalled stream.
+        # (or the stall timeout). The run loop's silence deadlines catch a stalled stream.
         stream_chunk_timeout=None,
     )
 

@@ -1,9 +1,10 @@
 """The run loop: one user message in, the events of agent/events.py out, while the answer is written.
 
-LangGraph is streamed with `stream_mode=["messages", "updates"]`. Text comes from the `messages` stream of the
-`model` node; tool calls come from the `updates` event of the `model` node, which LangGraph emits at the end of
-the model's superstep and before it starts the tools superstep: the graph only advances when this generator is
-resumed, so whoever consumes a `ToolCall` can finish the text shown so far before any tool runs.
+LangGraph is streamed with `stream_mode=["messages", "updates", "tasks"]`. Text comes from the `messages` stream
+of the `model` node; tool calls come from the `updates` event of the `model` node, which LangGraph emits at the
+end of the model's superstep and before it starts the tools superstep: the graph only advances when this generator
+is resumed, so whoever consumes a `ToolCall` can finish the text shown so far before any tool runs. `tasks` says
+when the model is called, so a model that goes silent is noticed (agent/silence.py).
 
 Cancellation is part of the contract: closing the generator (or cancelling the task iterating it) closes the
 LangGraph stream, which cancels the model call and with it the HTTP response. A run cancelled during a tool
@@ -13,9 +14,11 @@ answers those calls with a "cancelled" result.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -25,14 +28,17 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 
+from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import DemoChatModel
-from agent.errors import describe_failure
+from agent.errors import describe_failure, silence_notice
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
+from agent.silence import SilenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ class Agent:
         checkpointer: The same checkpointer, used to forget threads.
         is_demo: Whether the offline demo model answers; the bot may say so at start-up.
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
+        first_token_timeout: AgentConfig.first_token_timeout (see `agent.silence`).
+        idle_timeout: AgentConfig.idle_timeout (see `agent.silence`).
     """
 
     def __init__(
@@ -57,8 +65,12 @@ class Agent:
         *,
         is_demo: bool,
         step_limit: int,
+        first_token_timeout: float = 60.0,
+        idle_timeout: float = 30.0,
     ) -> None:
         self.graph = graph
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
         self.checkpointer = checkpointer
         self.is_demo = is_demo
         self.recursion_limit = recursion_limit(step_limit)
@@ -85,13 +97,34 @@ class Agent:
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
+        clock = asyncio.get_running_loop()
+        watch = SilenceWatch(self.first_token_timeout, self.idle_timeout)
+        modes: list[StreamMode] = [
+            "messages",
+            "updates",
+            "tasks",
+        ]  # `tasks`: when the model is called, for the silence deadlines
         stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
             AsyncGenerator[tuple[str, Any], None],
-            self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=["messages", "updates"]),
+            self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=modes),
         )
         try:
             async with aclosing(stream):
-                async for mode, payload in stream:
+                while True:
+                    # Only the wait for the stream is timed, never the consumer's work between items.
+                    timer = asyncio.timeout_at(watch.deadline())
+                    try:
+                        async with timer:
+                            mode, payload = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        if not timer.expired():
+                            raise
+                        log.warning("model silent in %s (started: %s); reply ended", thread_id, watch.started)
+                        yield Failed(silence_notice(watch))
+                        return
+                    watch.saw(mode, payload, clock.time())
                     for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
@@ -123,46 +156,62 @@ class Agent:
 def answer_dangling_tool_calls(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """Return `messages` with a "cancelled" error result after every tool call that has none.
 
-    Each answer goes right after its assistant message's existing tool results, where OpenAI expects it.
+    A call's results are the tool messages right after its assistant message, matched by id there and nowhere else:
+    servers that number calls per response send `call_1` on every turn, so an id answered in one turn says nothing
+    about the same id in another. Each answer goes right after its step's existing results, where OpenAI expects
+    it. A call stored without an id (from before ids were filled in) gets one, so it can be answered at all.
     """
-    answered = {message.tool_call_id for message in messages if isinstance(message, ToolMessage)}
     repaired: list[BaseMessage] = []
-    owed: list[BaseMessage] = []
-    for message in messages:
-        if owed and not isinstance(message, ToolMessage):
-            repaired.extend(owed)
-            owed = []
+    step: AIMessage | None = None  # the assistant message whose results are being read
+    answered: set[str] = set()
+    for message in [*messages, None]:
+        if isinstance(message, ToolMessage) and step is not None:
+            answered.add(message.tool_call_id)
+            repaired.append(message)
+            continue
+        if step is not None:
+            repaired.extend(_cancelled(call) for call in _calls_of(step) if call["id"] not in answered)
+            step = None
+        if message is None:
+            break
+        if isinstance(message, AIMessage) and _calls_of(message):
+            message = with_call_ids(message)
+            step, answered = message, set()
         repaired.append(message)
-        if isinstance(message, AIMessage):
-            calls = [*message.tool_calls, *message.invalid_tool_calls]
-            owed = [
-                ToolMessage(
-                    content=CANCELLED_RESULT,
-                    tool_call_id=call["id"],
-                    name=call.get("name") or "unknown",
-                    status="error",
-                )
-                for call in calls
-                if call.get("id") and call["id"] not in answered
-            ]
-    repaired.extend(owed)
     return repaired
 
 
+def _calls_of(message: AIMessage) -> list[Any]:
+    return [*message.tool_calls, *message.invalid_tool_calls]
+
+
+def _cancelled(call: Any) -> ToolMessage:
+    return ToolMessage(
+        content=CANCELLED_RESULT, tool_call_id=call["id"], name=call.get("name") or "unknown", status="error"
+    )
+
+
+@dataclass(slots=True)
+class _OpenCall:
+    """A call of the current model step that has no result yet."""
+
+    model_id: str | None  # the server's id: only good for matching results within the step
+    key: str  # the call's name in events: its step and position, unique within the run
+    name: str
+
+
 class _Translator:
-    """Turns LangGraph stream items into AgentEvents, exactly once each."""
+    """Turns LangGraph stream items into AgentEvents, exactly once each.
+
+    A tool call is known by the model step that carried it and its position there, never by its id alone: several
+    servers number calls per response (`call_1` on every turn) and some send no id. The server's id only matches
+    a result to its call within the step.
+    """
 
     def __init__(self, history: Sequence[BaseMessage]) -> None:
         self._known_ids = {message.id for message in history if message.id}
-        self._announced = {
-            call["id"]
-            for message in history
-            if isinstance(message, AIMessage)
-            for call in [*message.tool_calls, *message.invalid_tool_calls]
-            if call.get("id")
-        }
-        self._answered = {message.tool_call_id for message in history if isinstance(message, ToolMessage)}
-        self._names: dict[str, str] = {}
+        self._steps = 0  # model steps of this run that asked for tools
+        self._open: list[_OpenCall] = []
         self._step_text = ""  # text streamed by the model call in progress
         self._input_tokens = 0
         self._output_tokens = 0
@@ -195,22 +244,31 @@ class _Translator:
         if message.id is not None:
             self._known_ids.add(message.id)
         if isinstance(message, ToolMessage):
-            if message.tool_call_id in self._answered:
-                return []
-            self._answered.add(message.tool_call_id)
-            name = message.name or self._names.get(message.tool_call_id, "unknown")
-            return [ToolResult(message.tool_call_id, name, message.text, ok=message.status != "error")]
+            return self._result(message)
         if not isinstance(message, AIMessage) or node != MODEL_NODE:
             return []
         events: list[AgentEvent] = self._unstreamed_text(message)
         if usage := message.usage_metadata:
             self._input_tokens += usage.get("input_tokens", 0)
             self._output_tokens += usage.get("output_tokens", 0)
-        for call in message.tool_calls:
-            events.extend(self._announce(call["id"], call["name"], call["args"]))
-        for bad in message.invalid_tool_calls:
-            events.extend(self._announce(bad.get("id"), bad.get("name") or "unknown", {}))
+        calls = [(call["id"], call["name"], call["args"]) for call in message.tool_calls]
+        calls += [(bad.get("id"), bad.get("name") or "unknown", {}) for bad in message.invalid_tool_calls]
+        if calls:
+            self._steps += 1
+            self._open = []
+            for position, (model_id, name, args) in enumerate(calls):
+                self._open.append(_OpenCall(model_id, f"{self._steps}.{position}", name))
+                events.append(ToolCall(self._open[-1].key, name, dict(args)))
         return events
+
+    def _result(self, message: ToolMessage) -> list[AgentEvent]:
+        """The result of an open call of this step (the first one with the message's id), else nothing."""
+        for position, call in enumerate(self._open):
+            if call.model_id == message.tool_call_id:
+                del self._open[position]
+                name = message.name or call.name
+                return [ToolResult(call.key, name, message.text, ok=message.status != "error")]
+        return []
 
     def _unstreamed_text(self, message: AIMessage) -> list[AgentEvent]:
         """Text of a finished model call that was not streamed (a non-streaming model, a middleware's words)."""
@@ -219,13 +277,6 @@ class _Translator:
         if len(text) > len(shown) and text.startswith(shown):
             return [TextDelta(text[len(shown) :])]
         return []
-
-    def _announce(self, call_id: str | None, name: str, args: dict[str, Any]) -> list[AgentEvent]:
-        if not call_id or call_id in self._announced:
-            return []
-        self._announced.add(call_id)
-        self._names[call_id] = name
-        return [ToolCall(call_id, name, dict(args))]
 
 
 def _messages_of(update: Any) -> list[BaseMessage]:
@@ -271,6 +322,8 @@ async def open_agent(
                 checkpointer,
                 is_demo=isinstance(chat_model, DemoChatModel),
                 step_limit=config.step_limit,
+                first_token_timeout=config.first_token_timeout,
+                idle_timeout=config.idle_timeout,
             )
     finally:
         if model is None:  # a model passed in belongs to the caller

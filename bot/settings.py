@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     agent_step_limit: int = Field(8, ge=1, le=100)
     tool_timeout: float = Field(30.0, gt=0, le=600)
+    model_first_token_timeout: float = Field(60.0, gt=0, le=3600)
+    model_idle_timeout: float = Field(30.0, gt=0, le=3600)
     web_fetch_allow_private: bool = False
     demo_token_delay: float = Field(0.03, ge=0, le=5)
     max_input_chars: int = Field(4000, ge=1)
@@ -126,6 +128,8 @@ class Settings(BaseSettings):
             data_dir=self.bot_data_dir,
             step_limit=self.agent_step_limit,
             tool_timeout=self.tool_timeout,
+            first_token_timeout=self.model_first_token_timeout,
+            idle_timeout=self.model_idle_timeout,
             demo_delay=self.demo_token_delay,
             database_url=self.database_url.get_secret_value() if self.database_url else None,
             token_budget=self.memory_token_budget,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import threading
 from collections import deque
@@ -39,7 +38,7 @@ from channels.errors import (
     StreamingRefused,
 )
 from channels.splitting import split_to_fit
-from channels.surface import MessageRef, ReplySurface, capabilities
+from channels.surface import MessageRef, ReplySurface, capabilities, new_draft_id
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +50,6 @@ TYPING_REFRESH = 4.0
 """Platforms show "typing…" for about 5 s; refresh a little before it fades."""
 _SPLIT_WINDOW = 4
 """A message never holds more than this many raw characters per unit of the limit (bounds the split search)."""
-
-_draft_ids = itertools.count(1)
 
 
 class StreamingHandler:
@@ -80,7 +77,7 @@ class StreamingHandler:
         self._text = ""  # the current segment (one platform message), folded
         self._shown = ""  # what the platform shows of the current segment
         self._ref: MessageRef | None = None
-        self._draft_id = next(_draft_ids)
+        self._draft_id = new_draft_id()
         self._held: list[str] = []  # finished segments not shown yet (final-only mode)
         self._plain = False
         self._next_at = 0.0
@@ -257,7 +254,7 @@ class StreamingHandler:
         self._text = ""
         self._shown = ""
         self._ref = None
-        self._draft_id = next(_draft_ids)
+        self._draft_id = new_draft_id()
 
     async def _finish_segment(self, text: str | None = None, *, last: bool = False) -> str:
         """Deliver the current segment (or `text`, a head cut from it) as final message(s); open a new segment.

@@ -24,9 +24,10 @@ from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
 from channels.capabilities import LiveMode, Profile
 from channels.commands import COMMANDS
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
 from channels.telegram.stoppable_drafts import STOPPED_GENERATION, draft_stopped
-from channels.telegram.surface import BOT_BUDGET, LiveDrafts, TelegramSurface, TelegramTarget
+from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         super().__init__(runtime, settings)
         self.application = application
         self.me = me
-        self._live_drafts = LiveDrafts()
+        self.drafts = DraftOwners()
+        """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once."""
@@ -67,7 +69,7 @@ class TelegramBot(ChannelBot[TelegramTarget]):
                 await update.callback_query.answer("Stopping…" if stopped else "Nothing to stop.")
             return
         if (draft := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
-            owner = self._live_drafts.owner(draft.chat_id, draft.draft_id)
+            owner = self.drafts.owner(draft.chat_id, draft.draft_id)
             if owner is None or not self.conversations.stop(owner.conversation):
                 log.debug("stop pressed on draft %s in %s, which no reply streams", draft.draft_id, draft.chat_id)
             return
@@ -84,12 +86,7 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> TelegramSurface:
         return TelegramSurface(
-            self.application.bot,
-            self.limiter,
-            target,
-            profile,
-            on_live_refused=on_live_refused,
-            live_drafts=self._live_drafts,
+            self.application.bot, self.limiter, target, profile, on_live_refused=on_live_refused, drafts=self.drafts
         )
 
     @classmethod

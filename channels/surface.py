@@ -17,6 +17,7 @@ there, and a rate limiter lets it go before intermediate updates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -27,6 +28,18 @@ from channels.ratelimit import RateLimiter
 
 MessageRef = Any
 """Whatever a surface needs to edit a message it sent (a Telegram message id, a Slack ts, a console line)."""
+
+_draft_ids = itertools.count(1)
+
+
+def new_draft_id() -> int:
+    """A draft id no other draft of this process has had, whatever chat it is in.
+
+    A platform animates one preview into the next when they share an id (Telegram: per chat), so every draft, a
+    reply's text or its status line, takes a fresh one from this one sequence: no two can ever collide, and an id
+    names exactly one draft when the platform reports something about it (a stop pressed on it).
+    """
+    return next(_draft_ids)
 
 
 @runtime_checkable
@@ -62,7 +75,10 @@ class DraftSurface(ReplySurface, Protocol):
     """A surface with ephemeral previews that must be followed by a real message (`profile.draft`)."""
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
-        """Show (or animate, for the same `draft_id`) a preview of the message being written."""
+        """Show (or animate, for the same `draft_id`) a preview of the message being written.
+
+        `draft_id` comes from `new_draft_id`, one per message being written.
+        """
         ...
 
 

@@ -3,10 +3,12 @@
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
 every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
 
-Drafts carry a stop button (Bot API 10.3 `can_stop`, kept on screen after the press with `keep_on_stop`); `LiveDrafts`
-knows which reply each draft on screen belongs to, so the channel can stop exactly that reply when it is pressed.
+Drafts carry Telegram's stop button (Bot API 10.3 `can_stop`, kept on screen after the press with
+`keep_on_stop`, see `stoppable_drafts`); `DraftOwners` says which reply a pressed draft belongs to.
 
-Status while a tool runs: in a private chat it is a draft (ephemeral, costs no message); in a group it is a
+Status while a tool runs: in a private chat it is a draft of its own (ephemeral, costs no message; like every
+draft it has an id no other draft in the chat has had, and `DraftOwners` knows the reply it belongs to until that
+reply ends); in a group it is a
 message ("⚙️ Using calculator…") that the answer's next message then *replaces* by editing it, so the status
 costs no extra message of the group's 20 a minute unless the reply ends right after the tool.
 """
@@ -23,7 +25,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPrevie
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, Forbidden, RetryAfter, TelegramError
 
-from channels.capabilities import LiveMode
+from channels.capabilities import LiveMode, Profile
 from channels.errors import (
     ChannelError,
     FormattingRejected,
@@ -36,7 +38,8 @@ from channels.errors import (
     TransientError,
 )
 from channels.ratelimit import Budget, RateLimiter
-from channels.surface import PlatformSurface
+from channels.surface import PlatformSurface, new_draft_id
+from channels.telegram.drafts import DraftOwners
 from channels.telegram.render import Rendered, measure, render
 from channels.telegram.stoppable_drafts import STOPPABLE
 
@@ -53,7 +56,6 @@ MESSAGE_BUDGETS = {
 }
 DRAFT_BUDGET = Budget(4, 1.0)
 """Drafts have their own per-chat budget; the handler sends one every 0.3 s at most."""
-STATUS_DRAFT_ID = 1
 STOP_DATA = "stop"
 STOP_BUTTON = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
 """Shown under a message while it streams; the final edit (no markup) takes it away."""
@@ -97,38 +99,27 @@ class TelegramTarget:
         return cls(address["chat_id"], address["kind"], thread_id=address.get("thread_id"))
 
 
-class LiveDrafts:
-    """The drafts on screen, each with the target of the reply it belongs to (one per bot).
-
-    A draft is added before it is sent (the user may press its stop button before the call returns) and dropped
-    when its reply ends, so a press on a draft of a finished reply finds no owner and stops nothing.
-    """
-
-    def __init__(self) -> None:
-        self._owners: dict[tuple[int, int], TelegramTarget] = {}
-
-    def add(self, target: TelegramTarget, draft_id: int) -> None:
-        """Draft `draft_id` in `target`'s chat belongs to the reply going to `target`."""
-        self._owners[(target.chat_id, draft_id)] = target
-
-    def discard(self, chat_id: int, draft_ids: set[int]) -> None:
-        """The reply those drafts belonged to is over."""
-        for draft_id in draft_ids:
-            self._owners.pop((chat_id, draft_id), None)
-
-    def owner(self, chat_id: int, draft_id: int) -> TelegramTarget | None:
-        """Where the reply that is streaming draft `draft_id` in `chat_id` goes, or None if none is."""
-        return self._owners.get((chat_id, draft_id))
-
-
 class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
     """Sends, edits and drafts one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
-    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused;
-    `live_drafts` is where this reply's drafts are registered while it streams (for their stop buttons)."""
+    client an initialised python-telegram-bot `Bot`, and `on_live_refused` is called when drafts are refused.
 
-    def __init__(self, *args: Any, live_drafts: LiveDrafts | None = None, **kwargs: Any) -> None:
-        self._live_drafts = live_drafts or LiveDrafts()
-        super().__init__(*args, **kwargs)
+    Args:
+        drafts: The bot's record of which reply each draft belongs to; this reply's drafts are in it until
+            `close`.
+    """
+
+    def __init__(
+        self,
+        client: Bot,
+        limiter: RateLimiter,
+        target: TelegramTarget,
+        profile: Profile,
+        *,
+        on_live_refused: Callable[[], None] = lambda: None,
+        drafts: DraftOwners | None = None,
+    ) -> None:
+        self._drafts = drafts if drafts is not None else DraftOwners()
+        super().__init__(client, limiter, target, profile, on_live_refused=on_live_refused)
 
     def _begin(self) -> None:
         self._budgets: dict[str, Budget | None] = {
@@ -137,9 +128,10 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             "typing": None,  # chat actions count against the bot's budget only
         }
         self._reply_to = self._target.reply_to
-        self._drafted: set[int] = set()  # drafts Telegram took
-        self._offered: set[int] = set()  # drafts sent or being sent (their stop button may be pressed)
+        self._drafted: set[int] = set()  # drafts Telegram has shown
+        self._recorded: set[int] = set()  # drafts in `drafts`, shown or being sent
         self._status_ref: int | None = None
+        self._status_draft: int | None = None  # the draft showing the status line, while it shows
 
     def measure(self, text: str) -> int:
         return measure(text)
@@ -194,9 +186,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
         first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
-        if draft_id not in self._offered:
-            self._offered.add(draft_id)
-            self._live_drafts.add(self._target, draft_id)
+        if draft_id not in self._recorded:  # before the call: an update about the draft may come as soon as it shows
+            self._recorded.add(draft_id)
+            self._drafts.record(self._target.chat_id, draft_id, self._target)
         try:
             await self._call_rendered(
                 lambda rendered: self._client.send_message_draft(
@@ -228,10 +220,15 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
 
     async def status(self, text: str | None) -> None:
         if text is None:
-            return  # a status message stays until the answer replaces it (send) or the reply ends (close)
+            # A status draft fades as the answer's next draft or message appears; the next status is a new draft.
+            # A status message stays until the answer replaces it (send) or the reply ends (close).
+            self._status_draft = None
+            return
         line = f"⚙️ {text}"
         if self.profile.mode is LiveMode.DRAFT:
-            await self.draft(STATUS_DRAFT_ID, line)
+            if self._status_draft is None:
+                self._status_draft = new_draft_id()
+            await self.draft(self._status_draft, line)
         elif self._status_ref is None:
             message = await self._call(
                 lambda: self._client.send_message(self._target.chat_id, line, message_thread_id=self._target.thread_id),
@@ -242,7 +239,7 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             await self.edit(self._status_ref, line, final=False, plain=True)
 
     async def close(self) -> None:
-        self._live_drafts.discard(self._target.chat_id, self._offered)
+        self._drafts.release(self._target.chat_id, self._recorded)
         if self._status_ref is not None:  # the reply ended right after a tool: remove the stale status
             ref, self._status_ref = self._status_ref, None
             await self._call(lambda: self._client.delete_message(self._target.chat_id, ref), urgent=True)

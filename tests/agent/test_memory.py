@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 
@@ -21,6 +22,23 @@ MakeConfig = Callable[..., AgentConfig]
 def conversation(request: dict) -> list[tuple[str, str]]:
     """(role, content) of a request's messages after the system prompt."""
     return [(m["role"], m.get("content") or "") for m in request["messages"][1:]]
+
+
+async def stopped_mid_tool(run: AsyncIterator[AgentEvent], running: asyncio.Event) -> list[AgentEvent]:
+    """Iterate `run` until its tool sets `running`, then stop it as /stop does; returns the events seen."""
+    seen: list[AgentEvent] = []
+
+    async def reply() -> None:
+        async with contextlib.aclosing(run) as events:
+            async for event in events:
+                seen.append(event)
+
+    task = asyncio.create_task(reply())
+    await asyncio.wait_for(running.wait(), timeout=10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return seen
 
 
 async def test_a_thread_remembers_and_another_does_not(llm: OpenAIDouble, make_config: MakeConfig) -> None:
@@ -76,31 +94,57 @@ async def test_a_run_cancelled_during_a_tool_leaves_a_valid_history(llm: OpenAID
         return "never"
 
     llm.script(ToolCalls([("slow_search", {"query": "cats"})], text_before="Searching."))
-    seen: list[AgentEvent] = []
     async with open_agent(make_config(llm), [slow_search]) as agent:
-
-        async def reply() -> None:
-            async with contextlib.aclosing(agent.run("find cats", thread_id="t")) as events:
-                async for event in events:
-                    seen.append(event)
-
-        task = asyncio.create_task(reply())
-        await asyncio.wait_for(running.wait(), timeout=5)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+        seen = await stopped_mid_tool(agent.run("find cats", thread_id="t"), running)
         llm.script(Text("Let's try something else."))
         events = await collect(agent.run("never mind", thread_id="t"))
 
-    call = next(event for event in seen if isinstance(event, ToolCall))
+    assert [event.name for event in seen if isinstance(event, ToolCall)] == ["slow_search"]
     assert text_of(events) == "Let's try something else."
     assert isinstance(events[-1], Done)
     assert started == ["cats"], "the cancelled tool must not run again"
     followup = llm.requests[-1]["messages"]
-    assert followup[-3]["tool_calls"][0]["id"] == call.call_id
-    assert followup[-2] == {"role": "tool", "tool_call_id": call.call_id, "content": CANCELLED_RESULT}
+    (call,) = followup[-3]["tool_calls"]
+    assert followup[-2] == {"role": "tool", "tool_call_id": call["id"], "content": CANCELLED_RESULT}
     assert followup[-1] == {"role": "user", "content": "never mind"}
+
+
+@pytest.mark.parametrize("call_ids", ["per_reply", "none"])
+async def test_a_stop_mid_tool_is_repaired_when_the_server_reuses_or_omits_call_ids(
+    llm: OpenAIDouble, make_config: MakeConfig, call_ids: str
+) -> None:
+    """Turn 1 answers `call_1`; turn 2 is stopped while its own `call_1` runs; turn 3 must still be accepted."""
+    llm.call_ids = call_ids  # type: ignore[assignment]
+    running = asyncio.Event()
+
+    @tool
+    async def lookup(query: str) -> str:
+        """Look something up; "slow" never finishes."""
+        if query == "slow":
+            running.set()
+            await asyncio.Event().wait()
+        return f"found {query}"
+
+    llm.script(ToolCalls([("lookup", {"query": "fast"})]), Text("Found it."))
+    llm.script(ToolCalls([("lookup", {"query": "slow"})], text_before="Looking."))
+    async with open_agent(make_config(llm), [lookup]) as agent:
+        first = await collect(agent.run("one", thread_id="t"))
+        await stopped_mid_tool(agent.run("two", thread_id="t"), running)
+        llm.script(Text("Still here."))
+        third = await collect(agent.run("three", thread_id="t"))
+
+    assert text_of(first) == "Found it." and text_of(third) == "Still here."
+    assert isinstance(third[-1], Done)
+    assert conversation(llm.requests[-1]) == [
+        ("user", "one"),
+        ("assistant", ""),
+        ("tool", "found fast"),
+        ("assistant", "Found it."),
+        ("user", "two"),
+        ("assistant", "Looking."),
+        ("tool", CANCELLED_RESULT),
+        ("user", "three"),
+    ]
 
 
 async def test_closing_the_run_closes_the_model_stream(llm: OpenAIDouble, make_config: MakeConfig) -> None:

@@ -11,10 +11,11 @@ import pytest
 from langchain_core.tools import BaseTool, tool
 
 from agent import AgentConfig, open_agent
+from agent.errors import MODEL_SILENT, MODEL_STALLED
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.middleware import FINAL_INSTRUCTION, STOPPED_TEXT
 from tests.agent.conftest import calculator, collect, default_tools, text_of
-from tests.doubles.openai_server import Break, Error, OpenAIDouble, Text, ToolCalls
+from tests.doubles.openai_server import Break, Error, Hang, OpenAIDouble, Silent, Text, ToolCalls
 
 MakeConfig = Callable[..., AgentConfig]
 
@@ -85,8 +86,59 @@ async def test_tool_call_is_reported_before_the_tool_runs(llm: OpenAIDouble, mak
     assert next(e for e in events if isinstance(e, ToolResult)) == ToolResult(call.call_id, "record", "noted buy milk")
     assert text_of(events) == "One moment.Done, noted."
     followup = llm.requests[1]["messages"]
-    assert followup[-2]["tool_calls"][0]["id"] == call.call_id
-    assert followup[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": "noted buy milk"}
+    wire_id = followup[-2]["tool_calls"][0]["id"]
+    assert followup[-1] == {"role": "tool", "tool_call_id": wire_id, "content": "noted buy milk"}
+
+
+@pytest.mark.parametrize("call_ids", ["unique", "per_reply", "none"])
+async def test_every_tool_turn_is_reported_whatever_ids_the_server_gives_its_calls(
+    llm: OpenAIDouble, make_config: MakeConfig, call_ids: str
+) -> None:
+    """Servers that number calls per response send `call_1` on every turn; some send no id at all."""
+    llm.call_ids = call_ids  # type: ignore[assignment]
+    async with open_agent(make_config(llm), default_tools()) as agent:
+        turns = []
+        for n in range(3):
+            llm.script(
+                ToolCalls([("calculator", {"expression": f"{n}+2"})], text_before="Let me work that out."),
+                Text(f"The tool answered: {n + 2}."),
+            )
+            turns.append(await collect(agent.run(f"what is {n}+2?", thread_id="t")))
+
+    for n, events in enumerate(turns):
+        assert kinds(events) == ["TextDelta", "ToolCall", "ToolResult", "TextDelta", "Done"]
+        call = next(e for e in events if isinstance(e, ToolCall))
+        result = next(e for e in events if isinstance(e, ToolResult))
+        assert (result.call_id, result.name, result.content) == (call.call_id, "calculator", str(n + 2))
+    assert len(llm.requests) == 6 and llm.pending == 0  # the strict double accepted every history
+
+
+async def test_calls_of_different_steps_in_one_run_are_told_apart_despite_the_same_id(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.call_ids = "per_reply"
+    llm.script(
+        ToolCalls([("calculator", {"expression": "1+1"}), ("current_time", {"timezone": "UTC"})]),
+        ToolCalls([("calculator", {"expression": "2+2"})]),
+        Text("2, noon and 4."),
+    )
+
+    events = await run_once(make_config(llm), "several things")
+
+    assert kinds(events) == [
+        "ToolCall",
+        "ToolCall",
+        "ToolResult",
+        "ToolResult",
+        "ToolCall",
+        "ToolResult",
+        "TextDelta",
+        "Done",
+    ]
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = {e.call_id: e for e in events if isinstance(e, ToolResult)}
+    assert len({call.call_id for call in calls}) == 3
+    assert [results[call.call_id].content for call in calls] == ["2", "2025-01-01 12:00 UTC", "4"]
 
 
 async def test_all_tool_calls_of_a_step_come_before_any_result(llm: OpenAIDouble, make_config: MakeConfig) -> None:
@@ -241,3 +293,51 @@ async def test_step_limit_zero_offers_no_tools(llm: OpenAIDouble, make_config: M
 
     assert text_of(events) == "Plain answer."
     assert "tools" not in llm.requests[0]
+
+
+async def test_a_silent_model_server_ends_the_reply_with_a_notice_and_no_retry(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.script(Silent(), Silent(), Silent())  # enough for the retries a slower notice would have made
+
+    events = await run_once(make_config(llm, first_token_timeout=0.5), "hello?")
+
+    assert events == [Failed(MODEL_SILENT.format(seconds=0.5))]
+    assert len(llm.requests) == 1, "no silent retry that doubles the wait"
+    await asyncio.wait_for(llm.disconnected.wait(), timeout=10)  # the request was given up, not left open
+
+
+async def test_a_model_that_stalls_after_its_first_words_keeps_them_and_says_it_stalled(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    llm.script(Hang("The answer starts like this"))
+
+    events = await run_once(make_config(llm, first_token_timeout=30, idle_timeout=0.5), "hi")
+
+    assert text_of(events) == "The answer starts like this"
+    assert events[-1] == Failed(MODEL_STALLED.format(seconds=0.5))
+    assert len(llm.requests) == 1
+
+
+async def test_a_tool_that_runs_longer_than_the_model_timeouts_is_not_mistaken_for_silence(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    release = asyncio.Event()
+
+    @tool
+    async def slow(query: str) -> str:
+        """Takes its time."""
+        await release.wait()
+        return "done slowly"
+
+    llm.script(ToolCalls([("slow", {"query": "x"})], text_before="Working."), Text("It worked."))
+    events: list[AgentEvent] = []
+    async with open_agent(make_config(llm, first_token_timeout=0.3, idle_timeout=0.3), [slow]) as agent:
+        async for event in agent.run("go", thread_id="t"):
+            events.append(event)
+            if isinstance(event, ToolCall):
+                # Longer than both timeouts, measured by the model double's own stream: a request it never gets.
+                asyncio.get_running_loop().call_later(1.0, release.set)
+
+    assert kinds(events) == ["TextDelta", "ToolCall", "ToolResult", "TextDelta", "Done"]
+    assert text_of(events) == "Working.It worked."

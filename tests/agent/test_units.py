@@ -8,12 +8,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from agent import AgentConfig
 from agent.errors import GENERIC, describe_failure
 from agent.middleware import tool_steps_this_run
 from agent.run import CANCELLED_RESULT, answer_dangling_tool_calls
+from agent.silence import SilenceWatch
 
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 
@@ -45,6 +46,38 @@ def test_dangling_calls_are_answered_right_after_their_existing_results() -> Non
     ]
     added = [m for m in repaired if isinstance(m, ToolMessage) and m.tool_call_id != "b"]
     assert all(m.status == "error" and m.content == CANCELLED_RESULT for m in added)
+
+
+def test_a_dangling_call_is_answered_although_a_later_step_answered_the_same_id() -> None:
+    """Servers that number calls per response send `call_1` on every turn: an id is matched within its step."""
+    history = [
+        HumanMessage("one"),
+        AIMessage("", tool_calls=[call("call_1")]),
+        ToolMessage("2", tool_call_id="call_1"),
+        HumanMessage("two"),
+        AIMessage("", tool_calls=[call("call_1")]),  # stopped mid-tool
+        HumanMessage("three"),
+        AIMessage("", tool_calls=[call("call_1")]),
+        ToolMessage("2", tool_call_id="call_1"),
+    ]
+
+    repaired = answer_dangling_tool_calls(history)
+
+    assert [type(m).__name__ for m in repaired] == [
+        "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage", "AIMessage", "ToolMessage", "HumanMessage",
+        "AIMessage", "ToolMessage",
+    ]  # fmt: skip
+    assert repaired[5].tool_call_id == "call_1" and repaired[5].content == CANCELLED_RESULT
+
+
+def test_a_stored_call_without_an_id_gets_one_and_is_answered() -> None:
+    history = [HumanMessage("go"), AIMessage("", tool_calls=[{"name": "calculator", "args": {}, "id": None}])]
+
+    repaired = answer_dangling_tool_calls(history)
+
+    ai, answer = repaired[1], repaired[2]
+    assert isinstance(ai, AIMessage) and isinstance(answer, ToolMessage)
+    assert ai.tool_calls[0]["id"] and answer.tool_call_id == ai.tool_calls[0]["id"]
 
 
 def test_a_complete_history_is_left_alone() -> None:
@@ -115,3 +148,24 @@ def test_agent_imports_neither_bot_nor_channels_nor_tools() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] not in {"bot", "channels", "tools"}, f"{path.name} imports {name}"
+
+
+def test_silence_deadlines_cover_the_model_call_only() -> None:
+    """From the model task's start to its last chunk; never tools or the graph's bookkeeping after the answer."""
+    model = {"langgraph_node": "model"}
+    watch = SilenceWatch(first_token=60, idle=30)
+    assert watch.deadline() is None  # the run has not called the model yet (history, checkpoints)
+
+    watch.saw("tasks", {"name": "model", "input": {}}, now=100)
+    assert watch.deadline() == 160
+    watch.saw("messages", (AIMessageChunk(""), model), now=150)  # the role header: alive, but no first token
+    assert watch.deadline() == 180 and not watch.started
+    watch.saw("messages", (AIMessageChunk("Hello"), model), now=170)
+    assert watch.deadline() == 200 and watch.started
+    watch.saw("messages", (AIMessageChunk("", chunk_position="last"), model), now=171)
+    assert watch.deadline() is None  # the answer is complete: checkpoint writes may take as long as they take
+
+    watch.saw("tasks", {"name": "model", "input": {}}, now=300)  # the next call (after tools) starts afresh
+    assert watch.deadline() == 360 and not watch.started
+    watch.saw("tasks", {"name": "model", "result": {}}, now=301)
+    assert watch.deadline() is None

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -75,7 +75,12 @@ class Error:
     code: str | None = None
 
 
-Reply = Text | ToolCalls | Break | Hang | Error
+@dataclass(frozen=True)
+class Silent:
+    """Accept the request and send nothing at all, not even the response headers, until the client goes away."""
+
+
+Reply = Text | ToolCalls | Break | Hang | Silent | Error
 
 
 @dataclass
@@ -95,9 +100,13 @@ class OpenAIDouble:
         token_times: For each streamed reply, the `time.monotonic()` of every content delta it sent (benchmarks
             measure "first model token -> first visible text" from these; the event loop's clock is the same).
         model: The model id reported by `GET /v1/models` and in chunks.
+        call_ids: How streamed tool calls are named, as different servers do: "unique" (`call_N`, never reused,
+            like OpenAI), "per_reply" (`call_1`, `call_2`, ... counted afresh in every response, so the same id
+            comes back on every turn) or "none" (no id at all).
     """
 
     model: str = "double-model"
+    call_ids: Literal["unique", "per_reply", "none"] = "unique"
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -163,6 +172,9 @@ class OpenAIDouble:
             return _error(reply.status, reply.message, reply.type, code=reply.code)
         if not body.get("stream"):
             return _error(400, "OpenAIDouble only supports stream=true", "invalid_request_error")
+        if isinstance(reply, Silent):
+            await self._wait_while_connected(request)
+            return web.Response(status=204)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = _Stream(request, f"chatcmpl-{next(self._ids)}", self.model, include_usage)
         self.token_times.append(stream.token_times)
@@ -187,8 +199,11 @@ class OpenAIDouble:
                     await stream.delta({"content": piece})
             for index, (name, args) in enumerate(reply.calls):
                 arguments = args if isinstance(args, str) else json.dumps(args)
-                call_id = f"call_{next(self._ids)}"
-                head = {"index": index, "id": call_id, "type": "function"}
+                head: dict[str, Any] = {"index": index, "type": "function"}
+                if self.call_ids == "unique":
+                    head["id"] = f"call_{next(self._ids)}"
+                elif self.call_ids == "per_reply":
+                    head["id"] = f"call_{index + 1}"
                 await stream.delta({"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
                 for piece in _pieces(arguments, reply.chunk_size):
                     await stream.delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
@@ -200,11 +215,16 @@ class OpenAIDouble:
         elif isinstance(reply, Hang):
             for piece in _pieces(reply.text, reply.chunk_size):
                 await stream.delta({"content": piece})
-            while not self._stopping.is_set():
-                if stream.client_gone():
-                    self._client_gone()
-                    return
-                await asyncio.sleep(0.01)
+            await self._wait_while_connected(stream.request)
+
+    async def _wait_while_connected(self, request: web.Request) -> None:
+        """Hold the connection open, silent, until the client goes away (counted) or the server stops."""
+        while not self._stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self._client_gone()
+                return
+            await asyncio.sleep(0.01)
 
     def _client_gone(self) -> None:
         self.disconnects += 1
@@ -295,22 +315,37 @@ def _count_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
-    """OpenAI's rule: every assistant tool_call id must be answered by the tool messages right after it."""
+    """OpenAI's rules: every assistant tool call has an id, every id is answered by the tool messages right after
+    it, and a tool message answers a call of the assistant message it follows (ids are matched there only, so a
+    server that reuses `call_1` on every turn is held to the same rules)."""
+    calls: list[str] = []  # ids of the assistant message the tool messages being read follow
     for position, message in enumerate(messages):
-        calls = message.get("tool_calls") or []
-        if message.get("role") != "assistant" or not calls:
+        role = message.get("role")
+        if role == "tool":
+            if message.get("tool_call_id") not in calls:
+                return (
+                    f"Invalid parameter: messages[{position}] with role 'tool' must be a response to a preceding "
+                    "message with 'tool_calls'."
+                )
             continue
-        answered: set[str] = set()
-        for following in messages[position + 1 :]:
-            if following.get("role") != "tool":
-                break
-            answered.add(following.get("tool_call_id", ""))
-        missing = [call["id"] for call in calls if call.get("id") not in answered]
-        if missing:
-            return (
-                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}"
-            )
+        if role == "assistant" and message.get("tool_calls"):
+            calls = [call.get("id") for call in message["tool_calls"]]
+            if not all(calls):
+                return f"Missing required parameter: 'messages[{position}].tool_calls[].id'."
+            answered = set()
+            for following in messages[position + 1 :]:
+                if following.get("role") != "tool":
+                    break
+                answered.add(following.get("tool_call_id", ""))
+            missing = [call_id for call_id in calls if call_id not in answered]
+            if missing:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(missing)}"
+                )
+        else:
+            calls = []
     return None
 
 

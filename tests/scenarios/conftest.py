@@ -17,7 +17,7 @@ from langchain_core.tools import BaseTool
 from agent.thread import open_agent_thread
 from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
-from tests.doubles.openai_server import OpenAIDouble
+from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
 from tools import default_tools
@@ -82,6 +82,31 @@ async def telegram_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """One turn of `script_tool_turns`: what the user asks, the text before the tool, the answer after it."""
+
+    question: str
+    before: str
+    answer: str
+
+
+def script_tool_turns(llm: OpenAIDouble, call_ids: str, turns: int = 3) -> list[ToolTurn]:
+    """Script `turns` turns that each use the calculator, from a server naming its calls the `call_ids` way.
+
+    Servers that number calls per response ("per_reply") send `call_1` on every turn; some send none ("none").
+    """
+    llm.call_ids = call_ids  # type: ignore[assignment]
+    scripted = []
+    for n in range(1, turns + 1):
+        turn = ToolTurn(
+            f"what is {n}+{n}?", f"Let me work out {n}+{n} with a tool.", f"The tool says {n}+{n} = {2 * n}."
+        )
+        llm.script(ToolCalls([("calculator", {"expression": f"{n}+{n}"})], text_before=turn.before), Text(turn.answer))
+        scripted.append(turn)
+    return scripted
 
 
 @pytest.fixture

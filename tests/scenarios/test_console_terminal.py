@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.openai_server import Hang, OpenAIDouble, Text, ToolCalls
+from tests.scenarios.conftest import script_tool_turns
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -80,6 +81,27 @@ async def test_the_reply_grows_in_place_and_tools_show_a_status_line(
     assert "Using calculator…" in text  # shown while the tool ran
     assert text.index("bot › Computing.") < text.index("bot › Two to the tenth")  # two messages
     assert text.count("Two to the tenth is 1024.") == 1  # grown by appending, not reprinted
+
+
+@pytest.mark.parametrize("call_ids", ["per_reply", "none"])
+async def test_every_tool_turn_shows_its_own_message_the_status_line_and_the_answer(
+    terminal_bot: TerminalBot, llm: OpenAIDouble, call_ids: str
+) -> None:
+    """Servers that send `call_1` on every turn (or no id) once lost the second and later tool turns: the text
+    before the tool and the answer arrived merged in one message, with no status line."""
+    turns = script_tool_turns(llm, call_ids)
+    shown = 0
+    for turn in turns:
+        terminal_bot.type(turn.question)
+        await terminal_bot.expect(re.escape(turn.answer) + "\n")
+        text = terminal_bot.text[shown:]
+        before, status, answer = (
+            text.index(part) for part in (f"bot › {turn.before}", "Using calculator…", turn.answer)
+        )
+        assert before < status < answer, text  # the text before the tool, the status line, then the answer
+        assert text.index(f"bot › {turn.answer}") == answer - len("bot › "), text  # as a message of its own
+        shown = len(terminal_bot.text)
+    assert llm.pending == 0
 
 
 async def test_ctrl_c_stops_the_reply_and_a_second_one_exits(terminal_bot: TerminalBot, llm: OpenAIDouble) -> None:

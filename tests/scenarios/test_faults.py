@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from agent.errors import MODEL_SILENT, MODEL_STALLED
 from agent.model import MAX_RETRIES
 from agent.thread import open_agent_thread
 from bot.runtime import EMPTY_ANSWER
 from bot.telegram_app import TelegramBot, serve_telegram
 from channels.telegram.render import render
-from tests.doubles.openai_server import Error, OpenAIDouble, Text, ToolCalls
+from tests.doubles.openai_server import Error, Hang, OpenAIDouble, Silent, Text, ToolCalls
 from tests.doubles.telegram_api import Chat, TelegramDouble, User
 from tests.scenarios.conftest import running, telegram_settings
 from tools import default_tools
@@ -112,6 +113,50 @@ async def test_an_empty_answer_after_a_tool_gets_the_notice_too(
     async with running(tg, llm, tmp_path):
         tg.user_message(dm, alice, "what is 6*7?")
         await tg.wait_for(lambda: tg.visible_texts(dm) == ["Let me compute that.", EMPTY_NOTICE])
+
+
+def typing_is_over(tg: TelegramDouble, chat: Chat) -> bool:
+    """No "typing…" after the reply's last message, and nothing left that would send one."""
+    last = max(c.at for c in tg.calls if c.chat_id == chat.id and c.method in ("sendMessage", "editMessageText"))
+    typing = [c.at for c in tg.calls if c.chat_id == chat.id and c.method == "sendChatAction"]
+    alive = [t for t in asyncio.all_tasks() if t.get_name().startswith("typing:") and not t.done()]
+    return all(at <= last for at in typing) and not alive
+
+
+async def test_a_model_server_that_sends_nothing_gets_a_notice_at_the_first_token_timeout(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    """A server that accepts the connection and then says nothing once kept "typing…" up for six minutes (two
+    silent reconnects). Now the user hears why there is no answer, once, and the chat is free for the next."""
+    alice, dm = direct(tg)
+    notice = "⚠️ " + MODEL_SILENT.format(seconds=1)
+    llm.script(Silent(), Text("Back to normal."))  # a retry would take the second reply
+    async with running(tg, llm, tmp_path, model_first_token_timeout=1, model_idle_timeout=1) as bot:
+        tg.user_message(dm, alice, "one")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [notice], timeout=20)
+        await asyncio.wait_for(bot.conversations.drain(), 10)
+        assert typing_is_over(tg, dm)
+        tg.user_message(dm, alice, "two")
+        await tg.wait_for(lambda: tg.visible_texts(dm) == [notice, "Back to normal."])
+    assert len(llm.requests) == 2, "the silent request was not retried behind the user's back"
+
+
+async def test_a_model_that_stalls_after_its_first_words_keeps_them_and_names_the_stall(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice, dm = direct(tg)
+    llm.script(Hang("The answer starts like this and then"), Text("Back to normal."))
+    async with running(tg, llm, tmp_path, model_first_token_timeout=30, model_idle_timeout=1) as bot:
+        tg.user_message(dm, alice, "one")
+        await tg.wait_for(lambda: "⚠️" in "".join(tg.visible_texts(dm)), timeout=20)
+        await asyncio.wait_for(bot.conversations.drain(), 10)
+        assert typing_is_over(tg, dm)
+        tg.user_message(dm, alice, "two")
+        await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 2)
+    first, second = tg.visible_texts(dm)
+    assert first == "The answer starts like this and then\n\n⚠️ " + MODEL_STALLED.format(seconds=1)
+    assert second == "Back to normal."
+    assert len(llm.requests) == 2
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import itertools
 import socket
+from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from channels.telegram.inbound import NOT_ALLOWED
 from channels.telegram.render import utf16_len
-from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
+from tests.doubles.openai_server import Break, Hang, OpenAIDouble, Text, ToolCalls
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.conftest import bot_env, run_bot, running
+from tests.scenarios.conftest import bot_env, run_bot, running, script_tool_turns
 
 MESSAGE_CALLS = ("sendMessage", "editMessageText")
 
@@ -105,6 +107,65 @@ async def test_a_tool_call_finishes_the_text_before_it_and_the_answer_opens_a_ne
     assert any(action.action == "typing" for action in tg.chat_actions(dm))
     bold = tg.bot_messages(dm)[1].entities
     assert [(e["type"], e["offset"], e["length"]) for e in bold] == [("bold", 8, 2)]
+
+
+@pytest.mark.parametrize("call_ids", ["per_reply", "none"])
+async def test_every_tool_turn_of_a_conversation_shows_its_status_line_and_a_new_message_for_the_answer(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, call_ids: str
+) -> None:
+    """Servers that send `call_1` on every turn (or no id) once lost the second and later tool turns: the text
+    before the tool and the answer arrived merged in one message, with no status line."""
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    turns = script_tool_turns(llm, call_ids)
+    async with running(tg, llm, tmp_path):
+        for done, turn in enumerate(turns, 1):
+            statuses = len(status_drafts(tg, dm))
+            tg.user_message(dm, alice, turn.question)
+            await tg.wait_for(lambda n=done: len(tg.visible_texts(dm)) == 2 * n)
+            assert len(status_drafts(tg, dm)) == statuses + 1  # "⚙️ Using calculator…" while the tool ran
+    assert tg.visible_texts(dm) == [text for turn in turns for text in (turn.before, turn.answer)]
+    assert llm.pending == 0
+
+
+def status_drafts(tg: TelegramDouble, dm: object) -> list[object]:
+    return [draft for draft in tg.drafts(dm) if "Using calculator" in draft.text]
+
+
+async def test_no_two_drafts_in_a_chat_share_an_id_status_drafts_included(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    """Drafts with the same id animate into each other: a status line must never turn into an answer, nor one
+    reply's preview into another's. And while a reply streams, its drafts lead back to it (for a stop)."""
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    turns = script_tool_turns(llm, "per_reply")
+    llm.script(Hang("Still thinking about"))
+    async with running(tg, llm, tmp_path) as bot:
+        for done, turn in enumerate(turns, 1):
+            tg.user_message(dm, alice, turn.question)
+            await tg.wait_for(lambda n=done: len(tg.visible_texts(dm)) == 2 * n)
+        tg.user_message(dm, alice, "and one that hangs")
+        await tg.wait_for(lambda: any("Still thinking" in d.text for d in tg.drafts(dm)))
+        streaming = next(d.draft_id for d in tg.drafts(dm) if "Still thinking" in d.text)
+        owner = bot.drafts.owner(dm.id, streaming)
+        assert owner is not None and owner.chat_id == dm.id
+        tg.user_message(dm, alice, "/stop")
+        await tg.wait_for(lambda: len(tg.visible_texts(dm)) == 7)
+        await bot.conversations.drain()
+        assert bot.drafts.owner(dm.id, streaming) is None and len(bot.drafts) == 0  # forgotten with the reply
+    texts: dict[int, list[str]] = defaultdict(list)
+    for call in tg.calls_to("sendMessageDraft", dm):
+        texts[call.params["draft_id"]].append(call.params["text"])
+    messages = tg.visible_texts(dm)
+    for draft_id, previews in texts.items():
+        if any("Using calculator" in text for text in previews):  # a status draft: nothing else
+            assert all(text == previews[0] for text in previews), (draft_id, previews)
+        else:  # an answer's draft: one message growing, never another message's text
+            chain = [text.rstrip() for text in previews]
+            assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(chain)), (draft_id, chain)
+            assert any(message.startswith(chain[-1]) for message in messages), (draft_id, chain)
+    assert sum("Using calculator" in previews[0] for previews in texts.values()) == len(turns)  # one per tool
 
 
 async def test_a_6000_character_answer_is_split_in_two_with_every_word_kept(
