@@ -109,12 +109,15 @@ async def test_every_tool_turn_in_a_thread_finishes_its_text_shows_a_card_and_an
 async def test_every_tool_turn_in_a_dm_shows_the_status_line_and_a_new_message_for_the_answer(
     scene: SlackScene,
 ) -> None:
+    scene.slack.refuse_streaming = "feature_not_enabled"  # posts and updates: the tool shows as the status line
     turns = script_tool_turns(scene.llm, "per_reply")
-    for turn in turns:
-        await scene.post(scene.dm(turn.question))
+    first = scene.dm(turns[0].question)
+    for turn in turns:  # one conversation: the DM message's thread
+        await scene.post(first if turn is turns[0] else scene.dm(turn.question, thread_ts=first["ts"]))
         await scene.replied()
 
     assert [m.text for m in scene.slack.messages(DM)] == [text for turn in turns for text in (turn.before, turn.answer)]
+    assert {m.thread_ts for m in scene.slack.messages(DM)} == {first["ts"]}
     using = [status for status in scene.slack.statuses if status.status == "is using calculator…"]
     # Each turn sets the status about three times; the third turn's can be held back by our own setStatus budget
     # (5 per 6 s per channel), which drops intermediate calls by design.
