@@ -3,8 +3,12 @@
 It behaves like a real streaming model where the rest of the bot can tell the difference: text arrives token by
 token with a delay, and tool calls arrive as streamed `tool_call_chunks` (name first, JSON arguments in pieces),
 so the whole path — StreamingHandler, the break before a tool call, the tool step, the answer — runs for real.
-Its "understanding" is two regular expressions: arithmetic goes to `calculator`, time/date questions go to
-`current_time`. Every answer says plainly that it is the demo and how to configure a real model.
+Its "understanding" is a few regular expressions, chosen so that everything the README promises can be seen:
+arithmetic goes to `calculator` and time questions to `current_time` (in the zone or city asked for), with the
+tools slowed to about a second (`slowed`) so the status line shows while they run; it remembers what the user
+said earlier in the conversation (so memory and /reset can be seen); and it writes a long answer with a table and
+a code block on request (so rendering can be seen). Its first answer in a conversation says plainly that it is
+the demo and how to configure a real model; later ones do not repeat it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -23,7 +29,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, StructuredTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 FIRST_NOTICE = (
@@ -32,15 +38,15 @@ FIRST_NOTICE = (
     "`OPENAI_BASE_URL` to a local OpenAI-compatible server such as Ollama (`http://localhost:11434/v1`) and "
     "`LLM_MODEL` to one of its models, then restart the bot.*"
 )
-NOTICE = (
-    "\n\n_Offline demo model — set `OPENAI_API_KEY`, or `OPENAI_BASE_URL` for a local server such as Ollama, "
-    "plus `LLM_MODEL` to use a real one._"
-)
 HELP = (
-    "Hi! I'm a scripted stand-in, so I can't really follow free text. I can do two things, each with a tool call "
-    "you can watch stream: arithmetic (try **what is 2+2** or **compute (3+4)*5**) and the time "
-    "(try **what time is it?**)."
+    "Hi! I'm a scripted stand-in, so I can't really follow free text, but I can show you what livebot does. Try:\n\n"
+    "- **what is 2+2** or **compute (3+4)*5**: a tool call, with its status line while it runs;\n"
+    "- **what time is it in Tokyo?**: the clock, in any city or zone;\n"
+    "- **my name is Ada**, later **what's my name?** or **what did I say?**: memory (and `/reset` forgets it);\n"
+    "- **show me a table**: a long answer with a table and a code block."
 )
+TOOL_PAUSE = 1.0
+"""Seconds each tool takes in the demo (when it streams at a readable pace), so its status line can be seen."""
 
 # Numbers and brackets joined by at least one binary operator: "2+2", "(3+4)*5", "2 ** 10", "7 % 3".
 _ARITHMETIC = re.compile(r"-?[\d.(]+[\d.)]*(?:\s*(?:\*\*|[-+*/%^])\s*[-\d.()]+)+")
@@ -49,6 +55,35 @@ _TIME = re.compile(
     re.IGNORECASE,
 )
 _TIMEZONE = re.compile(r"\b(UTC|GMT|[A-Z][A-Za-z_]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
+_PLACE = re.compile(r"\bin ([A-Za-z_]+(?: [A-Za-z_]+)?)", re.IGNORECASE)
+_MY_NAME = re.compile(r"\b(?:my name is|call me) ([A-Z][\w-]*)", re.IGNORECASE)
+_ASK_NAME = re.compile(r"\b(what'?s|what is|do you know|remember) my name\b|\bwho am i\b", re.IGNORECASE)
+_ASK_RECALL = re.compile(r"\bwhat (did|have) i (say|said|told|tell)|\bremember\b|\bearlier\b", re.IGNORECASE)
+_ASK_LONG = re.compile(r"\b(table|long|markdown|code|example|format)", re.IGNORECASE)
+LONG_ANSWER = """## Three ways to stream an answer
+
+Each chat platform offers a different way to show text **while it is written**:
+
+| platform | how it streams | updates |
+|---|---|---|
+| Telegram private chat | native drafts, then a message | a few a second |
+| Telegram group | one message, edited | every 3.1 s |
+| Slack thread | native stream (`chat.appendStream`) | as it comes |
+| Console | redrawn in place | 20 a second |
+
+A reply goes through the same handler everywhere; only the *surface* differs:
+
+```python
+async with StreamingHandler(surface) as handler:
+    async for event in agent.run(question, thread_id=conversation):
+        handler.emit(event.text)
+```
+
+Things to notice:
+
+1. The table and the code above were rendered while they streamed.
+2. Long lines wrap at words, never in the middle of one.
+3. `/stop` (or Ctrl-C in the console) stops an answer like this one half-way."""
 _TOKEN = re.compile(r"\S+\s*|\s+")
 
 
@@ -194,22 +229,91 @@ def plan_reply(messages: Sequence[BaseMessage], tools: set[str]) -> _Plan:
         The text to stream and the tool call (if any) to stream after it.
     """
     first_answer = not any(isinstance(message, AIMessage) and not message.tool_calls for message in messages)
-    notice = FIRST_NOTICE if first_answer else NOTICE
+    notice = FIRST_NOTICE if first_answer else ""
     if messages and isinstance(messages[-1], ToolMessage):
         return _Plan(_answer_from_tools(messages) + notice)
 
-    question = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    said = [message.text for message in messages if isinstance(message, HumanMessage)]
+    question, earlier = (said[-1], said[:-1]) if said else ("", [])
     if match := _ARITHMETIC.search(question):
         expression = match.group(0).strip()
         if "calculator" in tools:
             return _Plan("Let me work that out with the calculator.", ("calculator", {"expression": expression}))
         return _Plan(f"I'd use the `calculator` tool for `{expression}`, but it isn't available right now.{notice}")
     if _TIME.search(question):
-        zone = found.group(1) if (found := _TIMEZONE.search(question)) else "UTC"
+        zone = _zone_in(question)
         if "current_time" in tools:
             return _Plan("Let me check the clock.", ("current_time", {"timezone": zone}))
         return _Plan(f"I'd use the `current_time` tool for that, but it isn't available right now.{notice}")
+    if _ASK_NAME.search(question):
+        return _Plan(_recall_name(earlier) + notice)
+    if match := _MY_NAME.search(question):
+        name = match.group(1)
+        return _Plan(
+            f"Nice to meet you, **{name}**! I'll remember that: ask me *what's my name?* later. "
+            + f"`/reset` makes me forget.{notice}"
+        )
+    if _ASK_RECALL.search(question):
+        return _Plan(_recall(earlier) + notice)
+    if _ASK_LONG.search(question):
+        return _Plan(LONG_ANSWER + notice)
     return _Plan(HELP + notice)
+
+
+def _zone_in(question: str) -> str:
+    """The IANA zone a question names, directly ("Europe/Berlin") or by city ("in Tokyo", "in new york")."""
+    if found := _TIMEZONE.search(question):
+        return found.group(1)
+    for match in _PLACE.finditer(question):
+        words = match.group(1).split()
+        for count in (2, 1):  # "New York" before "New"
+            place = "_".join(words[:count]).casefold()
+            if zone := _zones_by_city().get(place):
+                return zone
+    return "UTC"
+
+
+@cache
+def _zones_by_city() -> dict[str, str]:
+    """ "tokyo" -> "Asia/Tokyo", "new_york" -> "America/New_York": the last part of every IANA zone name."""
+    return {name.rsplit("/", 1)[-1].casefold(): name for name in sorted(available_timezones()) if "/" in name}
+
+
+def _recall_name(earlier: Sequence[str]) -> str:
+    for text in reversed(earlier):
+        if match := _MY_NAME.search(text):
+            return f"Your name is **{match.group(1)}**: you told me earlier in this conversation."
+    return "You haven't told me your name in this conversation. Say *my name is …* and ask again."
+
+
+def _recall(earlier: Sequence[str]) -> str:
+    if not earlier:
+        return "Nothing yet: this conversation starts with your question."
+    shown = earlier[-5:]
+    lines = "\n".join(f"- {text[:200]}" for text in shown)
+    more = f" (the last {len(shown)} of {len(earlier)})" if len(earlier) > len(shown) else ""
+    return f"Earlier in this conversation you said{more}:\n\n{lines}"
+
+
+def slowed(tools: Sequence[BaseTool], pause: float) -> list[BaseTool]:
+    """`tools`, each taking at least `pause` seconds, as real tools (a web page, a search) do.
+
+    The demo's own tools answer in microseconds, and the status line that shows while a tool runs would never be
+    seen. The tool still runs for real, under the same timeout and error rules.
+    """
+    if pause <= 0:
+        return list(tools)
+
+    def wrap(tool: BaseTool) -> BaseTool:
+        async def run(**kwargs: Any) -> Any:
+            await asyncio.sleep(pause)
+            return await tool.ainvoke(kwargs)
+
+        return StructuredTool.from_function(
+            coroutine=run, name=tool.name, description=tool.description, args_schema=tool.args_schema
+        )
+
+    return [wrap(tool) for tool in tools]
 
 
 def _answer_from_tools(messages: Sequence[BaseMessage]) -> str:

@@ -9,6 +9,7 @@ mapping (a stalled stream raises TimeoutError, for one).
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING
 
 import openai
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from agent.silence import SilenceWatch
 
 GENERIC = "Something went wrong while answering. Please try again."
+COULD_NOT_CONNECT = "Could not connect to the model server. Please try again later."
+CONNECTION_LOST = "The connection to the model server was lost mid-answer."
 
 # Most specific first: several of these classes inherit from one another.
 _NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
@@ -42,7 +45,7 @@ _NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ),
     (
         (ModelConnectionError, openai.APIConnectionError, ConnectionError),
-        "The model stopped answering (connection lost).",
+        CONNECTION_LOST,  # or COULD_NOT_CONNECT: see describe_failure
     ),
     ((ModelAuthenticationError, openai.AuthenticationError), "The model server rejected the API key."),
     ((ModelPermissionDeniedError, openai.PermissionDeniedError), "The model server refused access to this model."),
@@ -52,7 +55,7 @@ _NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
         "The model is rate-limited right now. Please try again in a moment.",
     ),
     ((ModelInvalidRequestError, openai.BadRequestError), "The model server rejected the request."),
-    ((ModelAPIError, openai.APIStatusError), "The model server had an error. Please try again."),
+    ((ModelAPIError, openai.APIStatusError), "The model server had an error ({status}). Please try again."),
     ((GraphRecursionError,), "The answer took too many steps and was stopped."),
 )
 
@@ -61,7 +64,10 @@ def describe_failure(exc: BaseException) -> str:
     """Return a short notice for `exc`, safe to show a user (no secrets, no traceback)."""
     for kinds, notice in _NOTICES:
         if isinstance(exc, kinds):
-            return notice
+            if notice is CONNECTION_LOST and _never_connected(exc):
+                return COULD_NOT_CONNECT
+            status = getattr(exc, "status_code", None)
+            return notice.format(status=f"HTTP {status}" if isinstance(status, int) else "no details")
     return GENERIC
 
 
@@ -75,3 +81,17 @@ def silence_notice(watch: SilenceWatch) -> str:
     if watch.started:
         return MODEL_STALLED.format(seconds=watch.idle)
     return MODEL_SILENT.format(seconds=watch.first_token)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether a connection error happened before any connection was made (refused, no such host, timed out
+    connecting) rather than during an answer. The HTTP library's error is in the chain of causes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError | socket.gaierror) or type(seen).__name__ in (
+            "ConnectError",
+            "ConnectTimeout",
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -9,6 +9,8 @@ that names the store and the reason, never the password — instead of failing t
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -27,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 DictPool = AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
 
 SQLITE_FILE = "memory.sqlite"
+logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the Postgres server, unless the URL sets `connect_timeout` itself (libpq waits forever)."""
 _MAX_REASON_CHARS = 300
@@ -62,13 +65,55 @@ async def open_checkpointer(data_dir: Path, database_url: str | None = None) -> 
         yield saver
 
 
+class _WatchedSqliteSaver(AsyncSqliteSaver):
+    """An SQLite store that notices when its file is deleted or replaced while the bot runs.
+
+    SQLite keeps writing to the open file after it is unlinked, so everything remembered from then on is lost at
+    the next start, silently. Each write checks that the file on disk is still the one opened (one `stat`, a few
+    microseconds) and logs an error the first time it is not.
+    """
+
+    _path: Path | None = None
+    _identity: tuple[int, int] | None = None
+    _reported = False
+
+    def watch(self, path: Path) -> None:
+        self._path = path
+        self._identity = _identity(path)
+
+    async def aput(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_file()
+        return await super().aput(*args, **kwargs)
+
+    def _check_file(self) -> None:
+        if self._path is None or self._reported:
+            return
+        if _identity(self._path) != self._identity:
+            self._reported = True
+            logger.error(
+                "the conversation memory %s was deleted or replaced while the bot runs; what is remembered from now "
+                "on is lost when the bot stops. Restart the bot to start a new memory file",
+                self._path,
+            )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 @asynccontextmanager
 async def _open_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver]:
     async with AsyncExitStack() as stack:
         try:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            saver = await stack.enter_async_context(AsyncSqliteSaver.from_conn_string(str(path)))
+            saver = await stack.enter_async_context(_WatchedSqliteSaver.from_conn_string(str(path)))
+            assert isinstance(saver, _WatchedSqliteSaver)  # from_conn_string builds the class it is called on
             await saver.setup()
+            saver.watch(path)
         except (OSError, sqlite3.Error) as exc:
             raise MemoryUnavailable(f"cannot open the conversation memory at {path}: {_one_line(exc)}") from None
         yield saver

@@ -2,9 +2,10 @@
 
 `StepLimit` turns "too many tool steps" into a final answer instead of LangGraph's GraphRecursionError: after
 `limit` tool-using model calls in one run, the next call is made without tools and told to answer now.
-`ToolGuard` bounds each tool call by a timeout and turns every way a tool call can go wrong (it raises, it
-hangs, its name is unknown, its arguments are not JSON) into an error `ToolMessage` the model can read, so the
-run continues and the OpenAI history stays valid (every tool call answered).
+`ToolGuard` bounds each tool call by a timeout (the tool's own `metadata["timeout"]` where it has one, as MCP
+servers may) and turns every way a tool call can go wrong (it raises, it hangs, its name is unknown, its arguments
+are not JSON) into an error `ToolMessage` the model can read, so the run continues and the OpenAI history stays
+valid (every tool call answered).
 
 Both implement only the async hooks: the agent is only ever run with `astream`.
 """
@@ -136,18 +137,26 @@ class ToolGuard(AgentMiddleware):
         if request.tool is None:
             available = ", ".join(self.tool_names) or "none"
             return _error(call, f"Error: there is no tool named '{name}'. Available tools: {available}.")
+        timeout = (request.tool.metadata or {}).get("timeout") or self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             # asyncio.timeout rather than wait_for: on Python 3.11 wait_for can swallow a cancellation (/stop).
-            async with asyncio.timeout(self.timeout):
-                return await handler(request)
+            async with asyncio.timeout_at(deadline):
+                result = await handler(request)
+            if loop.time() <= deadline:
+                return result
+            # The tool held the loop past its deadline (CPU work between two awaits), so the cancellation could
+            # not land: what it returned came too late to count, as for any other tool over its time.
         except TimeoutError:
-            log.warning("tool %s timed out after %g s", name, self.timeout)
-            return _error(call, f"Error: the tool '{name}' did not finish within {self.timeout:g} s and was stopped.")
+            pass
         except GraphBubbleUp:
             raise
         except Exception as exc:
             log.warning("tool %s failed", name, exc_info=True)
             return _error(call, f"Error: the tool '{name}' failed: {_describe(exc)}")
+        log.warning("tool %s timed out after %g s", name, timeout)
+        return _error(call, f"Error: the tool '{name}' did not finish within {timeout:g} s and was stopped.")
 
     @hook_config(can_jump_to=["model"])
     async def aafter_model(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:

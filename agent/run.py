@@ -32,7 +32,7 @@ from langgraph.types import StreamMode
 
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
-from agent.demo import DemoChatModel
+from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
 from agent.errors import describe_failure, silence_notice
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult, Usage
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
@@ -314,13 +314,16 @@ async def open_agent(
         MemoryUnavailable: The conversation store (SQLite or Postgres) cannot be opened.
     """
     chat_model = model if model is not None else build_model(config)
+    is_demo = isinstance(chat_model, DemoChatModel)
+    if is_demo and config.demo_delay > 0:  # (tests set no delay: they want the demo fast)
+        tools = slowed(tools, TOOL_PAUSE)
     try:
         async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
             graph = build_graph(chat_model, tools, config, checkpointer)
             yield Agent(
                 graph,
                 checkpointer,
-                is_demo=isinstance(chat_model, DemoChatModel),
+                is_demo=is_demo,
                 step_limit=config.step_limit,
                 first_token_timeout=config.first_token_timeout,
                 idle_timeout=config.idle_timeout,

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +39,20 @@ class _End:
     error: BaseException | None = None
 
 
-class AgentThread:
-    """An `Agent` running on `loop` (another thread's); its methods are called from the chat loop."""
+OpenTools = Callable[[], AbstractAsyncContextManager[Sequence[BaseTool]]]
+"""Opens tools that live as long as the agent and on its loop (MCP sessions), and closes them after it."""
 
-    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop) -> None:
+
+class AgentThread:
+    """An `Agent` running on `loop` (another thread's); its methods are called from the chat loop.
+
+    Attributes:
+        tools: Every tool the agent has (for /tools and the names shown while one runs); read-only.
+    """
+
+    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop, tools: Sequence[BaseTool] = ()) -> None:
         self.is_demo = agent.is_demo
+        self.tools = tuple(tools)
         self._agent = agent
         self._loop = loop
 
@@ -139,12 +148,23 @@ def _hand_over(opened: asyncio.Future[AgentThread], agent: AgentThread) -> None:
 
 @asynccontextmanager
 async def open_agent_thread(
-    config: AgentConfig, tools: Sequence[BaseTool], *, model: BaseChatModel | None = None
+    config: AgentConfig,
+    tools: Sequence[BaseTool],
+    *,
+    model: BaseChatModel | None = None,
+    open_tools: OpenTools | None = None,
 ) -> AsyncIterator[AgentThread]:
     """`open_agent` on a new thread with its own event loop, for the lifetime of the block.
 
+    Args:
+        config: The agent's settings.
+        tools: The tools the model may call.
+        model: A chat model instead of the one `config` describes (tests).
+        open_tools: More tools, opened on the agent's loop before the agent and closed after it: MCP sessions
+            are bound to the loop that opened them, and the agent's loop is the one that calls the tools.
+
     Raises:
-        MemoryUnavailable: (and anything else `open_agent` raises) when the agent cannot be opened.
+        MemoryUnavailable: (and anything else `open_agent` or `open_tools` raises) when the agent cannot be opened.
     """
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="agent-loop", daemon=True)
@@ -155,9 +175,11 @@ async def open_agent_thread(
 
     async def hold() -> None:
         """Open the agent on its loop, hand it over, and keep it open until the chat loop is done with it."""
-        async with open_agent(config, tools, model=model) as agent:
-            here.call_soon_threadsafe(_hand_over, opened, AgentThread(agent, loop))
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(closing.wait(), here))
+        async with open_tools() if open_tools is not None else nullcontext(()) as more:
+            every_tool = [*tools, *more]
+            async with open_agent(config, every_tool, model=model) as agent:
+                here.call_soon_threadsafe(_hand_over, opened, AgentThread(agent, loop, every_tool))
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(closing.wait(), here))
 
     held = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hold(), loop))
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import itertools
 import statistics
 import tempfile
@@ -37,7 +36,8 @@ from bot.settings import Settings
 from bot.slack_app import serve_slack
 from bot.telegram_app import serve_telegram
 from channels.capabilities import resolve
-from channels.console import TerminalSurface
+from channels.console.surfaces import TerminalSurface
+from channels.console.text import render_markdown
 from channels.inbound import Incoming
 from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.slack_api import SlackDouble
@@ -138,16 +138,30 @@ async def slack(kind: str, replies: int, words: int) -> list[Reply]:
     return results
 
 
-class Screen(io.StringIO):
-    """An in-memory terminal that notes when text was written."""
+class Screen:
+    """The terminal UI's drawing, without a terminal: each redraw renders the Markdown as the real one does and
+    notes when it happened."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.writes: list[float] = []
 
-    def write(self, data: str) -> int:
+    def show(self, markdown: str | None) -> None:
+        if markdown:
+            render_markdown(markdown, 100)
         self.writes.append(time.monotonic())
-        return super().write(data)
+
+    def status(self, text: str | None) -> None:
+        pass
+
+    async def commit(self, markdown: str) -> None:
+        render_markdown(markdown, 100)
+        self.writes.append(time.monotonic())
+
+    async def say(self, lines: list[str]) -> None:
+        pass
+
+    async def done(self) -> None:
+        pass
 
 
 async def console(replies: int, words: int) -> list[Reply]:

@@ -1,29 +1,71 @@
-"""Wiring for `python -m bot console`: settings -> agent -> runtime -> console channel."""
+"""Wiring for `python -m bot console`: settings -> agent -> runtime -> conversations -> console channel."""
 
 from __future__ import annotations
 
-from agent.thread import open_agent_thread
+from agent.check import ModelProblem
+from bot.agent_setup import open_bot_agent
+from bot.conversations import Conversations
+from bot.logs import ProblemCounter
 from bot.runtime import DEMO_HELP, Runtime
 from bot.settings import Settings
 from channels.console import ConsoleChannel
-from tools import default_tools
+
+LOG_FILE = "livebot.log"
+EXIT_REPLY_FAILED = 1
+"""Exit status of a piped console when a reply failed, so a script notices."""
 
 
-def banner(settings: Settings, *, demo: bool, interactive: bool) -> str:
-    """The first lines a console user sees: what answers them and how to leave."""
+def banner(settings: Settings, *, demo: bool, interactive: bool, problem: ModelProblem | None = None) -> str:
+    """The first lines a console user sees: what answers them, how to leave, and what is wrong with the model."""
     model = "offline demo model" if demo else f"model {settings.llm_model}"
     lines = [f"livebot console — {model}. /help for commands."]
     if interactive:
-        lines.append("Ctrl-C stops a reply; Ctrl-D (or Ctrl-C at the prompt) quits.")
+        lines.append(
+            "Enter sends, Alt-Enter adds a line, ↑/↓ recall earlier lines. Ctrl-C or /stop stops a reply; "
+            "Ctrl-D (or Ctrl-C at the prompt) quits."
+        )
     if demo:
         lines.append(DEMO_HELP.strip().replace("**", ""))
+    if problem is not None:
+        lines.append(f"⚠ {problem.line}. Fix the setting and restart (commands still work).")
     return "\n".join(lines)
 
 
-async def run_console(settings: Settings, *, name: str) -> int:
-    """Run the console chat until EOF or Ctrl-C. Returns the exit status."""
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
-    async with open_agent_thread(settings.agent_config(), tools) as agent:
-        channel = ConsoleChannel(name=name, mode=settings.live_mode, interval=settings.stream_edit_interval)
-        channel.banner = banner(settings, demo=agent.is_demo, interactive=channel.interactive)
-        return await channel.run(Runtime(agent).answer)
+async def run_console(
+    settings: Settings, *, name: str, plain: bool, problems: ProblemCounter, model_problem: ModelProblem | None
+) -> int:
+    """Run the console chat until end of input or Ctrl-C. Returns the exit status.
+
+    Args:
+        settings: The bot's settings.
+        name: The conversation name (`--name`).
+        plain: `--plain`: plain text even on a terminal.
+        problems: Counts what was logged at WARNING or above; the chat says once where the log is.
+        model_problem: What the start-up check found wrong with the model, shown under the banner.
+    """
+    log_file = settings.bot_data_dir / LOG_FILE
+    told = False
+
+    def log_note() -> str | None:
+        nonlocal told
+        if told or not problems.count:
+            return None
+        told = True
+        return f"(problems were logged to {log_file})"
+
+    async with open_bot_agent(settings) as agent:
+        channel = ConsoleChannel(
+            name=name,
+            mode=settings.live_mode,
+            interval=settings.stream_edit_interval,
+            plain=plain,
+            history=settings.bot_data_dir / "console-history",
+        )
+        runtime = Runtime(agent)
+        conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
+        text = banner(settings, demo=agent.is_demo, interactive=channel.interactive, problem=model_problem)
+        status = await channel.run(conversations, banner=text, after_reply=log_note)
+        await conversations.shutdown(0 if status else settings.shutdown_grace)  # Ctrl-C: the user wants out now
+    if status == 0 and runtime.failed_replies and not channel.interactive:
+        return EXIT_REPLY_FAILED
+    return status

@@ -10,9 +10,11 @@ at WARNING.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 _TOKEN_SHAPES = re.compile(
     r"(?<=bot)\d{5,}:[A-Za-z0-9_-]{20,}"  # Telegram bot token in a Bot API URL
@@ -29,7 +31,9 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        # Every secret, however short: a 5-character key leaks as surely as a long one (a very short one makes
+        # the log harder to read, never unsafe).
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -47,13 +51,37 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Log to stderr at `level`, with secrets redacted from every handler's output."""
-    handler = logging.StreamHandler(sys.stderr)
+class ProblemCounter(logging.Handler):
+    """Counts records at WARNING or above, so the console can say once that the log has something to read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def configure_logging(level: str, secrets: Iterable[str] = (), *, file: Path | None = None) -> ProblemCounter:
+    """Log at `level` to stderr, or to `file` (the console: its screen is the chat), secrets redacted everywhere.
+
+    Python's warnings go to the log too, so a library's DeprecationWarning never lands in the chat.
+
+    Returns:
+        The counter of problems (WARNING and above) logged from now on.
+    """
+    if file is None:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(file, maxBytes=2_000_000, backupCount=1, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
+    problems = ProblemCounter()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, problems]
     root.setLevel(level)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.captureWarnings(True)
+    return problems

@@ -16,9 +16,10 @@ from agent.thread import AgentThread
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
-from channels.commands import HELP, RESET, START, Command, command_of, help_commands
+from channels.commands import HELP, RESET, START, TOOLS, Command, command_of, help_commands
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
+from tools.catalog import describe_tools, tool_label
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,16 @@ class Runtime:
         self._channel = channel
         self._patience = patience
         self._help = f"{ABOUT}\n\nCommands: {help_commands(command_prefix)}."
+        self._labels = {tool.name: tool_label(tool) for tool in agent.tools}
         self.commands: dict[Command, Callable[[Incoming, ReplySurface], Awaitable[None]]] = {
             START: self._show_help,
             HELP: self._show_help,
             RESET: self._reset,
+            TOOLS: self._list_tools,
         }
         """The commands that are a turn of their conversation (`/stop` is not: `bot.conversations` acts on it)."""
+        self.failed_replies = 0
+        """Replies that ended with a failure notice (the piped console's exit status reports them)."""
 
     async def answer(self, incoming: Incoming, surface: ReplySurface) -> None:
         """Answer one message on `surface`. Cancelling the task stops the reply and keeps the text so far."""
@@ -84,6 +89,9 @@ class Runtime:
 
     async def _show_help(self, incoming: Incoming, surface: ReplySurface) -> None:
         await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
+
+    async def _list_tools(self, incoming: Incoming, surface: ReplySurface) -> None:
+        await self.say(surface, describe_tools(self._agent.tools))
 
     async def _reset(self, incoming: Incoming, surface: ReplySurface) -> None:
         await self._agent.reset(incoming.conversation)
@@ -112,15 +120,16 @@ class Runtime:
                 match event:
                     case ToolCall(name=name, call_id=call_id):
                         await handler.take()  # the tool does not start until this returns
-                        await handler.tool_started(name, call_id)
+                        await handler.tool_started(self._labels.get(name, name), call_id)
                         readable = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
-                        await handler.tool_finished(name, call_id, ok=ok)
+                        await handler.tool_finished(self._labels.get(name, name), call_id, ok=ok)
                     case Failed(notice=notice):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
+                        self.failed_replies += 1
                     case Done(usage=usage):
                         log.debug(
                             "%s: answered (%d tokens in, %d out)",

@@ -8,10 +8,10 @@ import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from agent.thread import AgentThread, open_agent_thread
+from agent.thread import AgentThread
+from bot.agent_setup import open_bot_agent
 from bot.health import watch_loop_lag
 from bot.settings import Settings
-from tools import default_tools
 
 
 async def run_until_signal(
@@ -22,8 +22,7 @@ async def run_until_signal(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tools = default_tools(allow_private_fetch=settings.web_fetch_allow_private)
     # The lag is watched while serving: start-up and shutdown keep no user waiting.
-    async with open_agent_thread(settings.agent_config(), tools) as agent, serve(settings, agent), watch_loop_lag():
+    async with open_bot_agent(settings) as agent, serve(settings, agent), watch_loop_lag():
         await stop.wait()
     return 0

@@ -7,6 +7,7 @@ Settings a channel needs (tokens) are checked when that channel starts, so the c
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from agent.config import DEFAULT_SYSTEM_PROMPT, AgentConfig
 from channels.capabilities import LiveMode
 from channels.slack.agent_view import DEFAULT_PROMPTS, MAX_PROMPTS
+from tools.mcp_config import McpConfigError, ServerConfig, load_mcp_config
+from tools.web_search import BRAVE_URL, TAVILY_URL, Brave, SearchBackend, Searxng, Tavily
 
 
 class SettingsError(Exception):
@@ -36,7 +39,14 @@ class Settings(BaseSettings):
     model_first_token_timeout: float = Field(60.0, gt=0, le=3600)
     model_idle_timeout: float = Field(30.0, gt=0, le=3600)
     web_fetch_allow_private: bool = False
+    mcp_config: Path | None = None
+    searxng_url: str | None = None
+    brave_api_key: SecretStr | None = None
+    brave_api_url: str = BRAVE_URL
+    tavily_api_key: SecretStr | None = None
+    tavily_api_url: str = TAVILY_URL
     demo_token_delay: float = Field(0.03, ge=0, le=5)
+    model_check_timeout: float = Field(10.0, gt=0, le=120)
     max_input_chars: int = Field(4000, ge=1)
     user_runs_per_minute: int = Field(20, ge=1)
     shutdown_grace: float = Field(20.0, ge=0, le=600)
@@ -84,7 +94,15 @@ class Settings(BaseSettings):
             raise ValueError(f"must be 1 to {MAX_PROMPTS} non-empty prompts separated by |")
         return value
 
-    @field_validator("openai_base_url", "telegram_api_base_url", "slack_api_url", "telegram_webhook_url")
+    @field_validator(
+        "openai_base_url",
+        "telegram_api_base_url",
+        "slack_api_url",
+        "telegram_webhook_url",
+        "searxng_url",
+        "brave_api_url",
+        "tavily_api_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -103,8 +121,8 @@ class Settings(BaseSettings):
 
     @property
     def secret_values(self) -> list[str]:
-        """Every secret's value, for the log redactor."""
-        return [
+        """Every secret's value, for the log redactor (MCP servers' headers and environment values included)."""
+        secrets = [
             value.get_secret_value()
             for value in (
                 self.openai_api_key,
@@ -114,9 +132,44 @@ class Settings(BaseSettings):
                 self.slack_bot_token,
                 self.slack_app_token,
                 self.slack_signing_secret,
+                self.brave_api_key,
+                self.tavily_api_key,
             )
             if value is not None and value.get_secret_value()
         ]
+        try:
+            servers = self.mcp_servers
+        except SettingsError:
+            servers = []  # reported when the servers are started
+        for server in servers:
+            secrets.extend(value for value in (*(server.env or {}).values(), *(server.headers or {}).values()))
+        return [secret for secret in secrets if len(secret) >= 4]
+
+    @cached_property
+    def mcp_servers(self) -> list[ServerConfig]:
+        """The servers of MCP_CONFIG (none when it is not set).
+
+        Raises:
+            SettingsError: The file is missing, is not JSON or describes servers wrongly (one line naming it).
+        """
+        if self.mcp_config is None:
+            return []
+        try:
+            return load_mcp_config(self.mcp_config)
+        except McpConfigError as exc:
+            raise SettingsError(f"setting MCP_CONFIG is invalid: {exc}") from None
+
+    @property
+    def search_backends(self) -> list[SearchBackend]:
+        """The web search backends configured, in the order they are tried."""
+        backends: list[SearchBackend] = []
+        if self.searxng_url:
+            backends.append(Searxng(self.searxng_url))
+        if self.brave_api_key and self.brave_api_key.get_secret_value():
+            backends.append(Brave(self.brave_api_key.get_secret_value(), url=self.brave_api_url))
+        if self.tavily_api_key and self.tavily_api_key.get_secret_value():
+            backends.append(Tavily(self.tavily_api_key.get_secret_value(), url=self.tavily_api_url))
+        return backends
 
     def agent_config(self) -> AgentConfig:
         """The agent's part of the settings (the agent package never reads settings itself)."""

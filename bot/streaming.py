@@ -248,7 +248,7 @@ class StreamingHandler:
         limit = self._limit
         if limit is None or (len(text) <= limit * _SPLIT_WINDOW and self._surface.measure(text) <= limit):
             return text, ""
-        return split_to_fit(text, lambda s: self._surface.measure(s) <= limit, window=limit * _SPLIT_WINDOW)
+        return split_to_fit(text, self._surface.measure, limit, window=limit * _SPLIT_WINDOW)
 
     def _new_segment(self) -> None:
         self._text = ""

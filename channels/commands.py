@@ -33,7 +33,8 @@ HELP = Command("help", "What this bot does", help="shows this")
 RESET = Command("reset", "Forget this conversation", help="forgets this conversation")
 STOP = Command("stop", "Stop the answer being written", help="stops an answer while I write it")
 """Acts at once, outside the conversation's queue (`bot.conversations`); the others are turns (`bot.runtime`)."""
-COMMANDS = (START, HELP, RESET, STOP)
+TOOLS = Command("tools", "List the tools I can use", help="lists the tools I can use")
+COMMANDS = (START, HELP, RESET, STOP, TOOLS)
 """In menu order."""
 _BY_NAME = {command.name: command for command in COMMANDS}
 _BY_WORD = {command.name: f"/{command.name}" for command in COMMANDS if command.word}

@@ -32,6 +32,16 @@ _ESCAPED = re.compile(r"\\.")
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _LOOKAHEAD = 64
 """How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
+_CANDIDATES = 16
+"""Boundaries of one kind weighed per cut (see `_best_cut`)."""
+_PROBES = 4
+"""Measures of candidate messages per search at most (see `split_to_fit`); one or two do for real answers."""
+_RETRIES = 3
+"""Boundaries tried at most whose message, once its fence is closed, does not fit after all."""
+_FULL = 0.9
+"""A first message measured at least this full is taken: closer is not worth another measure."""
+_MAX_REOPEN = 64
+"""Longest fence line repeated at the top of the next message (see `_closed`)."""
 _JOINER = "\u200d"
 _VIRAMA = 9
 """The canonical combining class of a virama, which joins the consonants around it into one conjunct."""
@@ -59,13 +69,21 @@ def open_fence(text: str) -> str | None:
 
 
 def _closed(head: str) -> tuple[str, str]:
-    """`head` with an open fence closed, and the line that reopens it in the next message ("" if none)."""
+    """`head` with an open fence closed, and the line that reopens it in the next message ("" if none).
+
+    The reopening line is the opening line when that is short, as every real one is; an opening line of
+    thousands of backticks (or a huge info string) is reopened as a plain fence of three, because repeating it
+    would fill the next message before any of the text moves on, and the cutting would never end.
+    """
     opening = open_fence(head)
     if opening is None:
         return head, ""
-    marker = re.match(r"`+|~+", opening)
-    assert marker is not None  # open_fence only returns fence lines
-    return head.rstrip() + "\n" + marker.group(0), opening + "\n"
+    match = re.match(r"`+|~+", opening)
+    assert match is not None  # open_fence only returns fence lines
+    marker = match.group(0)
+    if len(opening) > _MAX_REOPEN:
+        opening = marker if len(marker) <= _MAX_REOPEN else marker[0] * 3
+    return head.rstrip() + "\n" + marker, opening + "\n"
 
 
 def _table_header(head: str, gap: str, rest: str) -> str:
@@ -100,7 +118,13 @@ def _inline_open(text: str, cut: int) -> bool:
     if paragraph.count("`") % 2:
         return True
     paragraph = _CODE_SPAN.sub("", paragraph)
-    return any(paragraph.count(marker) % 2 for marker in ("~~", "*", "_"))
+    if paragraph.count("~~") % 2:
+        return True
+    for single in ("*", "_"):
+        double = paragraph.count(single * 2)  # "**" opens one span, and counted as two "*" it would look closed
+        if double % 2 or (paragraph.count(single) - 2 * double) % 2:
+            return True
+    return False
 
 
 def _regional(char: str) -> bool:
@@ -132,15 +156,19 @@ def _cluster_start(text: str, at: int) -> int:
 
 
 def _best_cut(text: str, longest: int) -> tuple[int, int]:
-    """Where the first message ends and the next begins, for a first message of at most `longest` characters."""
+    """Where the first message ends and the next begins, for a first message of at most `longest` characters.
+
+    Only the latest `_CANDIDATES` boundaries of each kind are weighed (each costs a look at its paragraph), so a
+    text with thousands of boundaries that all split a span costs no more than one with a few.
+    """
     floor = longest // 2
     region = text[floor : longest + _LOOKAHEAD]
     fallback: tuple[int, int] | None = None
     for paragraph_break, boundary in zip((True, False, False, False), _BOUNDARIES, strict=True):
         candidates = [m for m in boundary.finditer(region) if m.start() > 0 and floor + m.start() <= longest]
-        for match in reversed(candidates):  # the latest boundary first: the fullest message
+        for match in reversed(candidates[-_CANDIDATES:]):  # the latest boundary first: the fullest message
             cut = (floor + match.start(), floor + match.end())
-            if paragraph_break or open_fence(text[: cut[0]]) or not _inline_open(text, cut[0]):
+            if paragraph_break or not _inline_open(text, cut[0]) or open_fence(text[: cut[0]]):
                 return cut
             fallback = fallback or cut
     if fallback is not None:  # every cut there splits a span: an earlier paragraph break, even if less full
@@ -150,12 +178,19 @@ def _best_cut(text: str, longest: int) -> tuple[int, int]:
     return point, point
 
 
-def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tuple[str, str]:
+def split_to_fit(text: str, measure: Callable[[str], int], limit: int, *, window: int) -> tuple[str, str]:
     """Split `text` into a first message that fits and the text that continues in the next message.
+
+    The work is bounded whatever the text: `measure` (which may render the whole candidate, as Telegram's does)
+    is called a handful of times, not once per character or per boundary. The longest prefix that fits is found
+    by scaling the guess by how far its measure is off, then interpolating between the longest prefix that fits
+    and the shortest that does not (a measure roughly follows the length, so one or two guesses land in the last
+    few percent below the limit, which is full enough); then the best boundary before it is taken.
 
     Args:
         text: Markdown that does not fit in one message.
-        fits: Whether a candidate first message fits the platform's limit.
+        measure: The size of a candidate message as the platform counts it.
+        limit: The largest size a message may have.
         window: How many leading characters to consider; bounds the work for a huge text (the rest is tail).
 
     Returns:
@@ -165,20 +200,44 @@ def split_to_fit(text: str, fits: Callable[[str], bool], *, window: int) -> tupl
     Raises:
         ValueError: When not even one character fits (a limit no platform has).
     """
-    lo, hi = 1, min(len(text), window)
-    if not fits(_closed(text[:lo])[0]):
+
+    def size(length: int) -> int:
+        return measure(_closed(text[:length])[0])
+
+    fit_size, over_size = size(1), 0
+    if fit_size > limit:
         raise ValueError("not even one character fits in a message")
-    while lo < hi:  # the longest prefix that fits once its fence is closed
-        mid = (lo + hi + 1) // 2
-        if fits(_closed(text[:mid])[0]):
-            lo = mid
+    fit, over = 1, min(len(text), window) + 1  # the longest prefix known to fit, the shortest known not to
+    guess = min(limit, over - 1)
+    target = limit * (1 + _FULL) / 2  # aim inside the full band, not at its edge
+    missed = False  # whether the last guess was too long
+    for _ in range(_PROBES):
+        measured = size(guess)
+        if measured <= limit:
+            fit, fit_size, missed = guess, measured, False
         else:
-            hi = mid - 1
-    longest = lo
-    while True:
+            if missed:  # twice too long: interpolation creeps in from one side, halve instead
+                over, over_size = guess, measured
+                guess = (fit + over) // 2
+                continue
+            over, over_size, missed = guess, measured, True
+        if fit_size >= limit * _FULL or over - fit <= max(1, fit // 64):
+            break
+        if over_size > fit_size:  # between a fit and a miss: where the measure crosses the target, if linear
+            guess = fit + int((over - fit) * (target - fit_size) / (over_size - fit_size))
+        else:  # only fits so far: scale up by how much room is left
+            guess = int(guess * target / max(1, measured))
+        if not fit < guess < over:
+            guess = (fit + over) // 2
+    longest = fit
+    for _ in range(_RETRIES):
         cut, resume = _best_cut(text, longest)
         head, reopen = _closed(text[:cut])
-        if fits(head) or longest == 1:
+        measured = measure(head)
+        if measured <= limit:
             tail = text[resume:]
             return head, (reopen or _table_header(head, text[cut:resume], tail)) + tail
-        longest = cut - 1  # closing the fence at the nicer boundary made it too long: look earlier
+        # Closing the fence at the nicer boundary made it too long (or the measure is not monotonic): earlier.
+        longest = max(1, min(cut - 1, int(cut * limit / measured)))
+    head, reopen = _closed(text[:fit])  # measured to fit; only a text built to defeat the search gets here
+    return head, reopen + text[fit:]

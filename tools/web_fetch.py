@@ -13,9 +13,11 @@ therefore cannot send a request elsewhere. What remains:
 
 - Proxies from the environment are ignored (`trust_env=False`): a proxy would resolve names itself and make
   the address check meaningless. A deployment that must use a proxy has to enforce the policy there.
-- `Accept-Encoding: identity` is requested so that the byte cap counts what is downloaded; a server that
-  compresses anyway is decoded by httpx one network chunk at a time before the cap applies, so a
-  compression bomb can cost a transient spike of memory of some megabytes, not more.
+- `Accept-Encoding: identity` is requested, and a hostile server may compress anyway: the body is read raw
+  (`tools._body`) and gzip or deflate is decoded here, never more than the cap of output at a time, so a
+  compression bomb costs no more than an honest page of that size. Other encodings (brotli, zstd, …) were not
+  asked for and cannot be bounded as simply: they are refused. A declared charset that is not a text encoding
+  (`base64`, `zlib`) or that cannot decode the page (UTF-16 without a byte order mark) is a tool error.
 - NAT64 (64:ff9b::/96) addresses are refused as reserved, which also refuses public sites reached through
   a NAT64 gateway on an IPv6-only host.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 import httpx
 from langchain_core.tools import BaseTool, tool
 
+from tools._body import read_body
 from tools._html_text import html_to_text
 from tools._url_guard import Resolver, Target, WebFetchError, parse_url, resolve_target, system_resolver
 
@@ -45,7 +49,8 @@ class FetchLimits:
     """Bounds on one fetch. The defaults keep a page within a model's useful context and a tool's patience.
 
     Attributes:
-        max_bytes: Body bytes read before the download is cut (the rest is never downloaded).
+        max_bytes: Body bytes kept before the download is cut (the rest is never downloaded), counted both as
+            they arrive and once decoded (a compressed body cannot grow past it).
         max_chars: Characters of text returned to the model, the truncation mark included.
         timeout: Seconds for the whole fetch: resolution, every redirect hop and the body.
         max_redirects: Redirects followed before giving up.
@@ -167,26 +172,24 @@ async def _read(response: httpx.Response, url: httpx.URL, limits: FetchLimits) -
         raise WebFetchError(
             f"refused content type {mime or '(none)'!r} from {url}: only HTML and plain text can be read"
         )
-    body, cut = await _read_capped(response, limits.max_bytes)
+    body, cut = await read_body(response, limits.max_bytes)
     text = _decode(body, response.charset_encoding, sniff=is_html, final=not cut)
     header = f"URL: {url}"
     if is_html:
-        title, text = html_to_text(text)
+        title, text = await _extract(text, limits.max_chars)
         if title:
             header += f"\nTitle: {title}"
     return _cap(f"{header}\n\n{text or '(no readable text)'}", limits.max_chars, cut)
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """Read at most `max_bytes` of the body; the flag says whether there was more."""
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        room = max_bytes - len(body)
-        if len(chunk) > room:
-            body += chunk[:room]
-            return bytes(body), True
-        body += chunk
-    return bytes(body), False
+async def _extract(html: str, max_chars: int) -> tuple[str, str]:
+    """`html_to_text` on a worker thread, so the agent's loop (every conversation's model stream) keeps running;
+    a cancelled fetch (the tool's timeout, a /stop) ends the parsing too, at its next piece."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(html_to_text, html, max_chars=max_chars, stop=stop)
+    finally:
+        stop.set()
 
 
 def _decode(body: bytes, declared: str | None, *, sniff: bool, final: bool) -> str:
@@ -195,11 +198,17 @@ def _decode(body: bytes, declared: str | None, *, sniff: bool, final: bool) -> s
         match = _META_CHARSET.search(body[:2048])
         encoding = match.group(1).decode("ascii") if match else None
     try:
-        decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
+        codec = codecs.lookup(encoding or "utf-8")
     except LookupError:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    # Not final when the body was cut: a character split by the cut is dropped, not shown as "\ufffd".
-    return decoder.decode(body, final=final)
+        codec = codecs.lookup("utf-8")
+    if not codec._is_text_encoding:  # "base64", "zlib_codec", "rot13": bytes-to-bytes codecs, not charsets
+        raise WebFetchError(f"the page declares charset {encoding!r}, which is not a text encoding")
+    decoder = codec.incrementaldecoder(errors="replace")
+    try:
+        # Not final when the body was cut: a character split by the cut is dropped, not shown as "\ufffd".
+        return decoder.decode(body, final=final)
+    except UnicodeError as exc:  # e.g. UTF-16 without a byte order mark
+        raise WebFetchError(f"the page cannot be decoded as its declared charset {encoding!r}: {exc}") from None
 
 
 def _cap(text: str, max_chars: int, cut: bool) -> str:

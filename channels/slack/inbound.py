@@ -7,7 +7,7 @@ answers in, and under the legacy `assistant_view` every message already arrives 
 the message itself says where the answer goes and no setting is needed. Memory is kept per thread
 (`slack:<channel>:<thread_ts>`). Messages from bots (this one included), edits, deletions and other subtypes are
 ignored, as are channel messages without a mention. Slack reserves a leading "/" for its own slash commands, so
-the plain words "help" and "reset" are the commands here.
+the plain words "help", "reset", "stop" and "tools" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.

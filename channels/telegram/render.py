@@ -12,17 +12,33 @@ against), so `render` first backslash-escapes exactly those (see `as_typed`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
 
 import pyromark
 import telegramify_markdown
 from telegram import MessageEntity
 from telegramify_markdown.converter import STANDARD_OPTIONS
 
-_MAX_PASSES = 64
-"""Each pass unwraps a level of HTML blocks; real answers need one or two."""
+_MAX_PASSES = 4
+"""Each pass turns what the parser read as HTML into text; one or two do for any answer seen, and a text that
+still holds HTML after these is sent as typed (plain), which shows every character of it."""
+
+_HTML_SPECIALS = re.compile(rb"[<&]")
+_DOLLAR = re.compile(rb"\$")
+_MAX_EVENTS = 2000
+_PER_CHARS = 4096
+"""Parser events one render converts at most per 4,096 characters (see `_too_dense`): a full message of richly
+formatted text (headings, lists with bold terms, code, links) has about 600, one of nothing but nested lists or
+tables about 1,500; converting 2,000 costs about 12 ms. Per characters, so that a text and the messages it is
+cut into are formatted alike."""
+_MARKUP = tuple("*_`[]!<>&#|~\\-+=:$.)")
+"""Characters that can start Markdown structure (with line breaks, which end or continue blocks)."""
+_DEEP = re.compile(r"^(?:[ \t]*+(?:>|[-+*](?=[ \t])|\d{1,9}+[.)](?=[ \t]))){32}", re.MULTILINE)
+"""Block quotes and lists nested 32 deep: no answer writes them, and the parser's cost grows faster than the
+text there, so such a text is not even counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +60,10 @@ def render(markdown: str, *, plain: bool = False) -> Rendered:
 
     Cached because the StreamingHandler measures a text and then sends the same text.
     """
-    if not plain:
-        text, entities = telegramify_markdown.convert(as_typed(markdown))
+    typed = None if plain else _formattable(markdown)
+    if typed is not None:
+        # No LaTeX: Telegram shows none, and converting it costs time quadratic in a run of "$" or "\\(".
+        text, entities = telegramify_markdown.convert(typed, latex_escape=False)
         text = text.rstrip()
         if text:
             limit = utf16_len(text)
@@ -54,33 +72,65 @@ def render(markdown: str, *, plain: bool = False) -> Rendered:
     return Rendered(markdown)
 
 
+def _formattable(markdown: str) -> str | None:
+    """`markdown` as `as_typed` makes it, or None when it is too dense to format within the bound."""
+    if _too_dense(markdown):
+        return None
+    typed = as_typed(markdown)
+    if typed is None or (typed is not markdown and _too_dense(typed)):  # HTML turned to text can be denser
+        return None
+    return typed
+
+
+def _too_dense(markdown: str) -> bool:
+    """Whether `markdown` has more Markdown structure than any real answer of its size, so that converting it
+    would cost more than the bound on one render: it is then sent as typed (every character shown, unformatted).
+
+    Counting the parser's events is cheap next to converting them; most texts are cleared by counting the
+    characters that can make any at all, and deep nesting is refused before parsing.
+    """
+    if _DEEP.search(markdown):
+        return True
+    allowed = max(_MAX_EVENTS, _MAX_EVENTS * len(markdown) // _PER_CHARS)
+    if sum(map(markdown.count, _MARKUP)) + markdown.count("\n") <= allowed // 4:
+        return False
+    budget = allowed - 2 * markdown.count("||")  # telegramify-markdown makes each `||` spoiler mark HTML
+    events = pyromark.events_with_range(markdown, options=STANDARD_OPTIONS)  # unmerged text, as converted
+    return budget < 0 or sum(1 for _ in islice(events, budget + 1)) > budget
+
+
 def measure(markdown: str) -> int:
     """The visible length of `markdown` once rendered, in UTF-16 units."""
     return utf16_len(render(markdown).text)
 
 
-def as_typed(markdown: str) -> str:
-    """`markdown` with a backslash before each `<` that opens raw HTML and each `&` that opens a character
-    reference, so both render as the characters typed; everything else (code, autolinks, link targets) is as it was.
+def as_typed(markdown: str) -> str | None:
+    """`markdown` with a backslash before each `<` that opens raw HTML, each `&` that opens a character
+    reference and each `$` of math, so all render as the characters typed; everything else (code, autolinks, link
+    targets) is as it was. (Left to telegramify-markdown, a run of `$` costs it a parse per pair.)
+    None when no few passes get there (then the text is best sent as typed).
 
-    The parser telegramify-markdown uses decides what is HTML, so nothing that is Markdown is touched. A `<` escaped
-    at the start of an HTML block turns the block into a paragraph, in which the parser may then find inline HTML:
-    hence passes until it finds none (each pass escapes at least one more character, so this ends).
+    The parser telegramify-markdown uses decides what is HTML, so nothing that is Markdown is touched. Escaping
+    the `<` at the start of an HTML block turns the block into a paragraph, in which the parser would find the rest
+    of its tags as inline HTML, and the next line may start an HTML block of its own: so every `<` and `&` inside
+    an HTML block is escaped at once (a block of a thousand lines costs one pass, not a thousand), and passes
+    repeat while the parser still finds HTML.
     """
-    if "<" not in markdown and "&" not in markdown:
+    if "<" not in markdown and "&" not in markdown and "$" not in markdown:
         return markdown
     for _ in range(_MAX_PASSES):
         offsets = _read_as_html(markdown)
         if not offsets:
-            break
+            return markdown
         source = markdown.encode()
         bounds = [0, *offsets, len(source)]
         markdown = b"\\".join(source[a:b] for a, b in pairwise(bounds)).decode()
-    return markdown
+    return None if _read_as_html(markdown) else markdown
 
 
 def _read_as_html(markdown: str) -> list[int]:
-    """UTF-8 offsets of the `<` and `&` the parser reads as raw HTML or a character reference, ascending."""
+    """UTF-8 offsets of the `<` and `&` the parser reads as raw HTML or a character reference (in an HTML block,
+    all of them) and of the `$` it reads as math, ascending."""
     source = markdown.encode()
     offsets: list[int] = []
     in_code = False
@@ -93,7 +143,11 @@ def _read_as_html(markdown: str) -> list[int]:
             in_code = True
         elif event.get("End") == "CodeBlock":
             in_code = False
-        elif "InlineHtml" in event or opened == "HtmlBlock":
+        elif opened == "HtmlBlock":
+            offsets.extend(match.start() for match in _HTML_SPECIALS.finditer(source, start, end))
+        elif "InlineMath" in event or "DisplayMath" in event:  # Telegram shows no math: the `$` are text
+            offsets.extend(match.start() for match in _DOLLAR.finditer(source, start, end))
+        elif "InlineHtml" in event:
             at = source.find(b"<", start, end)
             if at >= 0:
                 offsets.append(at)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 
 from agent import AgentConfig, open_agent
-from agent.demo import FIRST_NOTICE, NOTICE, DemoChatModel, plan_reply
+from agent.demo import FIRST_NOTICE, DemoChatModel, plan_reply, slowed
 from agent.events import Done, TextDelta, ToolCall, ToolResult
 from agent.model import PLACEHOLDER_API_KEY, build_model
 from tests.agent.conftest import calculator, collect, current_time, text_of
@@ -39,13 +40,41 @@ def test_without_the_tool_it_answers_and_says_why() -> None:
     assert text.endswith(FIRST_NOTICE)
 
 
-def test_anything_else_gets_help_and_the_long_notice_first_then_the_short_one() -> None:
+def test_anything_else_gets_help_and_the_notice_once_per_conversation() -> None:
     text, tool = ask("hello")
     assert tool is None
     assert "what is 2+2" in text
     assert "OPENAI_API_KEY" in text and "OPENAI_BASE_URL" in text and "LLM_MODEL" in text
     later = plan_reply([HumanMessage("hi"), AIMessage("Hi!" + FIRST_NOTICE), HumanMessage("hello")], TOOLS)
-    assert later.text.endswith(NOTICE)
+    assert "demo" not in later.text and "OPENAI_API_KEY" not in later.text
+
+
+def test_time_in_a_city_uses_its_zone() -> None:
+    assert ask("what time is it in Tokyo?")[1] == ("current_time", {"timezone": "Asia/Tokyo"})
+    assert ask("what's the time in new york")[1] == ("current_time", {"timezone": "America/New_York"})
+    assert ask("what time is it in the evening")[1] == ("current_time", {"timezone": "UTC"})
+
+
+def test_it_recalls_what_was_said_earlier_and_nothing_after_a_reset() -> None:
+    told = [HumanMessage("my name is Ada"), AIMessage("Nice to meet you, Ada!"), HumanMessage("what's my name?")]
+    assert "Your name is **Ada**" in plan_reply(told, TOOLS).text
+    assert "haven't told me your name" in plan_reply([HumanMessage("what's my name?")], TOOLS).text
+    history = [HumanMessage("I like tea"), AIMessage("Noted."), HumanMessage("what did I say?")]
+    assert "- I like tea" in plan_reply(history, TOOLS).text
+    assert "Nothing yet" in plan_reply([HumanMessage("what did I say?")], TOOLS).text
+
+
+def test_asked_for_one_it_writes_a_long_answer_with_a_table_and_a_code_block() -> None:
+    text, _ = ask("show me a table")
+    assert "|---|" in text and "```python" in text and len(text) > 800
+
+
+async def test_the_demo_tools_take_long_enough_for_their_status_line_to_show() -> None:
+    (slow,) = slowed([calculator], 0.2)
+    started = time.monotonic()
+    assert await slow.ainvoke({"expression": "6*7"}) == "42"
+    assert time.monotonic() - started >= 0.2
+    assert (slow.name, slow.args) == (calculator.name, calculator.args)
 
 
 def test_after_the_tool_it_answers_with_the_result() -> None:
@@ -99,7 +128,7 @@ async def test_demo_round_trip_through_the_agent(tmp_path: Path) -> None:
     assert answer.startswith("2+2 = **4**")
     assert "offline demo model" in answer
     assert isinstance(events[-1], Done)
-    assert text_of(again).endswith("(3+4)*5 = **35**" + NOTICE)
+    assert text_of(again).endswith("(3+4)*5 = **35**")  # the demo said it is one in its first answer only
 
 
 def test_build_model_picks_the_demo_only_without_key_and_url() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -214,3 +216,17 @@ async def test_an_old_gap_in_the_middle_of_the_history_is_repaired(llm: OpenAIDo
         "HumanMessage",
         "AIMessage",
     ]
+
+
+async def test_a_memory_file_deleted_while_running_is_logged_as_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = AgentConfig(api_key=None, base_url=None, data_dir=tmp_path, demo_delay=0)
+    async with open_agent(config, []) as agent:
+        await collect(agent.run("hello", thread_id="console:x"))
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        (tmp_path / "memory.sqlite").unlink()
+        await collect(agent.run("hello again", thread_id="console:x"))
+        await collect(agent.run("and again", thread_id="console:x"))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "memory.sqlite was deleted" in errors[0]  # once, naming the file

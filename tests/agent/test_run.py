@@ -11,7 +11,7 @@ import pytest
 from langchain_core.tools import BaseTool, tool
 
 from agent import AgentConfig, open_agent
-from agent.errors import MODEL_SILENT, MODEL_STALLED
+from agent.errors import CONNECTION_LOST, MODEL_SILENT, MODEL_STALLED
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.middleware import FINAL_INSTRUCTION, STOPPED_TEXT
 from tests.agent.conftest import calculator, collect, default_tools, text_of
@@ -162,7 +162,7 @@ async def test_broken_stream_keeps_the_text_so_far_then_fails(llm: OpenAIDouble,
     events = await run_once(make_config(llm), "why?")
 
     assert text_of(events) == "The answer is "
-    assert events[-1] == Failed("The model stopped answering (connection lost).")
+    assert events[-1] == Failed(CONNECTION_LOST)
     assert not any(isinstance(event, Done) for event in events)
     assert len(llm.requests) == 1, "a stream that broke half-way must not be retried behind the user's back"
 
@@ -217,6 +217,47 @@ async def test_tool_that_hangs_times_out(llm: OpenAIDouble, make_config: MakeCon
     assert "did not finish within 0.2 s" in result.content
     assert cancelled.is_set()
     assert kinds(events) == ["ToolCall", "ToolResult", "TextDelta", "Done"]
+
+
+async def test_a_tool_with_its_own_timeout_is_held_to_it(llm: OpenAIDouble, make_config: MakeConfig) -> None:
+    """An MCP server's `timeout` reaches ToolGuard as the tool's metadata and replaces TOOL_TIMEOUT for it."""
+
+    @tool
+    async def slow(query: str) -> str:
+        """Never answers."""
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    slow.metadata = {"timeout": 0.2}
+    llm.script(ToolCalls([("slow", {"query": "x"})]), Text("It timed out."))
+    events = await run_once(make_config(llm, tool_timeout=600), "go", tools=[slow])
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert "did not finish within 0.2 s" in result.content
+
+
+async def test_a_tool_whose_cpu_work_holds_the_loop_past_its_timeout_is_reported_as_timed_out(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    """CPU work between two awaits cannot be cancelled: what it returns after the timeout must not count as a
+    result, or a parser that hogged the loop for seconds would still answer "ok"."""
+
+    @tool
+    async def hog(query: str) -> str:
+        """Works without ever awaiting until well past its time."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.5
+        while loop.time() < until:
+            pass
+        return "an answer that came too late"
+
+    llm.script(ToolCalls([("hog", {"query": "x"})]), Text("It timed out."))
+
+    events = await run_once(make_config(llm, tool_timeout=0.2), "go", tools=[hog])
+
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert not result.ok
+    assert "did not finish within 0.2 s" in result.content
+    assert "too late" not in llm.requests[1]["messages"][-1]["content"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from agent import AgentConfig
-from agent.errors import GENERIC, describe_failure
+from agent.errors import CONNECTION_LOST, COULD_NOT_CONNECT, GENERIC, describe_failure
 from agent.middleware import tool_steps_this_run
 from agent.run import CANCELLED_RESULT, answer_dangling_tool_calls
 from agent.silence import SilenceWatch
@@ -110,15 +110,30 @@ def _status(cls: type[openai.APIStatusError], status: int) -> openai.APIStatusEr
     return cls("sk-secret leaked", response=response, body=None)
 
 
+def _connect_failed() -> openai.APIConnectionError:
+    """What the OpenAI client raises when nothing listens at the base URL: the refusal is in the causes."""
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as refused:
+            raise httpx.ConnectError("All connection attempts failed") from refused
+    except httpx.ConnectError as failed:
+        error = openai.APIConnectionError(request=_request())
+        error.__cause__ = failed
+        return error
+
+
 @pytest.mark.parametrize(
     ("exc", "notice"),
     [
-        (openai.APIConnectionError(request=_request()), "The model stopped answering (connection lost)."),
+        (openai.APIConnectionError(request=_request()), CONNECTION_LOST),
+        (_connect_failed(), COULD_NOT_CONNECT),
         (openai.APITimeoutError(request=_request()), "The model took too long to answer."),
         (_status(openai.AuthenticationError, 401), "The model server rejected the API key."),
         (_status(openai.NotFoundError, 404), "The model server does not know this model (check LLM_MODEL)."),
         (_status(openai.RateLimitError, 429), "The model is rate-limited right now. Please try again in a moment."),
-        (_status(openai.InternalServerError, 500), "The model server had an error. Please try again."),
+        (_status(openai.InternalServerError, 500), "The model server had an error (HTTP 500). Please try again."),
+        (_status(openai.InternalServerError, 503), "The model server had an error (HTTP 503). Please try again."),
         (RuntimeError("sk-secret leaked"), GENERIC),
     ],
 )

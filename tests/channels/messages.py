@@ -10,14 +10,19 @@ SPLIT_WINDOW = 4
 """bot.streaming's window: how many times the limit the splitter looks at."""
 
 
-def cut_all(text: str, measure: Callable[[str], int], limit: int) -> list[str]:
-    """The messages (as sent, trailing blanks dropped) that carry `text` within `limit` as `measure` counts."""
+def cut_all(text: str, measure: Callable[[str], int], limit: int, *, most: int = 10_000) -> list[str]:
+    """The messages (as sent, trailing blanks dropped) that carry `text` within `limit` as `measure` counts.
+
+    Raises:
+        AssertionError: More than `most` messages: the cutting does not end.
+    """
     messages = []
     while text.strip():
+        assert len(messages) < most, f"still cutting after {most} messages"
         if len(text) <= limit * SPLIT_WINDOW and measure(text) <= limit:
             messages.append(text.rstrip())
             break
-        head, text = split_to_fit(text, lambda s: measure(s) <= limit, window=limit * SPLIT_WINDOW)
+        head, text = split_to_fit(text, measure, limit, window=limit * SPLIT_WINDOW)
         messages.append(head.rstrip())
         text = text.lstrip()
     return messages

@@ -62,6 +62,16 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Held:
+    """Stream the first `after_chars` characters of `text`, wait until `release` is set, then stream the rest."""
+
+    text: str
+    after_chars: int
+    release: asyncio.Event
+    chunk_size: int = 4
+
+
+@dataclass(frozen=True)
 class Error:
     """Answer with an HTTP error and an OpenAI-style error body instead of a stream.
 
@@ -80,7 +90,7 @@ class Silent:
     """Accept the request and send nothing at all, not even the response headers, until the client goes away."""
 
 
-Reply = Text | ToolCalls | Break | Hang | Silent | Error
+Reply = Text | ToolCalls | Break | Hang | Held | Silent | Error
 
 
 @dataclass
@@ -103,10 +113,16 @@ class OpenAIDouble:
         call_ids: How streamed tool calls are named, as different servers do: "unique" (`call_N`, never reused,
             like OpenAI), "per_reply" (`call_1`, `call_2`, ... counted afresh in every response, so the same id
             comes back on every turn) or "none" (no id at all).
+        api_key: When set, every request must carry it (`Authorization: Bearer ...`), or gets OpenAI's 401.
+        outage: When set, every request is answered with this HTTP status (a server that is up but failing).
+        silent: Every request is accepted and never answered (a wedged server), until the double stops.
     """
 
     model: str = "double-model"
     call_ids: Literal["unique", "per_reply", "none"] = "unique"
+    api_key: str | None = None
+    outage: int | None = None
+    silent: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: int = 0
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -128,7 +144,7 @@ class OpenAIDouble:
 
     async def start(self) -> str:
         """Listen on an ephemeral loopback port and return the base URL ending in `/v1`."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._gate])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
@@ -154,6 +170,23 @@ class OpenAIDouble:
         await self.stop()
 
     # -- handlers -------------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """What a real server checks before the endpoint runs: the key; and the failure modes a test asked for."""
+        if self.silent:
+            await self._stopping.wait()
+            raise ConnectionResetError("the double stopped")
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _error(
+                401,
+                "Incorrect API key provided: sk-***. You can find your API key at https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
+        if self.outage is not None:
+            return _error(self.outage, "The server had an error while processing your request.", "server_error")
+        return await handler(request)
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -212,6 +245,13 @@ class OpenAIDouble:
             for piece in _pieces(reply.text[: reply.after_chars], reply.chunk_size):
                 await stream.delta({"content": piece})
             stream.abort()
+        elif isinstance(reply, Held):
+            for piece in _pieces(reply.text[: reply.after_chars], reply.chunk_size):
+                await stream.delta({"content": piece})
+            await reply.release.wait()
+            for piece in _pieces(reply.text[reply.after_chars :], reply.chunk_size):
+                await stream.delta({"content": piece})
+            await stream.finish("stop", _Usage(prompt_tokens, len(reply.text.split())))
         elif isinstance(reply, Hang):
             for piece in _pieces(reply.text, reply.chunk_size):
                 await stream.delta({"content": piece})

@@ -24,7 +24,10 @@ from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
-_OWN_SETTINGS = ("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL")
+_OWN_SETTINGS = (
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
+)
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Finished:
 def bot_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """The environment of a bot process: none of the developer's own settings, data in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_SETTINGS)}
-    env.update(BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), DEMO_TOKEN_DELAY="0", **settings)
+    env.update({"BOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "DEMO_TOKEN_DELAY": "0", **settings})
     return env
 
 
@@ -70,6 +73,7 @@ async def telegram_process(
         TELEGRAM_API_BASE_URL=tg.root,
         OPENAI_BASE_URL=llm.base_url,
         OPENAI_API_KEY="sk-test-key-for-the-double",
+        LLM_MODEL=llm.model,
         **settings,
     )
     process = await asyncio.create_subprocess_exec(
@@ -118,7 +122,7 @@ async def llm() -> AsyncIterator[OpenAIDouble]:
 @pytest.fixture
 def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
     """Settings for a bot that talks to the OpenAI double."""
-    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL="m")
+    return bot_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-test-" + "x" * 24, LLM_MODEL=llm.model)
 
 
 @pytest.fixture
@@ -143,7 +147,7 @@ def telegram_settings(tg: TelegramDouble, llm: OpenAIDouble, data: Path, **setti
         telegram_api_base_url=tg.root,
         openai_api_key="sk-test-key-for-the-double",
         openai_base_url=llm.base_url,
-        llm_model="m",
+        llm_model=llm.model,
         bot_data_dir=data,
         **settings,
     )

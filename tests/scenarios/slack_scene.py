@@ -35,7 +35,10 @@ TOKEN = "xoxb-livebot-test"
 SECRET = "signing-secret-for-tests"
 CHANNEL = "C0GENERAL"
 DM = "D0ALICE"
-OWN_SETTINGS = ("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL")
+OWN_SETTINGS = (
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
+)
 
 
 def free_port() -> int:

@@ -1,10 +1,11 @@
-"""The console bot with piped stdin/stdout: one whole answer per line, against a real OpenAI-compatible server."""
+"""The console bot with piped stdin/stdout: each line echoed, then its whole answer, against a real
+OpenAI-compatible server."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.doubles.openai_server import Break, OpenAIDouble, Text, ToolCalls
+from tests.doubles.openai_server import Break, Error, OpenAIDouble, Text, ToolCalls
 from tests.scenarios.conftest import bot_env, run_bot
 
 
@@ -12,7 +13,7 @@ async def test_plain_answer_is_printed_once_whole(llm: OpenAIDouble, model_env: 
     answer = "Hello! This answer arrives in many small pieces but is printed once."
     llm.script(Text(answer, chunk_size=3))
     done = await run_bot(["console"], stdin="hi there\n", env=model_env, cwd=tmp_path)
-    assert (done.code, done.out) == (0, answer + "\n")
+    assert (done.code, done.out) == (0, f"you › hi there\nbot › {answer}\n\n")
     assert llm.requests[0]["messages"][-1] == {"role": "user", "content": "hi there"}
     assert llm.requests[0]["stream"] is True
 
@@ -23,7 +24,7 @@ async def test_tool_round_trip_then_the_answer(llm: OpenAIDouble, model_env: dic
         Text("6 × 7 is **42**."),
     )
     done = await run_bot(["console"], stdin="what is 6*7?\n", env=model_env, cwd=tmp_path)
-    assert (done.code, done.out) == (0, "Let me compute that.\n\n6 × 7 is **42**.\n")
+    assert (done.code, done.out) == (0, "you › what is 6*7?\nbot › Let me compute that.\n\n6 × 7 is **42**.\n\n")
     tool_answer = llm.requests[1]["messages"][-1]
     assert (tool_answer["role"], tool_answer["content"]) == ("tool", "42")  # the real calculator ran
 
@@ -33,10 +34,11 @@ async def test_broken_stream_keeps_the_text_so_far_and_the_bot_keeps_answering(
 ) -> None:
     llm.script(Break("The first answer was going well until", after_chars=24), Text("Second answer."))
     done = await run_bot(["console"], stdin="one\ntwo\n", env=model_env, cwd=tmp_path)
-    first, second = done.out.split("\n\n", 1)[0], done.out.split("\n\n", 1)[1]
-    assert done.code == 0
-    assert first == "The first answer was goi"
-    assert second.startswith("⚠️ ") and second.endswith("Second answer.\n")
+    assert done.out == (
+        "you › one\nbot › The first answer was goi\n\n⚠️ The connection to the model server was lost mid-answer.\n\n"
+        "you › two\nbot › Second answer.\n\n"
+    )
+    assert done.code == 1  # a script learns that a reply failed
     assert len(llm.requests) == 2
 
 
@@ -44,7 +46,7 @@ async def test_memory_survives_a_restart(llm: OpenAIDouble, model_env: dict, tmp
     llm.script(Text("Nice to meet you, Ada."), Text("You are Ada."))
     await run_bot(["console"], stdin="my name is Ada\n", env=model_env, cwd=tmp_path)
     done = await run_bot(["console"], stdin="who am I?\n", env=model_env, cwd=tmp_path)
-    assert done.out == "You are Ada.\n"
+    assert done.out == "you › who am I?\nbot › You are Ada.\n\n"
     contents = [m["content"] for m in llm.requests[1]["messages"]]
     assert contents[-3:] == ["my name is Ada", "Nice to meet you, Ada.", "who am I?"]
 
@@ -69,13 +71,46 @@ async def test_malformed_setting_stops_start_up_with_one_line(tmp_path: Path) ->
     assert done.err.count("\n") == 1 and "STREAM_MODE" in done.err and "Traceback" not in done.err
 
 
-async def test_no_secret_reaches_the_log(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+async def test_the_log_goes_to_a_file_without_secrets(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
     llm.script(Text("ok"))
     env = {**model_env, "LOG_LEVEL": "DEBUG"}
     done = await run_bot(["console"], stdin="hi\n", env=env, cwd=tmp_path)
-    assert done.out == "ok\n"
-    assert "DEBUG" in done.err  # logging was on
-    assert env["OPENAI_API_KEY"] not in done.err + done.out
+    assert done.out == "you › hi\nbot › ok\n\n"
+    log = (tmp_path / "data" / "livebot.log").read_text()
+    assert "DEBUG" in log and "DEBUG" not in done.err  # logging was on, into the file
+    assert env["OPENAI_API_KEY"] not in log + done.err + done.out
+
+
+async def test_a_failed_reply_makes_the_exit_status_non_zero(
+    llm: OpenAIDouble, model_env: dict, tmp_path: Path
+) -> None:
+    llm.script(Text("Fine."), Error(401, "Incorrect API key provided", "invalid_request_error"), Text("Fine again."))
+    done = await run_bot(["console"], stdin="one\ntwo\nthree\n", env=model_env, cwd=tmp_path)
+    assert done.code == 1
+    assert "⚠️ The model server rejected the API key." in done.out and "Fine again." in done.out
+    assert "Traceback" not in done.out + done.err
+    assert (
+        done.err.strip().endswith(f"(problems were logged to {Path('data') / 'livebot.log'})")
+        or "livebot.log" in done.err
+    )
+
+
+async def test_lines_with_a_command_run_in_order_and_slash_stop_alone_says_nothing_runs(
+    llm: OpenAIDouble, model_env: dict, tmp_path: Path
+) -> None:
+    done = await run_bot(["console"], stdin="/stop\n", env=model_env, cwd=tmp_path)
+    assert done.out == "you › /stop\nbot › There is no reply in progress to stop.\n\n"
+    assert llm.requests == []
+
+
+async def test_terminal_control_sequences_in_the_answer_are_never_written(
+    llm: OpenAIDouble, model_env: dict, tmp_path: Path
+) -> None:
+    hostile = "Hi\x1b]0;pwned title\x07 \x1b]52;c;ZXZpbA==\x07 \x1b[2J\x1b[H there\x9b31m"
+    llm.script(Text(hostile))
+    done = await run_bot(["console", "--plain"], stdin="hi\n", env=model_env, cwd=tmp_path)
+    assert "\x1b" not in done.out and "\x07" not in done.out and "\x9b" not in done.out
+    assert "␛]0;pwned title␇" in done.out  # shown, harmless
 
 
 async def test_unreachable_database_stops_start_up_with_one_line_and_no_password(tmp_path: Path) -> None:

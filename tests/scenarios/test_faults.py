@@ -69,7 +69,7 @@ async def test_one_model_error_before_the_first_token_is_retried_and_the_answer_
     ("status", "attempts", "notice"),
     [
         (429, MAX_RETRIES + 1, "The model is rate-limited right now. Please try again in a moment."),
-        (500, MAX_RETRIES + 1, "The model server had an error. Please try again."),
+        (500, MAX_RETRIES + 1, "The model server had an error (HTTP 500). Please try again."),
         (401, 1, "The model server rejected the API key."),  # not retried: it would fail the same way
     ],
 )

@@ -389,12 +389,21 @@ async def test_the_word_stop_in_the_thread_stops_a_streaming_reply(scene: SlackS
     assert len(scene.llm.requests) == 1  # "stop" is not a question for the model
 
 
+async def test_tools_lists_the_tools_and_how_to_add_web_search(scene: SlackScene) -> None:
+    mention = scene.mention("tools")
+    await scene.post(mention)
+    await scene.replied()
+    [message] = scene.thread(mention)
+    assert "`calculator`" in message.text and "`web_fetch`" in message.text and "SEARXNG_URL" in message.text
+    assert scene.llm.requests == []
+
+
 async def test_help_names_the_commands_as_slack_users_type_them(scene: SlackScene) -> None:
     mention = scene.mention("help")
     await scene.post(mention)
     await scene.replied()
     [message] = scene.thread(mention)
-    assert "`reset`" in message.text and "`stop`" in message.text
+    assert "`reset`" in message.text and "`stop`" in message.text and "`tools`" in message.text
     assert "/reset" not in message.text  # a leading "/" would be one of Slack's own slash commands
     assert scene.llm.requests == []
 

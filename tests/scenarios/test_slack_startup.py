@@ -132,7 +132,7 @@ async def test_python_m_bot_slack_serves_http_mode_until_sigterm(tmp_path: Path)
             tmp_path,
             OPENAI_BASE_URL=llm.base_url,
             OPENAI_API_KEY="sk-test-" + "x" * 24,
-            LLM_MODEL="m",
+            LLM_MODEL=llm.model,
             SLACK_BOT_TOKEN=TOKEN,
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=slack.base_url.rstrip("/"),  # the trailing slash is added by the bot

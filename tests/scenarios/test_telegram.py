@@ -51,9 +51,9 @@ async def test_the_command_menu_and_help_name_every_command(
     async with running(tg, llm, tmp_path):
         tg.user_message(dm, alice, "/help")
         await tg.wait_for(lambda: tg.visible_texts(dm))
-    assert [c["command"] for c in tg.commands()] == ["start", "help", "reset", "stop"]
+    assert [c["command"] for c in tg.commands()] == ["start", "help", "reset", "stop", "tools"]
     (help_text,) = tg.visible_texts(dm)
-    assert all(f"/{command}" in help_text for command in ("reset", "stop", "help"))
+    assert all(f"/{command}" in help_text for command in ("reset", "stop", "tools", "help"))
     assert llm.requests == []
 
 

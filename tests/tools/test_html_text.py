@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tools._html_text import html_to_text
+import threading
+import time
+
+import pytest
+
+from tools._html_text import Stopped, html_to_text
 
 
 def test_structure_and_whitespace() -> None:
@@ -40,3 +45,17 @@ def test_non_content_is_dropped() -> None:
 
 def test_empty_document() -> None:
     assert html_to_text("") == ("", "")
+
+
+def test_parsing_a_crafted_page_costs_little_cpu() -> None:
+    started = time.thread_time()
+    _, text = html_to_text("<p>start</p>" + "<a " * 300_000 + "end")
+    assert time.thread_time() - started < 1.0
+    assert text.startswith("start")
+
+
+def test_a_stop_request_ends_the_parse() -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        html_to_text("<p>x</p>" * 100_000, stop=stop)

@@ -100,6 +100,7 @@ def test_plain_words_are_the_commands_and_an_empty_mention_asks_for_help() -> No
     assert answer(app_mention("", bot_user_id="U0LIVEBOT")).incoming.text == "/help"
     assert answer(dm_message("reset the router please")).incoming.text == "reset the router please"
     assert answer(app_mention("stop", bot_user_id="U0LIVEBOT")).incoming.text == "/stop"  # stops the thread's reply
+    assert answer(dm_message("tools")).incoming.text == "/tools"
 
 
 def test_allowlist_refuses_others_in_their_conversation() -> None:

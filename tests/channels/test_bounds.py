@@ -1,0 +1,119 @@
+"""No model text can stall the chat loop, cut for ever or lose words: rendering and cutting cost bounded CPU per
+call, cutting always ends, and every letter and digit the model wrote reaches the user on every platform.
+
+CPU is measured with `time.thread_time` (this thread's CPU, not wall time, so a busy machine does not fail the
+test) as the least of three runs. The target is 20 ms per call on a 4,096-character message; the assertion allows
+five times that, because a loaded 2-core machine also slows CPU-bound code (caches, frequency). The code before
+these bounds took up to 1.3 s on these inputs. `python -m bench.worst_case` prints the worst figures found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from channels.capabilities import resolve
+from channels.splitting import split_to_fit
+from channels.telegram.render import measure, render
+from tests.channels.adversarial import cpu, pathological
+from tests.channels.messages import SPLIT_WINDOW, cut_all
+from tests.channels.telegram.checks import LIMIT, assert_valid_message
+
+BOUND = 0.100
+"""Seconds of CPU one render or cut may take here (the target is 0.020; see the module docstring)."""
+ORDERED_ITEM = re.compile(r"(?<![^\s>])\d{1,9}(?=[.)](?:\s|$))")
+FENCE_INFO = re.compile(r"^( {0,3}(?:`{3,}|~{3,})).*$", re.MULTILINE)
+SLACK_LIMIT = resolve("slack", "thread").max_chars or 12_000
+
+
+def letters(text: str) -> Counter[str]:
+    return Counter(char for char in text if char.isalnum())
+
+
+def written(text: str) -> Counter[str]:
+    """The letters and digits of `text` a reader must see: all but the numbers of an ordered list's items, which
+    Markdown renumbers from the first (1. 1. 1. shows as 1. 2. 3.), and the info strings of code fences, which
+    name the code's language and show as none of its text."""
+    return letters(FENCE_INFO.sub(r"\1", ORDERED_ITEM.sub("", text)))
+
+
+def telegram_shown(messages: list[str]) -> Counter[str]:
+    """The letters and digits Telegram shows: the messages' text, and the link targets and code languages of
+    their entities (a link's target is one tap away, a fence's language names the code block)."""
+    shown: Counter[str] = Counter()
+    for message in messages:
+        rendered = render(message)
+        assert_valid_message(rendered)
+        shown += letters(rendered.text)
+        for entity in rendered.entities:
+            shown += letters(entity.url or "") + letters(entity.language or "")
+    return shown
+
+
+_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
+
+@_SETTINGS
+@given(pathological(LIMIT))
+def test_rendering_a_full_telegram_message_costs_bounded_cpu(text: str) -> None:
+    text = text[:LIMIT]
+    assert cpu(lambda: render(text)) < BOUND, repr(text[:200])
+
+
+@_SETTINGS
+@given(pathological(3 * LIMIT))
+def test_cutting_a_telegram_message_off_any_answer_costs_bounded_cpu(text: str) -> None:
+    if len(text) > LIMIT * SPLIT_WINDOW or measure(text) > LIMIT:
+        assert cpu(lambda: split_to_fit(text, measure, LIMIT, window=LIMIT * SPLIT_WINDOW)) < BOUND, repr(text[:200])
+
+
+@_SETTINGS
+@given(pathological(3 * SLACK_LIMIT))
+def test_cutting_a_slack_message_off_any_answer_costs_bounded_cpu(text: str) -> None:
+    if len(text) > SLACK_LIMIT:
+        assert cpu(lambda: split_to_fit(text, len, SLACK_LIMIT, window=SLACK_LIMIT * SPLIT_WINDOW)) < BOUND
+
+
+@_SETTINGS
+@given(pathological(3 * LIMIT))
+def test_telegram_shows_every_letter_and_digit_of_any_answer(text: str) -> None:
+    messages = cut_all(text, measure, LIMIT)
+    assert len(messages) <= 1 + 2 * len(text) // LIMIT  # messages at least half full, give or take a fence
+    assert not written(text) - telegram_shown(messages)
+
+
+@_SETTINGS
+@given(pathological(3 * SLACK_LIMIT))
+def test_slack_shows_every_letter_and_digit_of_any_answer(text: str) -> None:
+    messages = cut_all(text, len, SLACK_LIMIT)
+    assert len(messages) <= 1 + 2 * len(text) // SLACK_LIMIT
+    assert all(len(message) <= SLACK_LIMIT for message in messages)
+    assert not letters(text) - letters("".join(messages))
+
+
+@pytest.mark.parametrize(("measure_", "limit"), [(len, SLACK_LIMIT), (measure, LIMIT)], ids=["slack", "telegram"])
+@pytest.mark.parametrize("backticks", [3_000, 7_000, 20_000])
+def test_an_answer_opening_with_thousands_of_backticks_is_cut_into_few_messages(
+    measure_: Callable[[str], int], limit: int, backticks: int
+) -> None:
+    """Reopening such a fence in every message used to fill the message before any text moved on: Slack posted
+    a message a second until the user wrote "stop"."""
+    text = "`" * backticks + "\n" + "the answer itself, 42 words long. " * 400
+    messages = cut_all(text, measure_, limit, most=100)
+    assert len(messages) <= 2 + 2 * len(text) // limit
+    assert letters("".join(messages))["4"] >= 400
+
+
+def test_an_html_table_of_hundreds_of_lines_is_shown_whole_on_telegram() -> None:
+    """After 64 block-level HTML lines the rest of the answer never reached the user."""
+    rows = "".join(f"<tr><td>row {n}</td></tr>\n" for n in range(300))
+    text = f"Here is the table:\n\n<table>\n{rows}</table>\n\nAnd that is all, said row 300."
+    shown = "".join(render(message).text for message in cut_all(text, measure, LIMIT))
+    assert all(f"row {n}<" in shown for n in range(300))
+    assert shown.endswith("And that is all, said row 300.")
