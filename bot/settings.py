@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     slack_listen: str = "0.0.0.0"
     slack_allowed_users: Annotated[list[str], NoDecode] = []
     slack_suggested_prompts: Annotated[list[str], NoDecode] = list(DEFAULT_PROMPTS)
+    slack_tier2_per_minute: int = Field(20, ge=1, le=10_000)
+    slack_tier3_per_minute: int = Field(50, ge=1, le=10_000)
+    slack_tier4_per_minute: int = Field(100, ge=1, le=10_000)
+    slack_posts_per_minute_per_channel: int = Field(60, ge=1, le=10_000)
+    slack_posts_per_minute_per_workspace: int = Field(300, ge=1, le=100_000)
 
     stream_mode: Literal["auto", "draft", "native", "edit", "off"] = "auto"
     stream_edit_interval: float | None = Field(None, gt=0, le=60)

@@ -39,7 +39,7 @@ from channels.errors import ChannelError
 from channels.inbound import Answer
 from channels.slack.agent_view import FEEDBACK_ACTION, GREETING, feedback_press, greeting, prompts_payload, thread_title
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackSurface, SlackTarget, call
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, call, new_limiter
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,14 @@ class SlackBot(ChannelBot[SlackTarget]):
 
     def __init__(self, client: AsyncWebClient, runtime: Runtime, settings: Settings, me: SlackIdentity) -> None:
         super().__init__(runtime, settings)
+        self.limiter = new_limiter()  # Slack limits each method per workspace, never the bot as a whole
+        self.budgets = SlackBudgets(
+            tier2=settings.slack_tier2_per_minute,
+            tier3=settings.slack_tier3_per_minute,
+            tier4=settings.slack_tier4_per_minute,
+            posts_per_channel=settings.slack_posts_per_minute_per_channel,
+            posts_per_workspace=settings.slack_posts_per_minute_per_workspace,
+        )
         self.client = client
         self.me = me
         self.url: str | None = None
@@ -137,7 +145,7 @@ class SlackBot(ChannelBot[SlackTarget]):
 
         async def run() -> None:
             try:
-                await call(self.limiter, channel, method, request, urgent=False)
+                await call(self.limiter, self.budgets, channel, method, request, urgent=False)
             except ChannelError as exc:
                 log.info("slack: %s in %s failed: %s", method, channel, exc)
 
@@ -152,7 +160,9 @@ class SlackBot(ChannelBot[SlackTarget]):
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
     ) -> SlackSurface:
-        return SlackSurface(self.client, self.limiter, target, profile, on_live_refused=on_live_refused)
+        return SlackSurface(
+            self.client, self.limiter, target, profile, on_live_refused=on_live_refused, budgets=self.budgets
+        )
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -1,39 +1,61 @@
-"""One shared rate budget per chat and per bot, with the platform's retry_after gate inside it.
+"""One shared rate budget per scope a platform meters (a chat, a workspace's method) and per bot, with the
+platform's retry_after gates inside it.
 
 Every platform call of a channel is made inside `RateLimiter.slot` (the limiter wraps the call, not the caller).
-Two kinds of callers:
+A call names the budgets it spends from (`Scope`s, narrowest first: a Telegram chat; a Slack channel's and
+workspace's chat.postMessage) and the retry_after gate it waits behind; the bot's own budget applies to every
+call. Two kinds of callers:
 
-- urgent calls (a reply's first message, every final message) wait here until the chat's and the bot's budgets
-  have room (a matter of seconds), so they go before anything else. They wait for the bot's budget in a line, in
-  the order they came: one waiter watches the budget at a time, so a thousand waiting replies cost no more CPU
-  than one, and none is overtaken for ever;
-- other calls (intermediate edits, drafts, typing) never wait: when the budget is short they raise `RateLimited`
+- urgent calls (a reply's first message, every final message) wait here until every budget they spend from has
+  room, so they go before anything else. They wait in a line per budget, in the order they came: one waiter
+  watches a budget at a time, so a thousand waiting replies cost no more CPU than one, and none is overtaken for
+  ever;
+- other calls (intermediate edits, drafts, typing) never wait: when a budget is short they raise `RateLimited`
   with the time until they could go, and the StreamingHandler simply shows the latest text later. They also
-  leave a reserve of each budget to urgent calls and yield while any urgent call is waiting, which is what
-  "under pressure intermediate edits are dropped first" means.
+  leave a reserve of each budget to urgent calls and yield while any urgent call is waiting for it, which is what
+  "under pressure intermediate edits are dropped first" means. In a `paced` budget (a Slack workspace's
+  chat.update, shared by every reply streaming there) they also take turns: each reply's intermediate calls are
+  spaced so that all the replies in flight together fit the budget, instead of the quickest taking it all.
 
-After a 429 the channel calls `penalize`: no call to that chat, urgent or not, goes out before retry_after. A call
-to a chat behind such a gate raises `RateLimited` with the time left, urgent or not: how long a final message may
-wait is the StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
-Budgets are sliding windows ("at most N calls in any T seconds"), slightly stricter than the platforms' own.
+A 429 is bookkept here, in the call's own path: a `RateLimited` that leaves the block (the channel translated
+the platform's 429 into it) closes the call's gate for retry_after, so no call behind that gate, urgent or not,
+goes out before it has passed. When none of the call's budgets was full the platform's limit is tighter than
+ours: where the bot's budget is the platform's own (Telegram's 30/s) every call of the bot waits. A budget that
+`learns` (Slack's tiers, which Slack only publishes as "50+ a minute") and is blamed for a 429 lowers its limit to one
+below what it had used (at most halving it per 429), and takes one call a period back for every period after. A call
+behind a closed gate raises `RateLimited` with the time left, urgent or not: how long a final message may wait is the
+StreamingHandler's decision (it waits, or at shutdown hands the text to the outbox).
+
+`prompt` tells a channel whether its budget's line of urgent calls is short, so that under overload a reply skips
+its first preview when that preview would only go out about when its final does. Budgets are sliding windows
+("at most N calls in any T seconds"), slightly stricter than the platforms' own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from channels.clock import Clock, LoopClock
 from channels.errors import RateLimited
 
+log = logging.getLogger(__name__)
+
 IN_FLIGHT_POLL = 0.05
 """How soon to look again when the budget is held by calls still in flight."""
+PREVIEW_HORIZON = 5.0
+"""A reply's first preview goes first (urgent) only while the urgent line it would join is shorter than this many
+seconds: behind a longer line the answer is usually complete by the time the preview would go out, and the
+final message alone serves the user better (a thousand previews at 25/s would delay every final by 40 s)."""
+IDLE_TURNS = 4
+"""A reply that has not asked for a paced budget for this many of its periods no longer counts as streaming."""
 _BOT = object()
-"""The gate key for a retry_after that holds every chat."""
+"""The key of the bot's own budget, and of the gate a 429 about the whole bot closes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,138 +68,263 @@ class Budget:
     @property
     def reserve(self) -> int:
         """Slots that only urgent calls may use: a fifth of the budget, at least one where there are two."""
-        return min(self.limit - 1, max(1, math.ceil(self.limit / 5))) if self.limit > 1 else 0
+        return _reserve(self.limit)
+
+    @classmethod
+    def per_minute(cls, calls: int, *, burst: int | None = None) -> Budget:
+        """`calls` a minute in bursts of `burst` (default a tenth): Slack's tiers as a window Slack accepts."""
+        burst = max(1, burst if burst is not None else calls // 10)
+        return cls(burst, 60.0 * burst / max(1, calls))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One budget a call spends from.
+
+    Attributes:
+        key: Whose budget: a chat, (chat, "drafts"), (workspace, "chat.update").
+        budget: Its size.
+        paced: Intermediate calls of the replies sharing it take turns (see the module docstring).
+        learns: The platform does not publish the exact limit: a 429 blamed on this budget lowers it.
+    """
+
+    key: Hashable
+    budget: Budget
+    paced: bool = False
+    learns: bool = False
+
+
+def _reserve(limit: int) -> int:
+    return min(limit - 1, max(1, math.ceil(limit / 5))) if limit > 1 else 0
 
 
 @dataclass(slots=True)
 class _Window:
     budget: Budget
+    paced: bool = False
+    learns: bool = False
     times: deque[float] = field(default_factory=deque)
     """When recent calls completed, oldest first."""
     in_flight: int = 0
+    urgent_waiting: int = 0
+    line: asyncio.Lock = field(default_factory=asyncio.Lock)  # fair: first come, first served
+    turns: dict[Hashable, float] = field(default_factory=dict)
+    """Paced: per reply, when its next intermediate call may go."""
+    learned: tuple[int, float] | None = None
+    """(limit, when) after a 429 the budget did not explain."""
 
-    def wait(self, now: float, *, reserve: int) -> float:
-        """Seconds until one more call fits, leaving `reserve` slots free.
+    def limit(self, now: float) -> int:
+        if self.learned is None:
+            return self.budget.limit
+        limit, since = self.learned
+        recovered = limit + int((now - since) / self.budget.period)  # one call back per quiet period
+        if recovered >= self.budget.limit:
+            self.learned = None
+            return self.budget.limit
+        return recovered
+
+    def used(self, now: float) -> int:
+        times, period = self.times, self.budget.period
+        while times and times[0] <= now - period:
+            times.popleft()
+        return self.in_flight + len(times)
+
+    def wait(self, now: float, *, urgent: bool) -> float:
+        """Seconds until one more call fits (leaving the reserve free unless `urgent`).
 
         A call in flight holds a slot as if it were happening now; once it completes, it holds it for a period
         from its completion. Since a call reaches the platform before it completes, no period of the platform's
         clock sees more than `limit` calls, however the event loop delays them on the way.
         """
-        times, period = self.times, self.budget.period
-        while times and times[0] <= now - period:
-            times.popleft()
-        allowed = self.budget.limit - reserve
-        used = self.in_flight + len(times)
+        used, limit = self.used(now), self.limit(now)
+        allowed = limit if urgent else limit - _reserve(limit)
         if used < allowed:
             return 0.0
         expiring = used - allowed  # the index of the completed call whose expiry makes room
-        if expiring < len(times):
-            return times[expiring] + period - now
-        return min(period, IN_FLIGHT_POLL)  # only calls in flight hold the budget: look again shortly
+        if expiring < len(self.times):
+            return self.times[expiring] + self.budget.period - now
+        return min(self.budget.period, IN_FLIGHT_POLL)  # only calls in flight hold it: look again shortly
+
+    def line_seconds(self, now: float) -> float:
+        """How long the urgent calls waiting for this budget need, at its rate."""
+        return self.urgent_waiting * self.budget.period / self.limit(now)
+
+    def pace(self, now: float) -> float:
+        """Seconds between two intermediate calls of one reply, so that all replies streaming here fit.
+
+        A reply streaming alone has no one to take turns with: the budget's burst is its own.
+        """
+        if len(self.turns) < 2:
+            return 0.0
+        limit = self.limit(now)
+        return len(self.turns) * self.budget.period / max(1, limit - _reserve(limit))
+
+    def idle(self) -> bool:
+        return not (self.in_flight or self.urgent_waiting or self.turns or self.line.locked())
 
 
 class RateLimiter:
-    """The budgets of one bot token: one window for the bot, one per (chat, lane), one retry_after gate per chat.
+    """The budgets of one bot token: the bot's own, one per scope its calls name, and the retry_after gates.
 
     Args:
         bot: The budget all calls of this bot share (Telegram: 30 per second).
+        bot_is_platform_limit: The platform limits the bot as a whole (Telegram), so a 429 no other budget
+            explains holds every call. Slack has no such limit (each method is budgeted per workspace).
         clock: Injected in tests; the event loop's clock otherwise.
     """
 
-    def __init__(self, bot: Budget, *, clock: Clock | None = None) -> None:
+    def __init__(self, bot: Budget, *, bot_is_platform_limit: bool = True, clock: Clock | None = None) -> None:
         self._clock = clock or LoopClock()
         self._bot = _Window(bot)
-        self._windows: dict[tuple[Hashable, str], _Window] = {}
+        self._bot_is_platform_limit = bot_is_platform_limit
+        self._windows: dict[Hashable, _Window] = {}
+        self._paced: dict[Hashable, _Window] = {}  # the paced ones among them (few: one per workspace and method)
         self._gates: dict[Hashable, float] = {}
-        self._urgent_waiting = 0
-        self._line = asyncio.Lock()  # fair (first come, first served): the urgent calls' line for the bot budget
         self._sweep_at = 1024
 
     @asynccontextmanager
     async def slot(
-        self, chat: Hashable, budget: Budget | None, *, lane: str = "messages", urgent: bool
+        self, scopes: Sequence[Scope], *, gate: Hashable, urgent: bool, caller: Hashable | None = None
     ) -> AsyncIterator[None]:
-        """Hold room for one call to `chat` while the block makes it, waiting for room first if `urgent`.
+        """Hold room for one call while the block makes it, waiting for room first if `urgent`.
 
         Args:
-            chat: The chat the call goes to; its retry_after gate applies to every lane.
-            budget: The chat's budget for this lane, or None when only the bot's budget applies (typing).
-            lane: Calls that the platform budgets separately within a chat (messages, drafts).
+            scopes: The budgets the call spends from besides the bot's, narrowest first.
+            gate: The retry_after gate the call waits behind, and that a 429 of this call closes.
             urgent: Wait for room in the budgets instead of failing.
+            caller: The reply making the call, for the turns of paced budgets.
 
         Raises:
-            RateLimited: The chat is behind a retry_after gate, or (not urgent) there is no room now;
-                `retry_after` says when to try again.
+            RateLimited: The gate is closed, or (not urgent) there is no room now; `retry_after` says when to try
+                again. Also the block's own RateLimited (the platform's 429), after closing the gate.
         """
-        window = self._window(chat, lane, budget)
-        if (gate := self.blocked_for(chat)) > 0:
-            raise RateLimited(gate, "waiting out the platform's retry_after")
+        windows = [*(self._window(scope) for scope in scopes), self._bot]
+        if (closed := self.blocked_for(gate)) > 0:
+            raise RateLimited(closed, "waiting out the platform's retry_after")
         if urgent:
-            self._urgent_waiting += 1
-            try:
-                while window is not None and (wait := window.wait(self._clock.now(), reserve=0)) > 0:
-                    await self._clock.sleep(wait)  # the chat's own budget first: only its own calls contend here
-                async with self._line:
-                    while (wait := self._wait(chat, window, urgent=True)) > 0:
-                        await self._clock.sleep(wait)
-            finally:
-                self._urgent_waiting -= 1
-            if (gate := self.blocked_for(chat)) > 0:  # a 429 closed the gate while this call waited
-                raise RateLimited(gate, "waiting out the platform's retry_after")
+            await self._wait_in_line(windows, gate)
         else:
-            wait = self._wait(chat, window, urgent=False)
+            wait = self._intermediate_wait(windows, caller)
             if wait > 0:
                 raise RateLimited(wait, "local rate budget")
-        held = [self._bot] if window is None else [self._bot, window]
-        for w in held:
-            w.in_flight += 1
+        if caller is not None:
+            self._take_turn(windows, caller)
+        for window in windows:
+            window.in_flight += 1
+        platform_429: RateLimited | None = None
         try:
             yield
+        except RateLimited as exc:
+            platform_429 = exc
+            raise
         finally:
             done = self._clock.now()
-            for w in held:
-                w.in_flight -= 1
-                w.times.append(done)
+            for window in windows:
+                window.in_flight -= 1
+                window.times.append(done)
+            if platform_429 is not None:
+                self._told_to_wait(windows, gate, platform_429.retry_after)
 
-    def penalize(self, chat: Hashable, retry_after: float, *, lane: str = "messages") -> None:
-        """The platform answered 429 for a call to `chat` in `lane`: close the gate for `retry_after` seconds.
+    def blocked_for(self, gate: Hashable) -> float:
+        """Seconds until a call behind `gate` may pass the retry_after gates, its own and the bot's (0 when open)."""
+        return max(0.0, max(self._gates.get(gate, 0.0), self._gates.get(_BOT, 0.0)) - self._clock.now())
 
-        A 429 does not say whether the chat or the whole bot went too fast. When the chat's own budget still had
-        room, the complaint cannot be about this chat's pace: it is the bot's, so every chat waits.
+    def backlog(self, scope: Scope | None = None) -> float:
+        """Seconds the urgent calls waiting for `scope`'s budget (the bot's by default) need."""
+        window = self._bot if scope is None else self._window(scope)
+        return window.line_seconds(self._clock.now())
+
+    def prompt(self, scope: Scope | None = None) -> bool:
+        """Whether a first preview in `scope` (the bot's budget by default) would go out soon enough to be urgent."""
+        return self.backlog(scope) < PREVIEW_HORIZON
+
+    def release(self, caller: Hashable) -> None:
+        """The reply `caller` is over: it no longer takes turns in any paced budget."""
+        for window in self._paced.values():
+            window.turns.pop(caller, None)
+
+    async def _wait_in_line(self, windows: list[_Window], gate: Hashable) -> None:
+        """Join each budget's line in turn (narrowest first, the bot's last, so no two calls wait for each other)
+        and wait until all of them have room; the call holds its slots before it leaves the lines.
+
+        A call counts as waiting for a budget (so that intermediate calls spending from it yield) from when it
+        joins that budget's line: a final waiting for its own chat, or for a workspace's chat.stopStream, does
+        not hold up intermediate calls that spend only from other budgets and the bot's.
         """
-        until = self._clock.now() + retry_after
-        window = self._windows.get((chat, lane))
-        chat_had_room = window is None or window.wait(self._clock.now(), reserve=0) == 0
-        for key in (chat, _BOT) if chat_had_room else (chat,):
-            self._gates[key] = max(self._gates.get(key, 0.0), until)
+        joined: list[_Window] = []
+        try:
+            async with AsyncExitStack() as lines:
+                for window in windows:
+                    window.urgent_waiting += 1
+                    joined.append(window)
+                    await lines.enter_async_context(window.line)
+                    while (wait := max(w.wait(self._clock.now(), urgent=True) for w in joined)) > 0:
+                        await self._clock.sleep(wait)
+                if (closed := self.blocked_for(gate)) > 0:  # a 429 closed the gate while this call waited
+                    raise RateLimited(closed, "waiting out the platform's retry_after")
+        finally:
+            for window in joined:
+                window.urgent_waiting -= 1
 
-    def blocked_for(self, chat: Hashable) -> float:
-        """Seconds until a call to `chat` may pass the retry_after gates, its own and the bot's (0 when open)."""
-        return max(0.0, max(self._gates.get(chat, 0.0), self._gates.get(_BOT, 0.0)) - self._clock.now())
-
-    def _wait(self, chat: Hashable, window: _Window | None, *, urgent: bool) -> float:
+    def _intermediate_wait(self, windows: list[_Window], caller: Hashable | None) -> float:
         now = self._clock.now()
-        if not urgent and self._urgent_waiting:  # come back when the line of urgent calls has likely gone
-            return self._urgent_waiting * self._bot.budget.period / self._bot.budget.limit
-        bot = self._bot.wait(now, reserve=0 if urgent else self._bot.budget.reserve)
-        own = 0.0 if window is None else window.wait(now, reserve=0 if urgent else window.budget.reserve)
-        return max(bot, own)
+        wait = 0.0
+        for window in windows:
+            if window.urgent_waiting:  # come back when the line of urgent calls has likely gone
+                wait = max(wait, window.line_seconds(now))
+                continue
+            wait = max(wait, window.wait(now, urgent=False))
+            if window.paced and caller is not None:
+                turn = window.turns.setdefault(caller, now)  # a reply asking counts as streaming from now on
+                wait = max(wait, turn - now)
+        return wait
 
-    def _window(self, chat: Hashable, lane: str, budget: Budget | None) -> _Window | None:
-        if budget is None:
-            return None
-        window = self._windows.get((chat, lane))
-        if window is None or window.budget != budget:
-            window = self._windows[(chat, lane)] = _Window(budget)
+    def _take_turn(self, windows: list[_Window], caller: Hashable) -> None:
+        now = self._clock.now()
+        for window in windows:
+            if window.paced:
+                window.turns.setdefault(caller, now)  # counted in the pace below
+                window.turns[caller] = now + window.pace(now)
+                idle = now - IDLE_TURNS * max(window.budget.period, window.pace(now))
+                for other in [c for c, turn in window.turns.items() if turn < idle]:
+                    del window.turns[other]  # a reply that stopped asking (a long tool, or never closed)
+
+    def _told_to_wait(self, windows: list[_Window], gate: Hashable, retry_after: float) -> None:
+        """The platform answered 429 to a call that spent from `windows`: close its gate, and find the budget at
+        fault: the narrowest that was full, else the widest the platform itself meters."""
+        now = self._clock.now()
+        until = now + retry_after
+        metered = windows if self._bot_is_platform_limit else windows[:-1]
+        full = [window for window in metered if window.wait(now, urgent=True) > 0]
+        at_fault = full[0] if full else (metered[-1] if metered else None)
+        for key in (gate, _BOT) if at_fault is self._bot else (gate,):
+            self._gates[key] = max(self._gates.get(key, 0.0), until)
+        if at_fault is not None and at_fault.learns:
+            limit = at_fault.limit(now)
+            lower = max(1, min(limit, max(at_fault.used(now) - 1, limit // 2)))  # at most halved by one 429
+            at_fault.learned = (lower, now)
+            log.warning("429: the platform allows fewer calls; %d per %g s for now", lower, at_fault.budget.period)
+
+    def _window(self, scope: Scope) -> _Window:
+        window = self._windows.get(scope.key)
+        if window is None:
+            window = self._windows[scope.key] = _Window(scope.budget, scope.paced, scope.learns)
+            if scope.paced:
+                self._paced[scope.key] = window
             if len(self._windows) > self._sweep_at:
                 self._sweep()
+        elif window.budget != scope.budget:
+            window.budget = scope.budget  # e.g. a group that became a supergroup; the calls made still count
         return window
 
     def _sweep(self) -> None:
-        """Forget chats that have been quiet for a whole period, so memory follows the chats in flight."""
+        """Forget budgets that have been quiet for a whole period, so memory follows the chats in flight."""
         now = self._clock.now()
         self._windows = {
-            k: w for k, w in self._windows.items() if w.in_flight or (w.times and w.times[-1] > now - w.budget.period)
+            key: w
+            for key, w in self._windows.items()
+            if not w.idle() or w.learned is not None or (w.times and w.times[-1] > now - w.budget.period)
         }
+        self._paced = {key: w for key, w in self._paced.items() if key in self._windows}
         self._gates = {key: until for key, until in self._gates.items() if until > now}
         self._sweep_at = max(1024, 2 * len(self._windows))

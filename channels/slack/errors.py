@@ -8,7 +8,7 @@ one default retry). The names below are Slack's documented error codes for the c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -23,7 +23,6 @@ from channels.errors import (
     StreamingRefused,
     TransientError,
 )
-from channels.ratelimit import RateLimiter
 
 DEFAULT_RETRY_AFTER = 1.0
 """Seconds to wait after a 429 that came without a Retry-After header (Slack always sends one)."""
@@ -35,15 +34,12 @@ EXPIRED_STREAM = "message_not_in_streaming_state"
 START_STREAM = "chat.startStream"
 
 
-def translate(exc: Exception, method: str, limiter: RateLimiter, key: Hashable) -> ChannelError:
-    """The channel error for a failed call of `method`; a 429 also closes `key`'s gate in the limiter.
+def translate(exc: Exception, method: str) -> ChannelError:
+    """The channel error for a failed call of `method` (a 429 is bookkept by the limiter it leaves through).
 
     Args:
         exc: What slack_sdk or aiohttp raised.
         method: The Web API method called ("chat.update", ...).
-        limiter: The bot's limiter, told about a 429.
-        key: The limiter key of the call: (channel, method), since Slack budgets each method separately; the
-            call's lane is the method.
 
     Returns:
         RateLimited for a 429; StreamingRefused for any refusal of chat.startStream and for a stream that is no
@@ -56,7 +52,6 @@ def translate(exc: Exception, method: str, limiter: RateLimiter, key: Hashable) 
         error = str(_get(response, "error") or "")
         if status == 429 or error in ("ratelimited", "rate_limited"):
             wait = retry_after(getattr(response, "headers", None) or {})
-            limiter.penalize(key, wait, lane=method)
             return RateLimited(wait, f"{method}: rate limited for {wait:g} s")
         message = f"{method}: {error or f'HTTP {status}'}"
         if status >= 500 or error in TRANSIENT:

@@ -21,9 +21,14 @@ rides on the next call to that stream. `close` stops every stream still open, so
 not refreshed while a stream of this reply is open (the stream shows the progress), and a workspace that refuses
 it is not asked again during the reply.
 
-Every call passes the shared RateLimiter keyed by (channel, method): Slack budgets each method separately (chat.
-postMessage about 1/s per channel, the tiered methods per minute), and a 429's Retry-After holds back that method
-in that channel. Intermediate calls never wait; first and final ones do.
+Every call passes the bot's shared RateLimiter with Slack's own budgets (`SlackBudgets`): each method "per
+workspace per app" at its tier, and chat.postMessage about once a second per channel plus a workspace-wide limit.
+One token is installed in one workspace, and the limiter is the token's, so a workspace budget is keyed by the
+method alone. A 429's Retry-After holds back that method in the workspace, and lowers the limiter's idea of its
+tier. Intermediate calls never wait and take turns with the other replies streaming in the workspace (so with
+ten replies each one's appends come less often and carry more text); first and final ones wait in line. Under
+overload a first message (a stream's start, a DM's first post) is urgent only while its line is short; otherwise
+it goes when there is room, and an answer complete before that arrives as one message.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +44,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.capabilities import LiveMode
+from channels.capabilities import LiveMode, Profile
+from channels.clock import Clock
 from channels.errors import ChannelError, PermanentError, StreamingRefused
-from channels.ratelimit import Budget, RateLimiter
+from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.slack.agent_view import feedback_block
 from channels.slack.errors import translate
 from channels.surface import PlatformSurface
@@ -50,18 +56,20 @@ log = logging.getLogger(__name__)
 
 BOT_BUDGET = Budget(20, 1.0)
 """Slack has no per-bot limit, only per method; this only keeps a burst of replies from hitting all at once."""
-METHOD_BUDGETS: dict[str, Budget] = {
-    "chat.postMessage": Budget(3, 3.0),  # about one a second per channel, short bursts tolerated
-    "chat.update": Budget(5, 6.0),  # Tier 3: ~50 a minute
-    "chat.startStream": Budget(5, 6.0),  # Tier 3
-    "chat.stopStream": Budget(5, 6.0),  # Tier 3
-    "chat.appendStream": Budget(10, 6.0),  # Tier 4: ~100 a minute
-    "assistant.threads.setStatus": Budget(5, 6.0),
-    "assistant.threads.setSuggestedPrompts": Budget(10, 6.0),  # Tier 4
-    "assistant.threads.setTitle": Budget(10, 6.0),  # Tier 4
-    "chat.postEphemeral": Budget(10, 6.0),  # Tier 4
+METHOD_TIERS: dict[str, int] = {
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.startStream": 3,
+    "chat.stopStream": 3,
+    "chat.appendStream": 4,
+    "chat.postEphemeral": 4,
+    "assistant.threads.setStatus": 3,
+    "assistant.threads.setSuggestedPrompts": 4,
+    "assistant.threads.setTitle": 4,
 }
-"""Per channel and method, as sliding windows a little stricter than Slack's own."""
+"""Slack's rate-limit tier of each method the surface calls (chat.postMessage has its own rules)."""
+POST = "chat.postMessage"
+START = "chat.startStream"
 STOP_ACTION = "stop"
 """The action_id of the Stop button on a message the bot is still writing."""
 THINKING = "is thinking…"
@@ -70,6 +78,40 @@ TITLE_LIMIT = 256
 """Longest task card title Slack accepts."""
 
 _NETWORK_ERRORS = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def new_limiter(*, clock: Clock | None = None) -> RateLimiter:
+    """The rate limiter of one Slack token: Slack limits each method per workspace, never the bot as a whole."""
+    return RateLimiter(BOT_BUDGET, bot_is_platform_limit=False, clock=clock)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackBudgets:
+    """Slack's published limits for one app in one workspace, in calls per minute (SLACK_TIER*_PER_MINUTE, ...).
+
+    Slack allows bursts above the tiers, so these are where a 429 is certain not to come from our pace alone;
+    each becomes a window of a tenth of the minute's calls per sixth of a minute, which Slack's burst allowance
+    takes. A 429 still teaches the limiter (the numbers are "at least" numbers, and workspaces differ).
+    """
+
+    tier2: int = 20
+    tier3: int = 50
+    tier4: int = 100
+    posts_per_channel: int = 60
+    posts_per_workspace: int = 300
+
+    def scopes(self, channel: str, method: str) -> tuple[Scope, ...]:
+        """The budgets one call of `method` in `channel` spends from, narrowest first."""
+        if method == POST:
+            return (
+                Scope((channel, POST), Budget.per_minute(self.posts_per_channel, burst=3)),
+                Scope(POST, Budget.per_minute(self.posts_per_workspace), learns=True),
+            )
+        tier = METHOD_TIERS.get(method)
+        if tier is None:
+            return ()
+        per_minute = {2: self.tier2, 3: self.tier3, 4: self.tier4}[tier]
+        return (Scope(method, Budget.per_minute(per_minute), paced=True, learns=True),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +159,21 @@ class SlackTarget:
 
 class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
     """Posts, updates and streams one reply. See the module docstring; the arguments are `PlatformSurface`'s, the
-    client the bot's AsyncWebClient, and `on_live_refused` is called when chat.startStream is refused."""
+    client the bot's AsyncWebClient, and `on_live_refused` is called when chat.startStream is refused; `budgets`
+    are Slack's limits for the workspace (the settings' numbers)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        limiter: RateLimiter,
+        target: SlackTarget,
+        profile: Profile,
+        *,
+        on_live_refused: Callable[[], None] = lambda: None,
+        budgets: SlackBudgets = SlackBudgets(),
+    ) -> None:
+        self._budgets = budgets
+        super().__init__(client, limiter, target, profile, on_live_refused=on_live_refused)
 
     def _begin(self) -> None:
         self._streams_refused = self.profile.mode is not LiveMode.NATIVE
@@ -154,13 +210,13 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
         button = self.profile.buttons and not final
         blocks = button or feedback  # a message with a button is made of blocks (see _content)
         response = await self._call(
-            "chat.postMessage",
+            POST,
             lambda: self._client.chat_postMessage(
                 channel=target.channel,
                 thread_ts=target.thread_ts,
                 **_content(text, button=button if blocks else None, feedback=feedback),
             ),
-            urgent=True,  # a first message or a final one: both go before intermediate updates
+            urgent=final or self._prompt(POST),  # a first message goes first too, unless its line is long
         )
         ts = str(response["ts"])
         self._texts[ts] = text
@@ -218,7 +274,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
                 return ts
             except StreamingRefused:
                 pass  # it expired while the tool ran: open a new one
-        return await self._start(text, urgent=True)
+        return await self._start(text, urgent=self._prompt(START))
 
     async def stream_append(self, ref: str, delta: str) -> None:
         await self._append(ref, delta, urgent=False)
@@ -253,7 +309,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
         self._opening += 1
         try:
             response = await self._call(
-                "chat.startStream",
+                START,
                 lambda: self._client.chat_startStream(
                     channel=target.channel,
                     thread_ts=thread_ts,
@@ -348,6 +404,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             await self._set_status(self._status)
 
     async def close(self) -> None:
+        self._limiter.release(self)  # the reply no longer takes turns with the others streaming
         for ts in list(self._open):
             try:
                 await self._stop(ts, "")
@@ -381,23 +438,40 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
     # -- calls ------------------------------------------------------------------------------------------
 
     async def _call(self, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool) -> Any:
-        return await call(self._limiter, self._target.channel, method, request, urgent=urgent)
+        """Make the request in the limiter's slot for `method`, the workspace's budgets (see `call`)."""
+        return await call(
+            self._limiter, self._budgets, self._target.channel, method, request, urgent=urgent, caller=self
+        )
+
+    def _prompt(self, method: str) -> bool:
+        """Whether a first message through `method` would go out soon enough to wait in line for it."""
+        return self._limiter.prompt(self._budgets.scopes(self._target.channel, method)[-1])
 
 
 async def call(
-    limiter: RateLimiter, channel: str, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool
+    limiter: RateLimiter,
+    budgets: SlackBudgets,
+    channel: str,
+    method: str,
+    request: Callable[[], Awaitable[Any]],
+    *,
+    urgent: bool,
+    caller: Hashable | None = None,
 ) -> Any:
-    """Hold a slot for (channel, method) in the limiter, make the request, translate slack_sdk's errors.
+    """Make the request inside the limiter's slot for `method` in the workspace (which bookkeeps a 429),
+    translating slack_sdk's errors; usable outside a reply (suggested prompts, titles, the ephemeral thanks).
+
+    The gate is the method: Slack's Retry-After holds back that method in the workspace.
 
     Raises:
         ChannelError: What slack_sdk raised, as the channel error the streaming rules act on.
     """
-    key = (channel, method)
-    try:
-        async with limiter.slot(key, METHOD_BUDGETS.get(method), lane=method, urgent=urgent):
+    scopes = budgets.scopes(channel, method)
+    async with limiter.slot(scopes, gate=method, urgent=urgent, caller=caller):
+        try:
             return await request()
-    except _NETWORK_ERRORS as exc:
-        raise translate(exc, method, limiter, key) from exc
+        except _NETWORK_ERRORS as exc:
+            raise translate(exc, method) from exc
 
 
 def _content(text: str, *, button: bool | None, feedback: bool = False) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The Telegram reply surface: one reply in one chat (or forum topic), through python-telegram-bot.
 
 Every call passes the shared `RateLimiter` first (the bot's 30/s, the chat's own budget, any retry_after), and
-every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply.
+every python-telegram-bot error leaves as one of `channels.errors`, so the StreamingHandler's rules apply. Under
+overload (more replies waiting than the bot's budget serves within `PREVIEW_HORIZON`), a reply's first preview is
+no longer urgent: it goes only if there is room, and the final message is what the user sees first.
 
 Drafts carry Telegram's stop button (Bot API 10.3 `can_stop`, kept on screen after the press with
 `keep_on_stop`, see `stoppable_drafts`); `DraftOwners` says which reply a pressed draft belongs to.
@@ -37,7 +39,7 @@ from channels.errors import (
     StreamingRefused,
     TransientError,
 )
-from channels.ratelimit import Budget, RateLimiter
+from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.surface import PlatformSurface, new_draft_id
 from channels.telegram.drafts import DraftOwners
 from channels.telegram.render import Rendered, measure, render
@@ -122,10 +124,11 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         super().__init__(client, limiter, target, profile, on_live_refused=on_live_refused)
 
     def _begin(self) -> None:
-        self._budgets: dict[str, Budget | None] = {
-            "messages": MESSAGE_BUDGETS[self._target.kind],
-            "drafts": DRAFT_BUDGET,
-            "typing": None,  # chat actions count against the bot's budget only
+        chat = self._target.chat_id
+        self._scopes: dict[str, tuple[Scope, ...]] = {
+            "messages": (Scope((chat, "messages"), MESSAGE_BUDGETS[self._target.kind]),),
+            "drafts": (Scope((chat, "drafts"), DRAFT_BUDGET),),
+            "typing": (),  # chat actions count against the bot's budget only
         }
         self._reply_to = self._target.reply_to
         self._drafted: set[int] = set()  # drafts Telegram has shown
@@ -154,7 +157,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             ),
             text,
             plain=plain,
-            urgent=True,  # a first message or a final one: both go before intermediate edits
+            # A final message goes before intermediate edits; so does a first one, unless the line is so long
+            # that the answer will be complete before it would go out (then the final alone is the better use).
+            urgent=final or self._limiter.prompt(),
         )
         self._reply_to = None
         return message.message_id
@@ -185,7 +190,8 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         return STOP_BUTTON if self.profile.buttons and not final else None
 
     async def draft(self, draft_id: int, text: str, *, plain: bool = False) -> None:
-        first = draft_id not in self._drafted  # the first preview is the user's first sight of the answer
+        # The first preview is the user's first sight of the answer: it goes first, unless the line is long.
+        first = draft_id not in self._drafted and self._limiter.prompt()
         if draft_id not in self._recorded:  # before the call: an update about the draft may come as soon as it shows
             self._recorded.add(draft_id)
             self._drafts.record(self._target.chat_id, draft_id, self._target)
@@ -257,17 +263,16 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         return await self._call(lambda: request(render(text, plain=plain)), urgent=urgent, lane=lane)
 
     async def _call(self, request: Callable[[], Awaitable[T]], *, urgent: bool, lane: str = "messages") -> T:
-        """Pass the limiter, make the request, and translate python-telegram-bot's errors."""
-        chat = self._target.chat_id
-        try:
-            async with self._limiter.slot(chat, self._budgets[lane], lane=lane, urgent=urgent):
+        """Make the request inside the limiter's slot (which bookkeeps a 429), translating the library's errors."""
+        async with self._limiter.slot(self._scopes[lane], gate=self._target.chat_id, urgent=urgent):
+            try:
                 return await request()
-        except TelegramError as exc:
-            raise translate(exc, self._limiter, chat, drafts=lane == "drafts") from exc
+            except TelegramError as exc:
+                raise translate(exc, drafts=lane == "drafts") from exc
 
 
-def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bool = False) -> ChannelError:
-    """python-telegram-bot's exception as a channel error; a 429 also closes the chat's gate in the limiter.
+def translate(exc: TelegramError, *, drafts: bool = False) -> ChannelError:
+    """python-telegram-bot's exception as a channel error.
 
     python-telegram-bot rewrites descriptions ("Bad Request: message is not modified" arrives as "Message is not
     modified"), so descriptions are matched case-insensitively on their distinctive words.
@@ -275,7 +280,6 @@ def translate(exc: TelegramError, limiter: RateLimiter, chat: int, *, drafts: bo
     if isinstance(exc, RetryAfter):
         seconds = exc.retry_after  # a timedelta with PTB_TIMEDELTA=1 (bot.telegram_app sets it), else seconds
         wait = seconds.total_seconds() if isinstance(seconds, dtm.timedelta) else float(seconds)
-        limiter.penalize(chat, wait, lane="drafts" if drafts else "messages")
         return RateLimited(wait, str(exc))
     message = exc.message.lower()
     if isinstance(exc, BadRequest):

@@ -60,23 +60,34 @@ _JSON_FIELDS = ("blocks", "chunks", "attachments", "metadata", "loading_messages
 class RateLimit:
     """A token bucket: `burst` calls at once, refilled at `per_minute` calls a minute.
 
-    `scope="channel"` keeps one bucket per channel (Slack's rule for chat.postMessage, and close enough for the
-    tiered chat methods); `scope="workspace"` keeps one for the whole token.
+    `scope="workspace"` keeps one bucket for the whole token (Slack: "per API method per workspace per app", the
+    rule of every tiered method); `scope="channel"` keeps one per channel (chat.postMessage's ~1/s per channel).
     """
 
     per_minute: float
     burst: int = 1
-    scope: Literal["channel", "workspace"] = "channel"
+    scope: Literal["channel", "workspace"] = "workspace"
 
 
-DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
-    "chat.postMessage": RateLimit(per_minute=60, burst=3),  # ~1/s per channel, short bursts tolerated
-    "chat.update": RateLimit(per_minute=50, burst=5),  # Tier 3
-    "chat.delete": RateLimit(per_minute=50, burst=5),  # Tier 3
-    "chat.startStream": RateLimit(per_minute=50, burst=5),  # Tier 3 (some reports say Tier 2)
-    "chat.stopStream": RateLimit(per_minute=50, burst=5),  # Tier 3
-    "chat.appendStream": RateLimit(per_minute=100, burst=10),  # Tier 4
+TIER_2 = RateLimit(per_minute=20, burst=2)
+TIER_3 = RateLimit(per_minute=50, burst=5)
+TIER_4 = RateLimit(per_minute=100, burst=10)
+DEFAULT_RATE_LIMITS: dict[str, RateLimit | tuple[RateLimit, ...]] = {
+    "chat.postMessage": (
+        RateLimit(per_minute=60, burst=3, scope="channel"),  # ~1/s per channel, short bursts tolerated
+        RateLimit(per_minute=300, burst=30),  # and a workspace-wide limit (Slack gives no number)
+    ),
+    "chat.update": TIER_3,
+    "chat.delete": TIER_3,
+    "chat.startStream": TIER_3,  # (some reports say Tier 2)
+    "chat.stopStream": TIER_3,
+    "chat.appendStream": TIER_4,
+    "chat.postEphemeral": TIER_4,
+    "assistant.threads.setStatus": TIER_3,
+    "assistant.threads.setSuggestedPrompts": TIER_4,
+    "assistant.threads.setTitle": TIER_4,
 }
+"""Per method: one bucket per workspace (the token), and for chat.postMessage one per channel as well."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,9 @@ class SlackDouble:
     Attributes:
         token: The bot token every call must carry as `Authorization: Bearer <token>`.
         identity: The bot's team, user, bot and app ids (what auth.test answers; use them in events).
-        rate_limits: Per-method budgets, DEFAULT_RATE_LIMITS updated with the constructor's; a method mapped to
-            None has no limit. May be changed while running (`slack.rate_limits["chat.update"] = RateLimit(6)`).
+        rate_limits: Per-method budgets (one RateLimit, or several a call must all pass), DEFAULT_RATE_LIMITS
+            updated with the constructor's; a method mapped to None has no limit. May be changed while running
+            (`slack.rate_limits["chat.update"] = RateLimit(6)`).
         responses: Canned answers for methods the double does not model (otherwise: `unknown_method`).
         calls: Every call, in arrival order, refused ones included.
         rate_limited: The calls answered 429 (by a budget or by `fail_next(retry_after=...)`).
@@ -146,7 +158,7 @@ class SlackDouble:
         identity: Identity | None = None,
         stream_ttl: float = 300.0,
         stream_max_age: float | None = None,
-        rate_limits: Mapping[str, RateLimit | None] | None = None,
+        rate_limits: Mapping[str, RateLimit | tuple[RateLimit, ...] | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         view: AppView = "agent",
     ) -> None:
@@ -166,7 +178,10 @@ class SlackDouble:
         self.token = token
         self.identity = identity or Identity()
         self.clock = clock
-        self.rate_limits: dict[str, RateLimit | None] = {**DEFAULT_RATE_LIMITS, **(rate_limits or {})}
+        self.rate_limits: dict[str, RateLimit | tuple[RateLimit, ...] | None] = {
+            **DEFAULT_RATE_LIMITS,
+            **(rate_limits or {}),
+        }
         self.responses: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.rate_limited: list[Call] = []
@@ -353,8 +368,9 @@ class SlackDouble:
             return self._answer(Call(now, method, params, 200, {"ok": False, "error": "not_authed"}))
         if token != self.token:
             return self._answer(Call(now, method, params, 200, {"ok": False, "error": "invalid_auth"}))
-        key = self._budget_key(method, params)
-        inside = now < self._retry_until.get((method, key), -math.inf)
+        limits = self._limits(method)
+        keys = [self._budget_key(limit, params) for limit in limits]
+        inside = any(now < self._retry_until.get((method, key), -math.inf) for key in keys)
         faults = self._faults.get(method)
         if faults:
             fault = faults[0]
@@ -364,10 +380,12 @@ class SlackDouble:
             if fault.drop:
                 return self._drop(request, Call(now, method, params, 0, {}), inside)
             if fault.retry_after is not None:
+                key = keys[-1] if keys else "*"  # a 429 from above: for the method in the whole workspace
                 return self._limited(Call(now, method, params, 429, {}), key, fault.retry_after, inside)
             return self._answer(Call(now, method, params, fault.status, {"ok": False, "error": fault.error}), inside)
-        wait = self._spend(method, key, now)
-        if wait is not None:
+        refused = self._spend(method, limits, keys, now)
+        if refused is not None:
+            key, wait = refused
             return self._limited(Call(now, method, params, 429, {}), key, wait, inside)
         if method in self.responses:
             result = dict(self.responses[method])
@@ -380,25 +398,31 @@ class SlackDouble:
                 result = {"ok": False, "error": error.error}
         return self._answer(Call(now, method, params, 200, result), inside)
 
-    def _budget_key(self, method: str, params: Mapping[str, Any]) -> str:
+    def _limits(self, method: str) -> tuple[RateLimit, ...]:
         limit = self.rate_limits.get(method)
-        if limit is not None and limit.scope == "workspace":
+        return () if limit is None else (limit,) if isinstance(limit, RateLimit) else limit
+
+    @staticmethod
+    def _budget_key(limit: RateLimit, params: Mapping[str, Any]) -> str:
+        if limit.scope == "workspace":
             return "*"
         return str(params.get("channel") or params.get("channel_id") or "*")
 
-    def _spend(self, method: str, key: str, now: float) -> int | None:
-        """Take one call from the bucket; None if there was one, else the whole seconds until there is."""
-        limit = self.rate_limits.get(method)
-        if limit is None:
-            return None
-        rate = limit.per_minute / 60.0
-        bucket = self._buckets.setdefault((method, key), _Bucket(float(limit.burst), now))
-        bucket.tokens = min(float(limit.burst), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
+    def _spend(self, method: str, limits: tuple[RateLimit, ...], keys: list[str], now: float) -> tuple[str, int] | None:
+        """Take one call from every bucket of the method; None if each had one, else (the key of the first that
+        had none, the whole seconds until it has). A refused call takes nothing."""
+        buckets = []
+        for limit, key in zip(limits, keys, strict=True):
+            rate = limit.per_minute / 60.0
+            bucket = self._buckets.setdefault((method, key), _Bucket(float(limit.burst), now))
+            bucket.tokens = min(float(limit.burst), bucket.tokens + (now - bucket.updated) * rate)
+            bucket.updated = now
+            if bucket.tokens < 1.0:
+                return key, max(1, math.ceil((1.0 - bucket.tokens) / rate))
+            buckets.append(bucket)
+        for bucket in buckets:
             bucket.tokens -= 1.0
-            return None
-        return max(1, math.ceil((1.0 - bucket.tokens) / rate))
+        return None
 
     def _limited(self, call: Call, key: str, retry_after: int, inside: bool) -> web.Response:
         call = Call(call.time, call.method, call.params, 429, {"ok": False, "error": "ratelimited"}, retry_after)

@@ -197,7 +197,7 @@ async def test_429_surfaces_with_retry_after_and_early_calls_are_recorded(
 ) -> None:
     # AsyncWebClient's only default retry handler is for connection errors: a 429 reaches the caller as-is.
     assert [type(h) for h in client.retry_handlers] == [AsyncConnectionErrorRetryHandler]
-    slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1)
+    slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1, scope="channel")
     await client.chat_postMessage(channel=DM, text="one")
     limited = await error_of(client.chat_postMessage(channel=DM, text="two"))
     assert limited.response.status_code == 429

@@ -127,7 +127,7 @@ def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
 
 @pytest.fixture
 async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    """The Slack bot in HTTP mode with its doubles, with none of the developer's own settings."""
+    """The Slack bot in HTTP mode with its doubles (see slack_scene), none of the developer's own settings."""
     clean_environment(monkeypatch)
     async with running_scene(tmp_path) as running:
         yield running

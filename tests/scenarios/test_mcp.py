@@ -94,7 +94,7 @@ async def test_a_stdio_server_that_dies_mid_call_is_a_tool_error_and_is_started_
     env = {**model_env, "MCP_CONFIG": write_config(tmp_path, double=stdio(env={"MCP_DOUBLE_STARTS": str(starts)}))}
     done = await run_bot(["console"], stdin="crash it\ntry again\n", env=env, cwd=tmp_path)
     assert done.code == 0, done.err
-    assert done.out == "The server broke.\nIt is back.\n"
+    assert done.out == "you › crash it\nbot › The server broke.\n\nyou › try again\nbot › It is back.\n\n"
     error = llm.requests[1]["messages"][-1]
     assert error["role"] == "tool" and "The MCP server 'double' stopped responding" in tool_answer(llm.requests[1])
     assert tool_answer(llm.requests[3]) == "double echoes: again"

@@ -91,6 +91,7 @@ async def test_the_console_names_the_problem_at_start_and_in_the_reply_without_a
         await bot.ever_shown(case.start_up)  # (read from the stream: the line may wrap on screen)
         bot.type("/help")  # the console started anyway: commands work
         await bot.expect("forgets this conversation")
+        await bot.idle()  # the help's reply is over, so the next "stops it" hint is the question's
         bot.type("hello?")
         if case.notice is not None:
             await bot.expect(re.escape(f"⚠ {case.notice}"))

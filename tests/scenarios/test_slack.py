@@ -267,7 +267,7 @@ async def test_bots_edits_and_unaddressed_messages_are_ignored(scene: SlackScene
     assert not any(c.method.startswith("chat.") for c in scene.slack.calls)
 
 
-async def test_rate_limits_are_honoured_per_method_and_channel(scene: SlackScene) -> None:
+async def test_rate_limits_are_honoured_per_method_and_workspace(scene: SlackScene) -> None:
     scene.slack.fail_next("chat.startStream", retry_after=1)  # a 429 is not a refusal: the stream starts later
     scene.slack.fail_next("chat.stopStream", retry_after=1)
     answer = " ".join(f"word{i}" for i in range(60))
@@ -284,7 +284,7 @@ async def test_rate_limits_are_honoured_per_method_and_channel(scene: SlackScene
 
 async def test_429_on_post_message_in_a_dm_waits_and_the_final_text_lands(scene: SlackScene) -> None:
     scene.slack.refuse_streaming = "feature_not_enabled"  # answers are posted and updated
-    scene.slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1)
+    scene.slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1, scope="channel")
     scene.llm.script(Text("First."), Text("Second, right after."))
     await scene.post(scene.dm("one"))
     await scene.post(scene.dm("two"))

@@ -20,7 +20,7 @@ async def test_the_model_searches_through_searxng_and_reads_the_results(
         done = await run_bot(["console"], stdin="/tools\nwhat is pep 654?\n", env=env, cwd=tmp_path)
     assert done.code == 0, done.err
     assert "`web_search`" in done.out and "SEARXNG_URL" not in done.out
-    assert done.out.endswith("PEP 654 adds exception groups.\n")
+    assert done.out.endswith("you › what is pep 654?\nbot › PEP 654 adds exception groups.\n\n")
     assert api.requests[0]["query"] == {"q": "pep 654", "format": "json"}
     tool = llm.requests[1]["messages"][-1]
     assert tool["role"] == "tool" and "1. PEP 654\n   https://peps.python.org/pep-0654/" in tool["content"]

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.capabilities import Profile, resolve
-from channels.ratelimit import RateLimiter
-from channels.slack.surface import BOT_BUDGET, SlackSurface, SlackTarget
+from channels.slack.surface import SlackSurface, SlackTarget, new_limiter
 from channels.splitting import open_fence
 from tests.channels.messages import cut_all, squeezed
 
@@ -52,9 +51,7 @@ def slack() -> tuple[SlackSurface, int]:
     profile: Profile = resolve("slack", "thread")
     assert profile.max_chars is not None
     target = SlackTarget("C0GENERAL", "thread", "1700000000.000100", "U0ALICE", "T0LIVEBOT")
-    return SlackSurface(
-        AsyncWebClient(token="xoxb-unused"), RateLimiter(BOT_BUDGET), target, profile
-    ), profile.max_chars
+    return SlackSurface(AsyncWebClient(token="xoxb-unused"), new_limiter(), target, profile), profile.max_chars
 
 
 @st.composite

@@ -10,9 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.capabilities import LiveMode, resolve
 from channels.errors import PermanentError, RateLimited, StreamingRefused
-from channels.ratelimit import RateLimiter
-from channels.slack.surface import BOT_BUDGET, SlackSurface, SlackTarget
-from tests.doubles.slack_api import ManualClock, SlackDouble
+from channels.slack.surface import METHOD_TIERS, SlackSurface, SlackTarget, new_limiter
+from tests.doubles.slack_api import DEFAULT_RATE_LIMITS, TIER_2, TIER_3, TIER_4, ManualClock, SlackDouble
 from tests.fakes import FakeClock
 
 TOKEN = "xoxb-surface-test"
@@ -36,7 +35,7 @@ def surface(
     slack: SlackDouble, target: SlackTarget = IN_THREAD, mode: LiveMode | None = None, **kwargs: object
 ) -> SlackSurface:
     client = AsyncWebClient(token=TOKEN, base_url=slack.base_url)
-    limiter = kwargs.pop("limiter", None) or RateLimiter(BOT_BUDGET)
+    limiter = kwargs.pop("limiter", None) or new_limiter()
     profile = resolve("slack", target.kind, mode=mode)
     return SlackSurface(client, limiter, target, profile, **kwargs)  # type: ignore[arg-type]
 
@@ -196,12 +195,12 @@ async def test_a_workspace_that_refuses_the_status_is_not_asked_again(slack: Sla
 
 async def test_a_card_update_held_back_by_a_429_rides_on_the_next_call(slack: SlackDouble) -> None:
     fake = FakeClock()
-    reply = surface(slack, limiter=RateLimiter(BOT_BUDGET, clock=fake))
+    reply = surface(slack, limiter=new_limiter(clock=fake))
     await reply.task("call_1", "Using calculator", "in_progress")
     slack.fail_next("chat.appendStream", retry_after=1)
     with pytest.raises(RateLimited):
         await reply.task("call_1", "Using calculator", "complete")
-    await fake.advance(1.5)
+    await fake.advance(6.5)  # the Retry-After, and the period of the appendStream budget the 429 lowered
     ts = await reply.stream_start("Done.")
     await reply.stream_stop(ts, "")
 
@@ -222,3 +221,10 @@ async def test_an_answer_with_a_stop_button_shows_its_markdown_and_notifies_nobo
     await reply.edit(ref, text, final=True)
     [update] = slack.calls_to("chat.update")
     assert "<" not in update.params["text"]
+
+
+def test_every_tiered_method_is_paced_at_the_tier_slack_enforces() -> None:
+    """A method the surface or the bot calls outside its tier's budget would meet 429s under load."""
+    tiers = {TIER_2: 2, TIER_3: 3, TIER_4: 4}
+    enforced = {method: tiers[limit] for method, limit in DEFAULT_RATE_LIMITS.items() if limit in tiers}
+    assert enforced == METHOD_TIERS
