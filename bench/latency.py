@@ -7,8 +7,9 @@ Each surface gets the same answer from the OpenAI-compatible double (tests/doubl
 127.0.0.1:
 - Telegram private chat (drafts) and Telegram group (edits): the real python-telegram-bot Application against
   the Bot API double with its default limits;
-- Slack thread (native stream; and with streaming refused, post + update) and Slack DM (post + update): the real
-  Bolt app in HTTP mode, signed events, against the Slack Web API double;
+- Slack thread (native stream; and with streaming refused, post + update) and Slack DM (a message in the
+  Messages tab, answered natively in its thread): the real Bolt app in HTTP mode, signed events, against the
+  Slack Web API double;
 - console on a terminal: the runtime and the terminal surface writing to an in-memory screen.
 Times are measured on one monotonic clock: the model double's time of the first / last content token it sent, and
 the platform double's time of the first call that made text visible (draft, message, stream) / the last call that
@@ -211,7 +212,7 @@ async def main(replies: int, words: int) -> None:
         ("slack thread (native)", resolve("slack", "thread").update_interval, lambda: slack("thread", replies, words)),
         ("slack thread (refused)", resolve("slack", "thread").update_interval,
          lambda: slack("refused", replies, words)),
-        ("slack dm (update)", resolve("slack", "dm").update_interval, lambda: slack("dm", replies, words)),
+        ("slack dm (native)", resolve("slack", "thread").update_interval, lambda: slack("dm", replies, words)),
         ("console terminal", resolve("console", "terminal").update_interval, lambda: console(replies, words)),
     ]  # fmt: skip
     print(f"{replies} replies of {words} words per surface, streamed at ~25 tokens/s; medians, seconds")

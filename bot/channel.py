@@ -148,9 +148,14 @@ class ChannelBot(Generic[T]):
         """Send an outbox entry: the same rendering, budget and error rules as a reply's final message."""
         await self.surface(self.target_type.from_address(address)).send(text, final=True)
 
+    def live_mode(self, target: T) -> LiveMode | None:
+        """The live mode the settings ask for in `target`'s chat (None: the registry's auto); a platform with a
+        setting of its own for some chats overrides it."""
+        return self._settings.live_mode
+
     def surface(self, target: T) -> ReplySurface:
         """A reply surface for `target`, streaming the way the registry says (edits where the chat refused more)."""
-        mode, interval = self._settings.live_mode, self._settings.stream_edit_interval
+        mode, interval = self.live_mode(target), self._settings.stream_edit_interval
         profile = resolve(self.platform, target.kind, mode=mode, interval=interval)
         if target.chat in self._live_refused and profile.mode in (LiveMode.DRAFT, LiveMode.NATIVE):
             profile = resolve(self.platform, target.kind, mode=profile.fallback(profile.mode), interval=interval)

@@ -112,6 +112,7 @@ class Runtime:
     async def _reply(self, incoming: Incoming, surface: ReplySurface) -> None:
         handler = StreamingHandler(surface, clock=self._clock)
         handler.patience = self._patience
+        handler.feedback = True
         await handler.start()
         readable = False  # text worth reading since the start or the last tool: the text before a tool is no answer
 

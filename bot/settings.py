@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agent.config import DEFAULT_SYSTEM_PROMPT, AgentConfig
 from channels.capabilities import LiveMode
+from channels.slack.agent_view import DEFAULT_PROMPTS, MAX_PROMPTS
 from tools.mcp_config import McpConfigError, ServerConfig, load_mcp_config
 from tools.web_search import BRAVE_URL, TAVILY_URL, Brave, SearchBackend, Searxng, Tavily
 
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = Field(8443, ge=1, le=65535)
     telegram_allowed_users: Annotated[list[str], NoDecode] = []
+    telegram_private_stream: Literal["draft", "edit"] = "draft"
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     slack_port: int = Field(3000, ge=1, le=65535)
     slack_listen: str = "0.0.0.0"
     slack_allowed_users: Annotated[list[str], NoDecode] = []
+    slack_suggested_prompts: Annotated[list[str], NoDecode] = list(DEFAULT_PROMPTS)
     slack_tier2_per_minute: int = Field(20, ge=1, le=10_000)
     slack_tier3_per_minute: int = Field(50, ge=1, le=10_000)
     slack_tier4_per_minute: int = Field(100, ge=1, le=10_000)
@@ -93,6 +96,15 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lstrip("@") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split("|")]
+        if isinstance(value, list) and not (1 <= len(value) <= MAX_PROMPTS and all(value)):
+            raise ValueError(f"must be 1 to {MAX_PROMPTS} non-empty prompts separated by |")
         return value
 
     @field_validator(

@@ -7,13 +7,18 @@ runs before the acknowledgement (`process_before_response`), so an event is neve
 reply runs in its conversation's queue. Slack redelivers an event it thinks was missed with the same event_id;
 those are recognised and not answered twice. A press of the Stop button (an interaction, posted to the same URL
 or sent through the socket) stops the reply of the conversation the button's message is in.
+
+Slack's agent messaging experience (`channels.slack.agent_view`): opening the Messages tab shows the suggested
+prompts (once per person while the bot runs), the first question of a DM thread gives the thread its title, and a
+press of the feedback buttons under an answer is recorded and thanked for with an ephemeral message. These are
+cosmetic calls: they run beside the replies (`Conversations.aside`), and a failure is logged, never shown.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,23 +30,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, StopOutcome, serve_channel
+from bot.feedback import FeedbackLog, Rating
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
 from bot.webhooks import serve, slack_guard
 from channels.capabilities import Profile
-from channels.errors import RateLimited
-from channels.ratelimit import Budget, Scope
+from channels.errors import ChannelError
+from channels.inbound import Answer
+from channels.slack.agent_view import FEEDBACK_ACTION, GREETING, feedback_press, greeting, prompts_payload, thread_title
 from channels.slack.files import SlackDownloader
 from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, new_limiter
+from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, call, new_limiter
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-EPHEMERAL = "chat.postEphemeral"
-EPHEMERAL_BUDGET = Budget(5, 6.0)
-"""chat.postEphemeral is Tier 4, but a note to a user who pressed someone else's Stop button is never urgent."""
+THANKS = "Thanks for the feedback!"
+"""The ephemeral acknowledgement of a feedback press (only the person who pressed sees it)."""
 
 
 class SlackBot(ChannelBot[SlackTarget]):
@@ -76,7 +82,9 @@ class SlackBot(ChannelBot[SlackTarget]):
         """Downloads the files people send, with the bot token (files:read)."""
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
+        self.feedback = FeedbackLog()
         self._seen = SeenEvents()
+        self._greeted = SeenEvents()  # users shown the suggested prompts (only the ids: first_time works for any)
         self._socket_mode = check_settings(settings)
         self._app = build_app(self, settings, socket_mode=self._socket_mode)
 
@@ -87,7 +95,66 @@ class SlackBot(ChannelBot[SlackTarget]):
             log.info("event %s delivered again; already answered", event_id)
             return
         event = body.get("event") or {}
-        self.dispatch(read_event(event, self.me, team_id=body.get("team_id"), files=self.files), f"event {event_id}")
+        verdict = read_event(event, self.me, team_id=body.get("team_id"), files=self.files)
+        opens_thread = verdict.target.thread_ts == event.get("ts") if isinstance(verdict, Answer) else False
+        if isinstance(verdict, Answer) and opens_thread and event.get("channel_type") == "im":
+            self._title(verdict.target, verdict.incoming.text)  # the first question of a DM thread (agent_view)
+        self.dispatch(verdict, f"event {event_id}")
+
+    def on_opened(self, event: dict[str, Any]) -> None:
+        """Bolt's listener for app_home_opened and assistant_thread_started: the suggested prompts, once a person."""
+        greet = greeting(event)
+        if greet is None or not self.me.allows(greet.user.upper()) or not self._greeted.first_time(greet.user):
+            return
+        prompts = prompts_payload(self._settings.slack_suggested_prompts)
+        self._aside(
+            greet.channel,
+            "assistant.threads.setSuggestedPrompts",
+            lambda: self.client.assistant_threads_setSuggestedPrompts(
+                channel_id=greet.channel,
+                thread_ts=greet.thread_ts,  # assistant_view only: an agent app's call must name no thread
+                title=GREETING,
+                prompts=prompts,
+            ),
+        )
+
+    def on_feedback(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for the feedback buttons: record the rating, thank the person (only they see it)."""
+        press = feedback_press(payload, self.me.allowed)
+        if press is None:
+            return
+        conversation = SlackTarget(press.channel, "thread", press.thread_ts).conversation
+        self.feedback.record(Rating(conversation, press.message_ts, press.rating, press.user))
+        self._aside(
+            press.channel,
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(
+                channel=press.channel, user=press.user, text=THANKS, thread_ts=press.thread_ts
+            ),
+        )
+
+    def _title(self, target: SlackTarget, question: str) -> None:
+        """Name a new DM thread after its first question (Slack lists the threads by title)."""
+        title = thread_title(question) if not question.startswith("/") else None
+        thread_ts = target.thread_ts
+        if title is None or thread_ts is None:
+            return
+        self._aside(
+            target.channel,
+            "assistant.threads.setTitle",
+            lambda: self.client.assistant_threads_setTitle(channel_id=target.channel, thread_ts=thread_ts, title=title),
+        )
+
+    def _aside(self, channel: str, method: str, request: Callable[[], Awaitable[Any]]) -> None:
+        """Make a cosmetic call beside the replies, through the shared limiter; a failure is only logged."""
+
+        async def run() -> None:
+            try:
+                await call(self.limiter, self.budgets, channel, method, request, urgent=False)
+            except ChannelError as exc:
+                log.info("slack: %s in %s failed: %s", method, channel, exc)
+
+        self.conversations.aside(run())
 
     async def on_stop(self, payload: dict[str, Any]) -> None:
         """Bolt's listener for the Stop button: stop that conversation's reply (its message then loses the button).
@@ -101,18 +168,14 @@ class SlackBot(ChannelBot[SlackTarget]):
         if outcome is StopOutcome.NOTHING:
             log.debug("stop pressed in %s with no reply running", press.conversation)
         elif outcome is StopOutcome.NOT_YOURS:
-            self.conversations.aside(self._tell(press.target, press.user, outcome.value))
-
-    async def _tell(self, target: SlackTarget, user: str, text: str) -> None:
-        """A short ephemeral note to `user` where `target` is; a cosmetic call, dropped when the budget is short."""
-        try:
-            scopes = (Scope((target.channel, EPHEMERAL), EPHEMERAL_BUDGET),)
-            async with self.limiter.slot(scopes, gate=EPHEMERAL, urgent=False):
-                await self.client.chat_postEphemeral(
-                    channel=target.channel, user=user, text=text, thread_ts=target.thread_ts
-                )
-        except (RateLimited, SlackApiError, aiohttp.ClientError, OSError) as exc:
-            log.info("slack: ephemeral note not sent (%s)", type(exc).__name__)
+            text, user, thread_ts = outcome.value, press.user, press.target.thread_ts
+            self._aside(
+                press.target.channel,
+                "chat.postEphemeral",
+                lambda: self.client.chat_postEphemeral(
+                    channel=press.target.channel, user=user, text=text, thread_ts=thread_ts
+                ),
+            )
 
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
@@ -138,7 +201,10 @@ class SlackBot(ChannelBot[SlackTarget]):
             session=session,
         )
         try:
-            yield cls(client, runtime, settings, await identify(client, settings))
+            bot = cls(client, runtime, settings, await identify(client, settings))
+            yield bot
+            if bot.feedback.counts:  # after shutdown: every rating of this run is in
+                log.info("slack: feedback while running: %s", bot.feedback.totals())
         finally:
             await session.close()
 
@@ -227,13 +293,27 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
     async def listener(body: dict[str, Any]) -> None:
         bot.on_event(body)
 
+    async def opened(event: dict[str, Any]) -> None:
+        bot.on_opened(event)
+
+    async def context_changed(event: dict[str, Any]) -> None:
+        log.debug("slack: %s now looks at %s", event.get("user"), (event.get("context") or {}).get("channel_id"))
+
     async def stop_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         await bot.on_stop(body)
 
+    async def feedback_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        bot.on_feedback(body)
+
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
+    app.event("app_home_opened")(opened)  # agent_view: the Messages tab was opened
+    app.event("assistant_thread_started")(opened)  # assistant_view apps that subscribed to it
+    app.event("app_context_changed")(context_changed)  # agent_view: acknowledged; the bot does not use the context
     app.action(STOP_ACTION)(stop_pressed)
+    app.action(FEEDBACK_ACTION)(feedback_pressed)
     return app
 
 

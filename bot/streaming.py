@@ -71,7 +71,7 @@ class StreamingHandler:
         self._profile = surface.profile
         can = capabilities(surface)  # checked once, here: a mismatch never surfaces mid-reply
         self._drafts, self._streams, self._typist = can.draft, can.stream, can.typing
-        self._status, self._tasks, self._images = can.status, can.tasks, can.images
+        self._status, self._tasks, self._images, self._rated = can.status, can.tasks, can.images, can.feedback
         self._clock = clock or LoopClock()
         self._mode = self._profile.mode
         self._limit = self._profile.max_chars
@@ -95,6 +95,9 @@ class StreamingHandler:
         self._stopped = False
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
+        self.feedback = False
+        """Ask for the user's rating on the answer's last message, where the surface has feedback buttons (set for
+        answers; help texts and refusals are not rated)."""
         self.patience = float("inf")
         """Longest a final delivery waits in all (retry_after, backoff); past it the text goes to `undelivered`,
         for an outbox to deliver later, and the conversation moves on."""
@@ -220,7 +223,7 @@ class StreamingHandler:
                 self._held.append(self._fold().strip())
                 self._text = "\n\n".join(part for part in self._held if part)
                 self._held = []
-            await self._finish_segment()
+            await self._finish_segment(last=self.feedback)
             await self._clear_status()
             await self._quietly(self._surface.close())
         return not self.undelivered
@@ -298,8 +301,12 @@ class StreamingHandler:
         self._ref = None
         self._draft_id = new_draft_id()
 
-    async def _finish_segment(self, text: str | None = None) -> str:
+    async def _finish_segment(self, text: str | None = None, *, last: bool = False) -> str:
         """Deliver the current segment (or `text`, a head cut from it) as final message(s); open a new segment.
+
+        Args:
+            text: A head cut from the segment, instead of the whole segment.
+            last: This is the answer's last segment: its last message asks for feedback.
 
         Returns:
             What could not be delivered ("" normally); it is also recorded in `undelivered`.
@@ -309,6 +316,8 @@ class StreamingHandler:
         while text.strip():
             head, tail = self._cut(text)
             view = head.rstrip()
+            if last and not tail.strip() and self._rated is not None:
+                self._rated.ask_feedback()
             try:
                 if not await self._deliver_final(view):
                     missed.append(view)

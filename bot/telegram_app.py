@@ -27,13 +27,14 @@ from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
 from bot.webhooks import serve, telegram_webhook
-from channels.capabilities import Profile
+from channels.capabilities import LiveMode, Profile
 from channels.commands import COMMANDS
 from channels.inbound import Answer
 from channels.telegram.albums import Albums
 from channels.telegram.drafts import DraftOwners
 from channels.telegram.files import Downloader
 from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
+from channels.telegram.stoppable_drafts import STOPPED_GENERATION, draft_stopped
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 MENU = [BotCommand(command.name, command.description) for command in COMMANDS]
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", STOPPED_GENERATION]
 ADMINS_TTL = 60.0
 """How long a group's administrators (who may stop anyone's reply) are remembered: a Stop press costs no call."""
 
@@ -80,6 +81,11 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
                 await update.callback_query.answer(outcome.value)
             return
+        if (draft := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
+            owner = self.drafts.owner(draft.chat_id, draft.draft_id)
+            if owner is None or not self.conversations.stop(owner.conversation):
+                log.debug("stop pressed on draft %s in %s, which no reply streams", draft.draft_id, draft.chat_id)
+            return
         message = update.message
         album = message.media_group_id if message is not None else None
         following = album is not None and message is not None and self.albums.collecting(message.chat_id, album)
@@ -105,6 +111,13 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             if len(self._admins) > 10_000:
                 self._admins = {chat: entry for chat, entry in self._admins.items() if entry[0] > now}
         return user in cached[1]
+
+    def live_mode(self, target: TelegramTarget) -> LiveMode | None:
+        """STREAM_MODE; with it on auto, a private chat streams by edits where TELEGRAM_PRIVATE_STREAM=edit."""
+        mode = super().live_mode(target)
+        if mode is None and target.kind == "private" and self._settings.telegram_private_stream == "edit":
+            return LiveMode.EDIT
+        return mode
 
     def open_surface(
         self, target: TelegramTarget, profile: Profile, *, on_live_refused: Callable[[], None]

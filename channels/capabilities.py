@@ -40,6 +40,7 @@ class Profile:
         images_out: Pictures (a chart) can be sent into the conversation (`ImageSurface.image`); without it the
             reply says in words that a picture was made.
         max_image_bytes: Largest picture the platform takes; a larger one gets the note instead. None: no limit.
+        feedback: The last message of an answer can carry the platform's feedback buttons (Slack's 👍 / 👎).
         max_chars: Longest message, as the surface's `measure` counts it; None for no limit.
         interval: Least seconds between two updates of the same reply in edit or native mode.
         draft_interval: Least seconds between two draft previews.
@@ -57,6 +58,7 @@ class Profile:
     buttons: bool = False
     images_out: bool = False
     max_image_bytes: int | None = None
+    feedback: bool = False
     max_chars: int | None = None
     interval: float = 1.0
     draft_interval: float = 0.3
@@ -125,20 +127,10 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         buttons=True,
         images_out=True,
         max_image_bytes=_SLACK_FILE_LIMIT,
+        feedback=True,
         max_chars=12_000,
         interval=1.0,
         auto_mode=LiveMode.NATIVE,
-    ),
-    ("slack", "dm"): Profile(
-        key="slack.dm",
-        edit=True,
-        typing=True,
-        status=True,
-        buttons=True,
-        images_out=True,
-        max_image_bytes=_SLACK_FILE_LIMIT,
-        max_chars=12_000,
-        interval=1.0,
     ),
     # The console saves a picture as a file and prints where.
     ("console", "terminal"): Profile(key="console.terminal", edit=True, status=True, images_out=True, interval=0.05),

@@ -4,8 +4,9 @@ A channel builds one surface per reply. Every surface has `send`, `edit`, `measu
 else it has its `profile` declares, and `capabilities` checks the claim once, when a StreamingHandler is built:
 `draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
 `profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
-`drop_buttons` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`. A profile that claims what
-its surface lacks fails there with `CapabilityMismatch`, never mid-reply. Methods raise the errors of
+`drop_buttons` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`, `ask_feedback` for
+`profile.feedback`. A profile that claims what its surface lacks fails there with `CapabilityMismatch`, never
+mid-reply. Methods raise the errors of
 `channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
@@ -147,6 +148,15 @@ class ImageSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
+class FeedbackSurface(ReplySurface, Protocol):
+    """A surface whose answers end with the platform's feedback buttons (`profile.feedback`)."""
+
+    def ask_feedback(self) -> None:
+        """The next final call finishes the answer: that message carries the feedback buttons."""
+        ...
+
+
 class CapabilityMismatch(TypeError):
     """A profile claims a capability its surface does not implement: a programming error in a channel."""
 
@@ -162,6 +172,7 @@ class Capabilities:
     tasks: TaskSurface | None = None
     buttons: ButtonSurface | None = None
     images: ImageSurface | None = None
+    feedback: FeedbackSurface | None = None
 
 
 def capabilities(surface: ReplySurface) -> Capabilities:
@@ -179,6 +190,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         tasks=surface if profile.tasks and isinstance(surface, TaskSurface) else None,
         buttons=surface if profile.buttons and isinstance(surface, ButtonSurface) else None,
         images=surface if profile.images_out and isinstance(surface, ImageSurface) else None,
+        feedback=surface if profile.feedback and isinstance(surface, FeedbackSurface) else None,
     )
     for claimed, part, flag, method in (
         (profile.draft, found.draft, "draft", "draft"),
@@ -188,6 +200,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         (profile.tasks, found.tasks, "tasks", "task"),
         (profile.buttons, found.buttons, "buttons", "drop_buttons"),
         (profile.images_out, found.images, "images_out", "image"),
+        (profile.feedback, found.feedback, "feedback", "ask_feedback"),
     ):
         if claimed and part is None:
             raise CapabilityMismatch(

@@ -161,3 +161,6 @@ class RecordingSurface:
 
     async def drop_buttons(self, message: Any) -> None:
         self._record("drop_buttons", str(message))
+
+    def ask_feedback(self) -> None:
+        self.calls.append(Call(self.clock.now(), "ask_feedback", ""))

@@ -1,12 +1,14 @@
 """Deciding what to do with a Slack event: answer it, refuse it politely, or ignore it.
 
 An `app_mention` in a channel is answered in that message's thread (in the same thread when the mention is a
-reply); a user's `message` in a DM (channel_type "im") is answered in the DM, in its thread if it was posted in
-one. Files shared with such a message come along as attachments (`channels.slack.files`). Memory is kept per
-thread (`slack:<channel>:<thread_ts>`) and per DM (`slack:<channel>`). Messages from bots (this one included),
-edits, deletions and other subtypes are ignored, as are channel messages without a mention. Slack reserves a
-leading "/" for its own slash commands, so the plain words "help", "reset", "stop" and "tools" are the commands
-here.
+reply). A user's `message` in a DM (channel_type "im") is answered in its thread too: under Slack's agent
+messaging experience (`agent_view`) each message in the app's Messages tab is the root of a thread the agent
+answers in, and under the legacy `assistant_view` every message already arrives inside an assistant thread, so
+the message itself says where the answer goes and no setting is needed. Files shared with such a message come
+along as attachments (`channels.slack.files`). Memory is kept per thread (`slack:<channel>:<thread_ts>`).
+Messages from bots (this one included), edits, deletions and other subtypes are ignored, as are channel messages
+without a mention. Slack reserves a leading "/" for its own slash commands, so
+the plain words "help", "reset", "stop" and "tools" are the commands here.
 
 Slack retries an event it thinks was not acknowledged (same event_id, X-Slack-Retry-Num): `SeenEvents` lets the
 bot answer each event once.
@@ -93,22 +95,18 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
     thread = str(event.get("thread_ts") or "") or None
     if not channel or not ts:
         return Ignore("no channel or ts")
-    if event.get("type") == "app_mention":
-        if channel.startswith("D"):
-            return Ignore("a mention in a DM: its message event is answered")
+    if event.get("type") == "app_mention" and channel.startswith("D"):
+        return Ignore("a mention in a DM: its message event is answered")
+    if event.get("type") == "app_mention" or (event.get("type") == "message" and event.get("channel_type") == "im"):
         thread = thread or ts
-        return SlackTarget(channel, "thread", thread, thread, user, team)
-    if event.get("type") == "message" and event.get("channel_type") == "im":
-        if thread:
-            return SlackTarget(channel, "thread", thread, thread, user, team)
-        return SlackTarget(channel, "dm", None, ts, user, team)
+        return SlackTarget(channel, "thread", thread, user, team)
     return Ignore("not a mention and not a DM")
 
 
 def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[SlackTarget] | None:
     """A Stop button press (its message is the pressed message as quoted), or None for any other interaction.
 
-    The reply's message sits where the reply goes: in the conversation's thread, or at the top level of a DM.
+    The reply's message sits where the reply goes: in the conversation's thread.
     """
     actions = payload.get("actions") or []
     if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):
@@ -123,8 +121,7 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[Sla
     if not channel or not ts:
         return None
     thread = container.get("thread_ts") or message.get("thread_ts")
-    thread_ts = str(thread) if thread else None
-    target = SlackTarget(channel, "thread" if thread_ts else "dm", thread_ts, thread_ts or ts)
+    target = SlackTarget(channel, "thread", str(thread) if thread else None)
     return StopPress(target, {**message, "ts": ts}, user=user)
 
 

@@ -1,16 +1,18 @@
-"""The Slack reply surface: one reply in one thread or DM, through slack_sdk's AsyncWebClient.
+"""The Slack reply surface: one reply in one thread (of a channel or of a DM), through slack_sdk's AsyncWebClient.
 
 Text is always sent as `markdown_text`: Slack renders standard Markdown itself, so a partial text (an unclosed
-fence) cannot make a call fail, and nothing here raises FormattingRejected (so `plain` is never asked for). In
-a thread the answer streams with Slack's native stream (chat.startStream / appendStream / stopStream); in a
-top-level DM, and wherever the stream is refused, it is a message that chat.update rewrites (the StreamingHandler
-picks the mode from the profile and falls back on StreamingRefused).
+fence) cannot make a call fail, and nothing here raises FormattingRejected (so `plain` is never asked for). The
+answer streams with Slack's native stream (chat.startStream / appendStream / stopStream); wherever the stream is
+refused, it is a message that chat.update rewrites (the StreamingHandler picks the mode from the profile and falls
+back on StreamingRefused).
 
 A picture (a chart) is uploaded into the thread with the external upload flow (`image`); it ends the stream of the
 tool's task cards first, so the answer after it opens a new stream below the picture.
 
 A message that chat.update rewrites carries a Stop button (action_id "stop") until its final text; a native
 stream cannot carry one (chat.startStream takes no blocks), so there the word "stop" in the thread is the way.
+The last message of an answer carries Slack's feedback buttons (`ask_feedback`, then the next final call: the
+stream's chat.stopStream `blocks`, or a message's blocks).
 
 Tool calls are task cards (task_update chunks) in a stream. The handler finishes the text before a tool
 (`stream_stop`) and then reports the tool (`task`): the first card opens a new stream whose first content is the
@@ -19,9 +21,8 @@ answer that arrived whole) appends to it instead of opening another. A card upda
 rides on the next call to that stream. `close` stops every stream still open, so no message is left streaming.
 
 "is thinking…" is assistant.threads.setStatus on the thread (Slack clears it when the app replies there). It is
-not refreshed while a stream of this reply is open (the stream shows the progress), it is cleared explicitly
-where the reply is not posted in the status's thread (a top-level DM), and a workspace that refuses it is not
-asked again during the reply.
+not refreshed while a stream of this reply is open (the stream shows the progress), and a workspace that refuses
+it is not asked again during the reply.
 
 Every call passes the bot's shared RateLimiter with Slack's own budgets (`SlackBudgets`): each method "per
 workspace per app" at its tier, and chat.postMessage about once a second per channel plus a workspace-wide limit.
@@ -38,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ from channels.capabilities import LiveMode, Profile
 from channels.clock import Clock
 from channels.errors import ChannelError, PermanentError, StreamingRefused
 from channels.ratelimit import Budget, RateLimiter, Scope
+from channels.slack.agent_view import feedback_block
 from channels.slack.errors import translate
 from channels.surface import PlatformSurface
 
@@ -63,7 +65,10 @@ METHOD_TIERS: dict[str, int] = {
     "chat.startStream": 3,
     "chat.stopStream": 3,
     "chat.appendStream": 4,
+    "chat.postEphemeral": 4,
     "assistant.threads.setStatus": 3,
+    "assistant.threads.setSuggestedPrompts": 4,
+    "assistant.threads.setTitle": 4,
     "files.completeUploadExternal": 4,  # the three calls of one upload (files_upload_v2) pass as one
 }
 """Slack's rate-limit tier of each method the surface calls (chat.postMessage has its own rules)."""
@@ -119,9 +124,9 @@ class SlackTarget:
 
     Attributes:
         channel: The channel or DM id.
-        kind: "thread" or "dm" (a capability-registry kind).
-        thread_ts: The thread the reply is posted in; None for the top level of a DM.
-        status_ts: The thread whose assistant status shows "is thinking…" (the user's message in a top-level DM).
+        kind: "thread" (the capability-registry kind: every answer goes in a thread).
+        thread_ts: The thread the reply is posted in, where its status shows "is thinking…"; None only for a late
+            final message from an outbox entry written before every answer went in a thread.
         user_id: The user asking: the stream's recipient_user_id in channels.
         team_id: That user's team: the stream's recipient_team_id in channels.
     """
@@ -129,7 +134,6 @@ class SlackTarget:
     channel: str
     kind: str
     thread_ts: str | None
-    status_ts: str
     user_id: str | None = None
     team_id: str | None = None
 
@@ -144,16 +148,17 @@ class SlackTarget:
 
     @property
     def conversation(self) -> str:
-        """A thread is one conversation; so is the top level of a DM."""
+        """A thread is one conversation (a message outside any thread names only its channel, which no reply uses)."""
         return f"slack:{self.channel}:{self.thread_ts}" if self.thread_ts else f"slack:{self.channel}"
 
     def address(self) -> dict[str, Any]:
-        return {"channel": self.channel, "kind": self.kind, "thread_ts": self.thread_ts, "status_ts": self.status_ts}
+        return {"channel": self.channel, "kind": self.kind, "thread_ts": self.thread_ts}
 
     @classmethod
     def from_address(cls, address: dict[str, Any]) -> SlackTarget:
-        thread_ts = address.get("thread_ts")
-        return cls(address["channel"], address["kind"], thread_ts, address.get("status_ts") or thread_ts or "")
+        """(Entries written before every answer went in a thread say kind "dm" and carry a status_ts: both are
+        read as a thread, or the top level of the DM where thread_ts is None.)"""
+        return cls(address["channel"], "thread", address.get("thread_ts"))
 
 
 class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
@@ -185,52 +190,66 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
         self._status_refused = False
         self._texts: dict[str, str] = {}  # what each posted message shows, as last sent
         self._buttons: dict[str, bool] = {}  # messages made of blocks: whether each shows the Stop button now
+        self._feedback = False  # the next final call finishes the answer: it carries the feedback buttons
 
     def measure(self, text: str) -> int:
         return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
 
+    def ask_feedback(self) -> None:
+        """The next final call finishes the answer: that message carries Slack's feedback buttons."""
+        self._feedback = True
+
     # -- messages ---------------------------------------------------------------------------------------
 
     async def send(self, text: str, *, final: bool, plain: bool = False) -> str:
+        feedback = final and self._feedback
         if self._cards_only is not None:  # the answer after a tool arrived whole: it finishes the cards' stream
             ts = self._cards_only
             try:
-                await self._stop(ts, text)
+                await self._stop(ts, text, feedback=feedback)
                 return ts
             except StreamingRefused:
                 pass  # it expired while the tool ran: post the answer instead
         target = self._target
         button = self.profile.buttons and not final
+        blocks = button or feedback  # a message with a button is made of blocks (see _content)
         response = await self._call(
             POST,
             lambda: self._client.chat_postMessage(
-                channel=target.channel, thread_ts=target.thread_ts, **_content(text, button=button or None)
+                channel=target.channel,
+                thread_ts=target.thread_ts,
+                **_content(text, button=button if blocks else None, feedback=feedback),
             ),
             urgent=final or self._prompt(POST),  # a first message goes first too, unless its line is long
         )
         ts = str(response["ts"])
         self._texts[ts] = text
-        if button:
-            self._buttons[ts] = True
-        await self._replied()
+        if blocks:
+            self._buttons[ts] = button
+        self._feedback = self._feedback and not feedback
+        self._replied()
         return ts
 
     async def edit(self, ref: str, text: str, *, final: bool, plain: bool = False) -> None:
         # A message made of blocks stays blocks: chat.update keeps the blocks it is not given, over markdown_text.
-        button = None if ref not in self._buttons else not final
-        if self._texts.get(ref) == text and self._buttons.get(ref) == button:
+        feedback = final and self._feedback
+        button = None if ref not in self._buttons and not feedback else not final
+        if self._texts.get(ref) == text and self._buttons.get(ref) == button and not feedback:
             return  # Slack has no "not modified": an identical update would only spend a Tier 3 call
         if ref in self._open:  # Slack refuses to update a message that is still streaming
             with contextlib.suppress(StreamingRefused):
                 await self._stop(ref, "")
         await self._call(
             "chat.update",
-            lambda: self._client.chat_update(channel=self._target.channel, ts=ref, **_content(text, button=button)),
+            lambda: self._client.chat_update(
+                channel=self._target.channel, ts=ref, **_content(text, button=button, feedback=feedback)
+            ),
             urgent=final,
         )
         self._texts[ref] = text
         if button is not None:
             self._buttons[ref] = button
+        self._feedback = self._feedback and not feedback
 
     async def drop_buttons(self, message: Mapping[str, Any]) -> None:
         """Take the Stop button off `message` (as a button press quotes it), one a reply cut short by a crash left.
@@ -265,7 +284,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
         await self._append(ref, delta, urgent=False)
 
     async def stream_stop(self, ref: str, delta: str) -> None:
-        await self._stop(ref, delta)
+        await self._stop(ref, delta, feedback=self._feedback)
 
     async def task(self, call_id: str, title: str, state: str) -> None:
         if self._streams_refused:  # no stream to hold cards: the tool shows as the thread's status instead
@@ -286,7 +305,10 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             await self.task(call_id, title, state)  # startStream was refused just now: a status line then
 
     async def _start(self, text: str, *, urgent: bool) -> str:
-        target, chunks = self._target, self._take_pending()
+        target = self._target
+        if target.thread_ts is None:
+            raise StreamingRefused("no thread to stream in")  # (an outbox delivery, which never streams)
+        thread_ts, chunks = target.thread_ts, self._take_pending()
         recipient = {"recipient_user_id": target.user_id, "recipient_team_id": target.team_id}
         self._opening += 1
         try:
@@ -294,7 +316,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
                 START,
                 lambda: self._client.chat_startStream(
                     channel=target.channel,
-                    thread_ts=target.thread_ts or target.status_ts,
+                    thread_ts=thread_ts,
                     markdown_text=text if text and not chunks else None,
                     chunks=_with_text(chunks, text) if chunks else None,
                     **(recipient if target.in_channel else {}),
@@ -312,7 +334,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             self._opening -= 1
         ts = str(response["ts"])
         self._open.append(ts)
-        await self._replied()
+        self._replied()
         return ts
 
     async def _append(self, ts: str, text: str, *, urgent: bool) -> None:
@@ -336,7 +358,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
         if text and ts == self._cards_only:
             self._cards_only = None  # it carries the answer now; the handler finishes it
 
-    async def _stop(self, ts: str, text: str) -> None:
+    async def _stop(self, ts: str, text: str, *, feedback: bool = False) -> None:
         chunks = self._take_pending() if ts == self._cards_only else []
         try:
             await self._call(
@@ -346,6 +368,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
                     ts=ts,
                     markdown_text=text if text and not chunks else None,
                     chunks=_with_text(chunks, text) if chunks else None,
+                    blocks=[feedback_block()] if feedback else None,  # added below the streamed content
                 ),
                 urgent=True,  # the final text of a message
             )
@@ -355,6 +378,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
                 self._forget(ts)
             raise
         self._forget(ts)
+        self._feedback = self._feedback and not feedback
 
     def _take_pending(self) -> list[dict[str, Any]]:
         chunks, self._pending = self._pending, []
@@ -382,7 +406,7 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             ),
             urgent=True,
         )
-        await self._replied()
+        self._replied()
 
     # -- waiting feedback -------------------------------------------------------------------------------
 
@@ -413,11 +437,14 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
 
     async def _set_status(self, status: str, *, urgent: bool = False) -> None:
         target = self._target
+        if target.thread_ts is None:
+            return  # an outbox delivery: no thread to show a status in
+        thread_ts = target.thread_ts
         try:
             await self._call(
                 "assistant.threads.setStatus",
                 lambda: self._client.assistant_threads_setStatus(
-                    channel_id=target.channel, thread_ts=target.status_ts, status=status
+                    channel_id=target.channel, thread_ts=thread_ts, status=status
                 ),
                 urgent=urgent,
             )
@@ -426,50 +453,65 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             raise
         self._status_set = bool(status)
 
-    async def _replied(self) -> None:
-        """The app posted in the reply's thread: Slack cleared the status there; elsewhere clear it ourselves."""
-        if not self._status_set:
-            return
-        if self._target.thread_ts == self._target.status_ts:
-            self._status_set = False
-            return
-        try:
-            await self._set_status("")
-        except ChannelError as exc:
-            log.debug("slack: status not cleared: %s", exc)
+    def _replied(self) -> None:
+        """The app posted in the reply's thread, which clears the status there (Slack)."""
+        self._status_set = False
 
     # -- calls ------------------------------------------------------------------------------------------
 
     async def _call(self, method: str, request: Callable[[], Awaitable[Any]], *, urgent: bool) -> Any:
-        """Make the request inside the limiter's slot for `method` (which bookkeeps a 429), translating errors.
-
-        The gate is the method: Slack's Retry-After holds back that method in the workspace.
-        """
-        scopes = self._budgets.scopes(self._target.channel, method)
-        async with self._limiter.slot(scopes, gate=method, urgent=urgent, caller=self):
-            try:
-                return await request()
-            except _NETWORK_ERRORS as exc:
-                raise translate(exc, method) from exc
+        """Make the request in the limiter's slot for `method`, the workspace's budgets (see `call`)."""
+        return await call(
+            self._limiter, self._budgets, self._target.channel, method, request, urgent=urgent, caller=self
+        )
 
     def _prompt(self, method: str) -> bool:
         """Whether a first message through `method` would go out soon enough to wait in line for it."""
         return self._limiter.prompt(self._budgets.scopes(self._target.channel, method)[-1])
 
 
-def _content(text: str, *, button: bool | None) -> dict[str, Any]:
-    """A message's content: markdown_text, or (`button` not None) a markdown block and, if True, the Stop button.
+async def call(
+    limiter: RateLimiter,
+    budgets: SlackBudgets,
+    channel: str,
+    method: str,
+    request: Callable[[], Awaitable[Any]],
+    *,
+    urgent: bool,
+    caller: Hashable | None = None,
+) -> Any:
+    """Make the request inside the limiter's slot for `method` in the workspace (which bookkeeps a 429),
+    translating slack_sdk's errors; usable outside a reply (suggested prompts, titles, the ephemeral thanks).
+
+    The gate is the method: Slack's Retry-After holds back that method in the workspace.
+
+    Raises:
+        ChannelError: What slack_sdk raised, as the channel error the streaming rules act on.
+    """
+    scopes = budgets.scopes(channel, method)
+    async with limiter.slot(scopes, gate=method, urgent=urgent, caller=caller):
+        try:
+            return await request()
+        except _NETWORK_ERRORS as exc:
+            raise translate(exc, method) from exc
+
+
+def _content(text: str, *, button: bool | None, feedback: bool = False) -> dict[str, Any]:
+    """A message's content: markdown_text, or (`button` not None, or `feedback`) a markdown block and, if `button`,
+    the Stop button, if `feedback`, the feedback buttons.
 
     markdown_text cannot be combined with blocks, and a `markdown` block renders the same Markdown, so a message
-    with the button is made of blocks; `text` is then only the notification's fallback, in mrkdwn, where Slack
+    with buttons is made of blocks; `text` is then only the notification's fallback, in mrkdwn, where Slack
     reads `&`, `<` and `>` as control characters (`<!channel>` would notify a channel), so they are escaped there.
     """
-    if button is None:
+    if button is None and not feedback:
         return {"markdown_text": text}
     blocks: list[dict[str, Any]] = [{"type": "markdown", "text": text}]
     if button:
         stop = {"type": "button", "action_id": STOP_ACTION, "text": {"type": "plain_text", "text": "⏹ Stop"}}
         blocks.append({"type": "actions", "block_id": "livebot_stop", "elements": [stop]})
+    if feedback:
+        blocks.append(feedback_block())
     return {"blocks": blocks, "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
 
 

@@ -5,6 +5,9 @@ every python-telegram-bot error leaves as one of `channels.errors`, so the Strea
 overload (more replies waiting than the bot's budget serves within `PREVIEW_HORIZON`), a reply's first preview is
 no longer urgent: it goes only if there is room, and the final message is what the user sees first.
 
+Drafts carry Telegram's stop button (Bot API 10.3 `can_stop`, kept on screen after the press with
+`keep_on_stop`, see `stoppable_drafts`); `DraftOwners` says which reply a pressed draft belongs to.
+
 Status while a tool runs: in a private chat it is a draft of its own (ephemeral, costs no message; like every
 draft it has an id no other draft in the chat has had, and `DraftOwners` knows the reply it belongs to until that
 reply ends); in a group it is a
@@ -40,6 +43,7 @@ from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.surface import PlatformSurface, new_draft_id
 from channels.telegram.drafts import DraftOwners
 from channels.telegram.render import Rendered, measure, render
+from channels.telegram.stoppable_drafts import STOPPABLE
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +205,7 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
                     rendered.text,
                     message_thread_id=self._target.thread_id,
                     entities=rendered.entities,
+                    api_kwargs=STOPPABLE,
                 ),
                 text,
                 plain=plain,

@@ -482,3 +482,22 @@ async def test_with_buttons_the_final_edit_goes_even_when_the_text_is_shown(cloc
     await settle()
     await handler.stop()
     assert [(c.op, c.final) for c in surface.calls] == [("send", False), ("edit", True)]  # removes the Stop button
+
+
+async def test_only_the_answers_last_message_asks_for_feedback(clock: FakeClock) -> None:
+    rated = replace(NATIVE, feedback=True, max_chars=100)
+    handler, surface = await started(rated, clock)
+    handler.feedback = True
+    handler.emit("Before the tool.")
+    await settle()
+    await handler.take()
+    handler.emit(" ".join(f"word{i}" for i in range(40)))  # the answer after it: over 100 chars, two messages
+    assert await handler.stop()
+    ops = [c.op for c in surface.calls]
+    assert ops.count("ask_feedback") == 1 and ops[-2:] == ["ask_feedback", "send"]  # asked right before the last
+    for profile, asked in ((rated, False), (NATIVE, True)):  # a help text is not rated; nor where none can be
+        handler, surface = await started(profile, clock)
+        handler.feedback = asked
+        handler.emit("Help text.")
+        assert await handler.stop()
+        assert "ask_feedback" not in [c.op for c in surface.calls]

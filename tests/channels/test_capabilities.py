@@ -14,7 +14,6 @@ from channels.capabilities import LiveMode, kinds, resolve
         ("telegram", "group", LiveMode.EDIT, 4096, 3.1),
         ("telegram", "topic", LiveMode.EDIT, 4096, 3.1),
         ("slack", "thread", LiveMode.NATIVE, 12_000, 1.0),
-        ("slack", "dm", LiveMode.EDIT, 12_000, 1.0),
         ("console", "terminal", LiveMode.EDIT, None, 0.05),
         ("console", "piped", LiveMode.OFF, None, 1.0),
     ],
@@ -26,7 +25,7 @@ def test_auto_profiles_match_the_design_table(platform, kind, mode, limit, inter
 
 def test_a_mode_the_surface_lacks_falls_back() -> None:
     assert resolve("telegram", "group", mode=LiveMode.DRAFT).mode is LiveMode.EDIT
-    assert resolve("slack", "dm", mode=LiveMode.NATIVE).mode is LiveMode.EDIT
+    assert resolve("telegram", "private", mode=LiveMode.NATIVE).mode is LiveMode.EDIT
     assert resolve("console", "piped", mode=LiveMode.EDIT).mode is LiveMode.OFF
     assert resolve("telegram", "private", mode=LiveMode.OFF).mode is LiveMode.OFF
 

@@ -16,8 +16,15 @@ def test_a_telegram_target_comes_back_from_its_address_in_the_same_conversation(
 
 
 def test_a_slack_target_comes_back_from_its_address_in_the_same_conversation() -> None:
-    dm = SlackTarget("D0ALICE", "dm", None, "1700000000.000100", user_id="U0ALICE", team_id="T0")
-    assert dm.address() == {"channel": "D0ALICE", "kind": "dm", "thread_ts": None, "status_ts": "1700000000.000100"}
-    assert SlackTarget.from_address(dm.address()).conversation == dm.conversation == "slack:D0ALICE"
-    old = {"channel": "C0GENERAL", "kind": "thread", "thread_ts": "1700000000.000200"}  # no status_ts
-    assert SlackTarget.from_address(old).status_ts == "1700000000.000200"
+    dm = SlackTarget("D0ALICE", "thread", "1700000000.000100", user_id="U0ALICE", team_id="T0")
+    assert dm.address() == {"channel": "D0ALICE", "kind": "thread", "thread_ts": "1700000000.000100"}
+    back = SlackTarget.from_address(dm.address())
+    assert back.conversation == dm.conversation == "slack:D0ALICE:1700000000.000100"
+
+
+def test_a_slack_outbox_entry_from_before_dm_threads_is_still_delivered_where_it_was_going() -> None:
+    top_of_dm = {"channel": "D0ALICE", "kind": "dm", "thread_ts": None, "status_ts": "1700000000.000100"}
+    target = SlackTarget.from_address(top_of_dm)  # "dm" is no longer a kind: the top level of the DM, as before
+    assert (target.kind, target.thread_ts, target.conversation) == ("thread", None, "slack:D0ALICE")
+    in_thread = {"channel": "C0GENERAL", "kind": "thread", "thread_ts": "1700000000.000200", "status_ts": "x"}
+    assert SlackTarget.from_address(in_thread).thread_ts == "1700000000.000200"

@@ -29,8 +29,11 @@ from aiohttp import web
 from tests.doubles.slack_events import block_actions, event_envelope
 from tests.doubles.slack_files import SlackFiles
 from tests.doubles.slack_workspace import (
+    AppView,
+    Ephemeral,
     Identity,
     ManualClock,
+    PromptsCall,
     SlackError,
     SlackMessage,
     SlackWorkspace,
@@ -39,9 +42,12 @@ from tests.doubles.slack_workspace import (
 
 __all__ = [
     "DEFAULT_RATE_LIMITS",
+    "AppView",
     "Call",
+    "Ephemeral",
     "Identity",
     "ManualClock",
+    "PromptsCall",
     "RateLimit",
     "SlackDouble",
     "SlackMessage",
@@ -77,9 +83,12 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit | tuple[RateLimit, ...]] = {
     "chat.startStream": TIER_3,  # (some reports say Tier 2)
     "chat.stopStream": TIER_3,
     "chat.appendStream": TIER_4,
+    "chat.postEphemeral": TIER_4,
     "assistant.threads.setStatus": TIER_3,
-    "files.getUploadURLExternal": RateLimit(per_minute=100, burst=10, scope="workspace"),  # Tier 4
-    "files.completeUploadExternal": RateLimit(per_minute=100, burst=10, scope="workspace"),  # Tier 4
+    "files.getUploadURLExternal": TIER_4,
+    "files.completeUploadExternal": TIER_4,
+    "assistant.threads.setSuggestedPrompts": TIER_4,
+    "assistant.threads.setTitle": TIER_4,
 }
 """Per method: one bucket per workspace (the token), and for chat.postMessage one per channel as well."""
 
@@ -154,6 +163,7 @@ class SlackDouble:
         stream_max_age: float | None = None,
         rate_limits: Mapping[str, RateLimit | tuple[RateLimit, ...] | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        view: AppView = "agent",
     ) -> None:
         """Configure the double; nothing listens until `start()`.
 
@@ -165,6 +175,8 @@ class SlackDouble:
                 appended to (what some developers measured: ~306 s). None keeps only the idle rule.
             rate_limits: Budgets merged over DEFAULT_RATE_LIMITS; `{method: None}` lifts one.
             clock: Time source for expiry, budgets and Retry-After; a `ManualClock` makes them deterministic.
+            view: "agent" (manifest `features.agent_view`, what new apps get) or "assistant" (the legacy
+                `assistant_view` of existing apps); it decides what setSuggestedPrompts does with a thread_ts.
         """
         self.token = token
         self.identity = identity or Identity()
@@ -179,7 +191,7 @@ class SlackDouble:
         self.calls_inside_retry_after: list[Call] = []
         self.base_url = ""
         self.workspace = SlackWorkspace(
-            self.identity, clock=clock, stream_ttl=stream_ttl, stream_max_age=stream_max_age
+            self.identity, clock=clock, stream_ttl=stream_ttl, stream_max_age=stream_max_age, view=view
         )
         self.files = SlackFiles(self.workspace, token)
         self.files.register(self.workspace.methods)
@@ -270,6 +282,21 @@ class SlackDouble:
         """Accepted assistant.threads.setStatus calls, in order."""
         return self.workspace.statuses
 
+    @property
+    def suggested_prompts(self) -> list[PromptsCall]:
+        """assistant.threads.setSuggestedPrompts calls that took effect, in order."""
+        return self.workspace.suggested_prompts
+
+    @property
+    def titles(self) -> dict[tuple[str, str], str]:
+        """Thread titles set with assistant.threads.setTitle, by (channel, thread_ts)."""
+        return self.workspace.titles
+
+    @property
+    def ephemerals(self) -> list[Ephemeral]:
+        """chat.postEphemeral messages, in order (each seen only by its user)."""
+        return self.workspace.ephemerals
+
     def messages(
         self, channel: str, thread_ts: str | None = None, *, include_deleted: bool = False
     ) -> list[SlackMessage]:
@@ -294,8 +321,13 @@ class SlackDouble:
         who = self.identity
         return event_envelope(event, team_id=who.team_id, api_app_id=who.app_id, bot_user_id=who.bot_user_id, **kwargs)
 
-    def button_press(self, message: SlackMessage, action_id: str, *, user: str = "U0ALICE") -> dict[str, Any]:
-        """The `block_actions` payload Slack sends when `user` presses the button `action_id` on `message`."""
+    def button_press(
+        self, message: SlackMessage, action_id: str, *, user: str = "U0ALICE", value: str | None = None
+    ) -> dict[str, Any]:
+        """The `block_actions` payload Slack sends when `user` presses the button `action_id` on `message`.
+
+        For feedback buttons, `value` names the one pressed (its positive or negative button's value).
+        """
         who = self.identity
         return block_actions(
             self.workspace.message_json(message),
@@ -304,6 +336,7 @@ class SlackDouble:
             user=user,
             team_id=who.team_id,
             api_app_id=who.app_id,
+            value=value,
         )
 
     def calls_to(self, method: str) -> list[Call]:

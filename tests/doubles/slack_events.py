@@ -26,7 +26,10 @@ import aiohttp
 
 __all__ = [
     "EventReply",
+    "app_context_changed",
+    "app_home_opened",
     "app_mention",
+    "assistant_thread_started",
     "block_actions",
     "bot_message",
     "channel_message",
@@ -126,11 +129,14 @@ def block_actions(
     user: str = "U0ALICE",
     team_id: str = "T0LIVEBOT",
     api_app_id: str = "A0LIVEBOT",
+    value: str | None = None,
 ) -> dict[str, Any]:
     """Someone pressed the button `action_id` of the bot's `message` (as `message_json` gives it) in `channel`.
 
     Returns the `block_actions` payload: over HTTP it goes as a form (`interaction_form`) to the same request URL
-    as events in this app; in Socket Mode it is the payload of an `interactive` envelope.
+    as events in this app; in Socket Mode it is the payload of an `interactive` envelope. A `feedback_buttons`
+    element (in a `context_actions` block) has two buttons: `value` says which was pressed, and the action carries
+    that button's value and text.
     """
     button = next(
         (
@@ -143,6 +149,11 @@ def block_actions(
     )
     if button is None:
         raise ValueError(f"message {message.get('ts')} has no button {action_id!r}")
+    if button.get("type") == "feedback_buttons":
+        pressed = [b for b in (button["positive_button"], button["negative_button"]) if b["value"] == value]
+        if not pressed:
+            raise ValueError(f"feedback buttons {action_id!r} have no button with value {value!r}")
+        button = {**button, "text": pressed[0]["text"], "value": value}
     container = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
     if message.get("thread_ts"):
         container["thread_ts"] = message["thread_ts"]
@@ -172,6 +183,47 @@ def block_actions(
         ],
     }
     return payload
+
+
+def app_home_opened(
+    *, user: str = "U0ALICE", channel: str = "D0ALICE", tab: str = "messages", event_ts: str | None = None
+) -> dict[str, Any]:
+    """`app_home_opened`: `user` opened the app's `tab` ("messages", or "home"). Slack sends it every time.
+
+    Under `agent_view` the Messages tab is where the agent's conversations live, and this event (tab "messages")
+    replaces `assistant_thread_started` as the signal that the user opened it.
+    """
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": event_ts or _ts()}
+
+
+def app_context_changed(
+    *, user: str = "U0ALICE", channel: str = "D0ALICE", context_channel: str = "C0GENERAL", team: str = "T0LIVEBOT"
+) -> dict[str, Any]:
+    """`app_context_changed` (agent_view): the user, with the app open, now looks at `context_channel`.
+
+    The payload's shape is not documented where the double's authors could read it; this one follows
+    `assistant_thread_context_changed` (a `context` with channel_id and team_id) and is guessed.
+    """
+    return {
+        "type": "app_context_changed",
+        "user": user,
+        "channel": channel,
+        "context": {"channel_id": context_channel, "team_id": team, "enterprise_id": None},
+        "event_ts": _ts(),
+    }
+
+
+def assistant_thread_started(
+    *, user: str = "U0ALICE", channel: str = "D0ALICE", thread_ts: str | None = None, context_channel: str = ""
+) -> dict[str, Any]:
+    """`assistant_thread_started` (legacy assistant_view): the user opened a new assistant thread `thread_ts`."""
+    thread_ts = thread_ts or _ts()
+    context: dict[str, Any] = {"channel_id": context_channel} if context_channel else {}
+    return {
+        "type": "assistant_thread_started",
+        "assistant_thread": {"user_id": user, "context": context, "channel_id": channel, "thread_ts": thread_ts},
+        "event_ts": _ts(),
+    }
 
 
 def interaction_form(payload: dict[str, Any]) -> str:

@@ -22,11 +22,18 @@ CHUNK_TITLE_LIMIT = 256  # (Slack, measured by others) task_update / plan_update
 MAX_BLOCKS = 50  # (Slack) blocks per message
 TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})  # (Slack)
 CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})  # (Slack, slack_sdk's models)
+MAX_SUGGESTED_PROMPTS = 4  # (Slack) assistant.threads.setSuggestedPrompts: "up to four suggested prompts"
+CONTEXT_ACTIONS_MAX = 5  # (Slack) elements of a context_actions block
+FEEDBACK_TEXT_LIMIT = 75  # (Slack) a feedback button's plain_text
+FEEDBACK_VALUE_LIMIT = 2000  # (Slack) a feedback button's value
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _TS = re.compile(r"^\d+\.\d+$")
 
 StreamState = Literal["streaming", "stopped", "expired"]
+AppView = Literal["agent", "assistant"]
+"""(Slack, 2026-07) the app's manifest has `features.agent_view` (the agent messaging experience, the only option
+for new apps) or the legacy `features.assistant_view`."""
 
 
 class SlackError(Exception):
@@ -64,16 +71,6 @@ class Identity:
     bot_id: str = "B0LIVEBOT"
     app_id: str = "A0LIVEBOT"
     user: str = "livebot"
-
-
-@dataclass
-class Ephemeral:
-    """A message only `user` sees (chat.postEphemeral)."""
-
-    channel: str
-    user: str
-    thread_ts: str | None
-    text: str
 
 
 @dataclass
@@ -144,6 +141,29 @@ class StatusCall:
     loading_messages: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PromptsCall:
+    """One accepted assistant.threads.setSuggestedPrompts call that took effect."""
+
+    time: float
+    channel_id: str
+    thread_ts: str | None
+    title: str | None
+    prompts: tuple[tuple[str, str], ...]
+    """(title, message) per prompt."""
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """One chat.postEphemeral message: only `user` sees it, and it is not kept in the channel's history."""
+
+    time: float
+    channel: str
+    user: str
+    text: str
+    thread_ts: str | None
+
+
 class SlackWorkspace:
     """Messages and statuses of one workspace, and the per-method rules that change them."""
 
@@ -154,16 +174,20 @@ class SlackWorkspace:
         clock: Callable[[], float] = time.monotonic,
         stream_ttl: float = 300.0,
         stream_max_age: float | None = None,
+        view: AppView = "agent",
     ) -> None:
         self.identity = identity
         self.clock = clock
         self.stream_ttl = stream_ttl
         self.stream_max_age = stream_max_age
+        self.view = view
         self.refuse_streaming: str | None = None
         self.statuses: list[StatusCall] = []
+        self.suggested_prompts: list[PromptsCall] = []
+        self.titles: dict[tuple[str, str], str] = {}
+        self.ephemerals: list[Ephemeral] = []
         self.thread_status: dict[tuple[str, str], str] = {}
         self.users: dict[str, dict[str, Any]] = {}
-        self.ephemerals: list[Ephemeral] = []
         self._messages: dict[tuple[str, str], SlackMessage] = {}
         self._ts_base = int(time.time())
         self._seq = itertools.count(1)
@@ -176,8 +200,10 @@ class SlackWorkspace:
             "chat.appendStream": self._append_stream,
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": self._set_status,
-            "users.info": self._users_info,
+            "assistant.threads.setSuggestedPrompts": self._set_suggested_prompts,
+            "assistant.threads.setTitle": self._set_title,
             "chat.postEphemeral": self._post_ephemeral,
+            "users.info": self._users_info,
         }
 
     # -- observation ----------------------------------------------------------------------------------------
@@ -293,15 +319,6 @@ class SlackWorkspace:
         message = self.add_message(channel, thread_ts, text=text, blocks=blocks)
         return {"channel": channel, "ts": message.ts, "message": self.message_json(message)}
 
-    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
-        """(Slack) chat.postEphemeral: shown to `user` only, never stored in the channel's history."""
-        channel, user = _channel(params), params.get("user")
-        if not user:
-            raise SlackError("user_not_in_channel")
-        text, _ = self._content(params)
-        self.ephemerals.append(Ephemeral(channel, str(user), _thread_ts(params, required=False), text))
-        return {"message_ts": self._new_ts()}
-
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._target(params)
         if message.streaming:
@@ -377,6 +394,59 @@ class SlackWorkspace:
         self.thread_status[(str(channel_id), str(thread_ts))] = str(status)
         return {}
 
+    def _set_suggested_prompts(self, params: dict[str, Any]) -> dict[str, Any]:
+        """(Slack) up to four prompts, each with a title and a message; `thread_ts` only for assistant_view apps.
+
+        (Slack) "Including [thread_ts] in a call for an agent app will cause the call to silently fail": the
+        answer is ok and nothing is shown, so the double records nothing. Without thread_ts the prompts are set
+        for the latest message of the channel (the DM the user opened).
+        """
+        channel_id, thread_ts, title = params.get("channel_id"), params.get("thread_ts"), params.get("title")
+        if not channel_id or not _CHANNEL_ID.match(str(channel_id)):
+            raise SlackError("channel_not_found")
+        prompts = params.get("prompts")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= MAX_SUGGESTED_PROMPTS:
+            raise SlackError("invalid_arguments")  # (guessed)
+        pairs = []
+        for prompt in prompts:
+            fields = (prompt.get("title"), prompt.get("message")) if isinstance(prompt, dict) else (None, None)
+            if not all(isinstance(value, str) and value.strip() for value in fields):
+                raise SlackError("invalid_arguments")  # (guessed) a prompt without its title or message
+            pairs.append((str(fields[0]), str(fields[1])))
+        if title is not None and not isinstance(title, str):
+            raise SlackError("invalid_arguments")  # (guessed)
+        if thread_ts not in (None, ""):
+            if not _TS.match(str(thread_ts)):
+                raise SlackError("invalid_thread_ts")  # (Slack)
+            if self.view == "agent":
+                return {}  # (Slack) silently fails for agent apps
+        thread = str(thread_ts) if thread_ts else None
+        self.suggested_prompts.append(PromptsCall(self.clock(), str(channel_id), thread, title, tuple(pairs)))
+        return {}
+
+    def _set_title(self, params: dict[str, Any]) -> dict[str, Any]:
+        """(Slack) a thread's title, shown in the app's thread list (History); a new title replaces the old."""
+        channel_id, thread_ts, title = params.get("channel_id"), params.get("thread_ts"), params.get("title")
+        if not channel_id or not _CHANNEL_ID.match(str(channel_id)):
+            raise SlackError("channel_not_found")
+        if not thread_ts or not _TS.match(str(thread_ts)):
+            raise SlackError("invalid_thread_ts")  # (Slack)
+        if not isinstance(title, str) or not title.strip():
+            raise SlackError("invalid_arguments")  # (guessed)
+        self.titles[(str(channel_id), str(thread_ts))] = title
+        return {}
+
+    def _post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        """(Slack) a message only `user` sees; the same content rules as chat.postMessage."""
+        channel = _channel(params)
+        user = params.get("user")
+        if not user:
+            raise SlackError("user_not_in_channel")  # (Slack's name when the user cannot see it; guessed for none)
+        thread_ts = _thread_ts(params, required=False)
+        text, _ = self._content(params)
+        self.ephemerals.append(Ephemeral(self.clock(), channel, str(user), text, thread_ts))
+        return {"message_ts": self._new_ts()}
+
     def _reply_clears_status(self, channel: str, thread_ts: str | None) -> None:
         """(Slack) an app's reply in the thread clears its assistant status."""
         if thread_ts is not None and self.thread_status.get((channel, thread_ts)):
@@ -427,7 +497,33 @@ def _blocks(blocks: Any) -> list[dict[str, Any]]:
         raise SlackError("invalid_blocks")  # (Slack)
     if len(blocks) > MAX_BLOCKS:
         raise SlackError("invalid_blocks")  # (Slack: "no more than 50 items allowed")
+    for block in blocks:
+        if block["type"] == "context_actions":
+            _context_actions(block)
     return blocks
+
+
+def _context_actions(block: Mapping[str, Any]) -> None:
+    """(Slack) a context_actions block: 1-5 elements, each feedback_buttons (both buttons) or icon_button."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= CONTEXT_ACTIONS_MAX:
+        raise SlackError("invalid_blocks")
+    for element in elements:
+        kind = element.get("type") if isinstance(element, dict) else None
+        if kind == "icon_button":
+            continue
+        if kind != "feedback_buttons":
+            raise SlackError("invalid_blocks")
+        for side in ("positive_button", "negative_button"):
+            button = element.get(side)
+            text = button.get("text") if isinstance(button, dict) else None
+            value = button.get("value") if isinstance(button, dict) else None
+            if not isinstance(text, dict) or text.get("type") != "plain_text" or not text.get("text"):
+                raise SlackError("invalid_blocks")
+            if len(str(text["text"])) > FEEDBACK_TEXT_LIMIT:
+                raise SlackError("invalid_blocks")
+            if not isinstance(value, str) or not value or len(value) > FEEDBACK_VALUE_LIMIT:
+                raise SlackError("invalid_blocks")
 
 
 def _stream_content(params: Mapping[str, Any], *, required: bool) -> str:

@@ -66,6 +66,8 @@ _BOOL_PARAMS = frozenset(
         "allow_paid_broadcast",
     }
 )
+_STRICT_BOOL_PARAMS = frozenset({"can_stop", "keep_on_stop"})
+"""Bot API 10.3's draft flags; anything but a Boolean is refused (the double is strict where it can be)."""
 _JSON_PARAMS = {
     "entities": "can't parse entities JSON object",
     "caption_entities": "can't parse entities JSON object",
@@ -129,6 +131,8 @@ def decode_params(raw: dict[str, Any]) -> dict[str, Any]:
                 raise bad_request(f"invalid {name} specified") from None
         elif name in _BOOL_PARAMS and isinstance(value, str):
             value = value.strip().lower() in ("true", "1")
+        elif name in _STRICT_BOOL_PARAMS:
+            value = _strict_bool(name, value)
         elif name in _JSON_PARAMS and isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -136,6 +140,15 @@ def decode_params(raw: dict[str, Any]) -> dict[str, Any]:
                 raise bad_request(_JSON_PARAMS[name]) from None
         params[name] = value
     return params
+
+
+def _strict_bool(name: str, value: Any) -> bool:
+    """A Boolean sent as JSON (`true`/`false`, which is how form-encoded clients send it) or as a JSON body's bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip() in ("true", "false"):
+        return value.strip() == "true"
+    raise bad_request(f"{name} must be a Boolean")
 
 
 def _inline(markup: dict[str, Any] | None) -> list[Any] | None:
@@ -372,7 +385,12 @@ class BotApi:
         return True
 
     def send_message_draft(self, params: dict[str, Any]) -> bool:
-        """sendMessageDraft: private chats only, non-zero draft_id; empty text is the "Thinking..." placeholder."""
+        """sendMessageDraft: private chats only, non-zero draft_id; empty text is the "Thinking..." placeholder.
+
+        Bot API 10.3: `can_stop` shows the user a stop button (`Scene.stop_draft` presses it), `keep_on_stop` keeps
+        the draft visible after the press. Once stopped, later drafts with that id are accepted and not shown
+        (guessed: Telegram documents no error for them).
+        """
         chat = self.world.find_chat(params.get("chat_id"))
         if not chat.is_private:
             raise bad_request("TEXTDRAFT_PEER_INVALID")
@@ -381,12 +399,16 @@ class BotApi:
             raise bad_request("draft_id must be non-zero")
         text, entities = self._formatted(params, allow_empty=True)
         now = self.clock()
+        if self.world.stopped_draft(chat.id, draft_id) is not None:
+            return True
         draft = self.world.current_draft(chat.id, draft_id, now)
         if draft is None:
             thread = params.get("message_thread_id")
             draft = Draft(chat.id, draft_id, text, entities, thread, now, now)
             self.world.drafts.append(draft)
         draft.text, draft.entities, draft.updated_at = text, entities, now
+        draft.can_stop = params.get("can_stop", False)
+        draft.keep_on_stop = params.get("keep_on_stop", False)
         draft.history.append(text)
         return True
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.doubles.telegram_methods import BotApi
 from tests.doubles.telegram_text import EntityError, detect_entities, validate_entities
-from tests.doubles.telegram_updates import Delivery, UpdateHub, Webhook
+from tests.doubles.telegram_updates import STOPPED_GENERATION, Delivery, UpdateHub, Webhook
 from tests.doubles.telegram_world import CallbackQueryRecord, Chat, ChatAction, Draft, StoredMessage, User, World
 
 
@@ -230,6 +230,27 @@ class Scene:
         }
         self.hub.push("callback_query", payload)
         return query
+
+    def stop_draft(self, chat: Chat | int, draft_id: int | None = None) -> dict[str, Any]:
+        """The user presses the stop button of a draft (Bot API 10.3); the bot gets `stopped_message_generation`.
+
+        `draft_id` None presses it on the draft a user sees now (the last visible one). The draft disappears at once
+        unless it was sent with `keep_on_stop`. Raises ValueError when no such draft shows a stop button (it was not
+        sent with `can_stop`, or a real message already replaced it).
+        """
+        target = self._chat(chat)
+        now = self.clock()
+        shown = [d for d in self.drafts(target) if d.visible(now) and draft_id in (None, d.draft_id)]
+        if not shown or not shown[-1].can_stop:
+            raise ValueError(f"no visible draft {draft_id or ''} with a stop button in chat {target.id}")
+        draft = shown[-1]
+        draft.stopped_at = now
+        if not draft.keep_on_stop:
+            draft.dismissed_at = now
+        payload: dict[str, Any] = {"chat": target.to_api(), "draft_id": draft.draft_id}
+        if draft.message_thread_id is not None:
+            payload["message_thread_id"] = draft.message_thread_id
+        return self.hub.push(STOPPED_GENERATION, payload)
 
     def delete_message(self, chat: Chat | int, message_id: int) -> None:
         """Someone deletes a message (Telegram tells the bot nothing); editing it then fails "not found"."""

@@ -14,6 +14,9 @@ from typing import Any
 
 DRAFT_LIFETIME = 30.0
 """Seconds a draft preview stays visible after its last update unless a real message replaces it sooner."""
+KEPT_AFTER_STOP = 10.0
+"""(Bot API 10.3, length guessed) a stopped draft sent with `keep_on_stop` stays this long, unless a real message
+replaces it sooner."""
 
 
 class ApiError(Exception):
@@ -189,6 +192,9 @@ class Draft:
     Attributes:
         history: Every text sent for this draft id, in order.
         dismissed_at: When a real message in the chat replaced the preview (None while it may still show).
+        can_stop: The last sendMessageDraft offered the user a stop button (Bot API 10.3).
+        keep_on_stop: The last sendMessageDraft asked to keep the draft visible after a stop press.
+        stopped_at: When the user pressed stop; later drafts with this id are accepted and not shown.
     """
 
     chat_id: int
@@ -200,9 +206,14 @@ class Draft:
     updated_at: float
     history: list[str] = field(default_factory=list)
     dismissed_at: float | None = None
+    can_stop: bool = False
+    keep_on_stop: bool = False
+    stopped_at: float | None = None
 
     def visible(self, now: float) -> bool:
         """Whether a user would still see this preview at clock time `now`."""
+        if self.stopped_at is not None and now - self.stopped_at >= KEPT_AFTER_STOP:
+            return False
         return self.dismissed_at is None and now - self.updated_at < DRAFT_LIFETIME
 
 
@@ -381,6 +392,13 @@ class World:
         for draft in self.drafts:
             if draft.chat_id == chat_id and draft.dismissed_at is None:
                 draft.dismissed_at = now
+
+    def stopped_draft(self, chat_id: int, draft_id: int) -> Draft | None:
+        """The user's stop on draft `draft_id` holds (None if not stopped): until the bot's next real message."""
+        for draft in reversed(self.drafts):
+            if (draft.chat_id, draft.draft_id) == (chat_id, draft_id):
+                return draft if draft.stopped_at is not None and draft.dismissed_at is None else None
+        return None
 
     def current_draft(self, chat_id: int, draft_id: int, now: float) -> Draft | None:
         """The draft a sendMessageDraft with this id animates: the latest one still visible, if any."""

@@ -246,6 +246,67 @@ async def test_assistant_status(slack: SlackDouble, client: AsyncWebClient) -> N
     assert [s.status for s in slack.statuses] == ["is thinking…", ""]
 
 
+PROMPTS = [{"title": "Add", "message": "What is 2+2?"}, {"title": "Time", "message": "What time is it?"}]
+
+
+async def test_suggested_prompts_take_no_thread_in_an_agent_app(slack: SlackDouble, client: AsyncWebClient) -> None:
+    await client.assistant_threads_setSuggestedPrompts(channel_id=DM, title="Hi!", prompts=PROMPTS)
+    [shown] = slack.suggested_prompts
+    assert (shown.channel_id, shown.thread_ts, shown.title) == (DM, None, "Hi!")
+    assert shown.prompts == (("Add", "What is 2+2?"), ("Time", "What time is it?"))
+    await client.assistant_threads_setSuggestedPrompts(channel_id=DM, thread_ts=THREAD, prompts=PROMPTS)
+    assert len(slack.suggested_prompts) == 1  # Slack: ok, and silently nothing for an agent app
+    five = await error_of(client.assistant_threads_setSuggestedPrompts(channel_id=DM, prompts=PROMPTS * 2 + PROMPTS))
+    assert five.response["error"] == "invalid_arguments"
+    untitled = await error_of(client.assistant_threads_setSuggestedPrompts(channel_id=DM, prompts=[{"message": "x"}]))
+    assert untitled.response["error"] == "invalid_arguments"
+
+
+async def test_suggested_prompts_go_to_a_thread_in_an_assistant_app() -> None:
+    async with SlackDouble(token=TOKEN, view="assistant") as slack, aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=TOKEN, base_url=slack.base_url, session=session)
+        await client.assistant_threads_setSuggestedPrompts(channel_id=DM, thread_ts=THREAD, prompts=PROMPTS)
+        assert [p.thread_ts for p in slack.suggested_prompts] == [THREAD]
+
+
+async def test_thread_titles_and_ephemeral_messages(slack: SlackDouble, client: AsyncWebClient) -> None:
+    await client.assistant_threads_setTitle(channel_id=DM, thread_ts=THREAD, title="Adding numbers")
+    assert slack.titles == {(DM, THREAD): "Adding numbers"}
+    bad = await error_of(client.assistant_threads_setTitle(channel_id=DM, thread_ts="yesterday", title="x"))
+    assert bad.response["error"] == "invalid_thread_ts"
+    await client.chat_postEphemeral(channel=DM, user="U0ALICE", text="Thanks!", thread_ts=THREAD)
+    [note] = slack.ephemerals
+    assert (note.user, note.text, note.thread_ts) == ("U0ALICE", "Thanks!", THREAD)
+    assert slack.messages(DM) == []  # nobody else sees it, and it is not in the history
+
+
+FEEDBACK = {
+    "type": "context_actions",
+    "elements": [
+        {
+            "type": "feedback_buttons",
+            "action_id": "feedback",
+            "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "good"},
+            "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "bad"},
+        }
+    ],
+}
+
+
+async def test_feedback_buttons_are_checked_and_pressed(slack: SlackDouble, client: AsyncWebClient) -> None:
+    answer = {"type": "markdown", "text": "**42**"}
+    posted = await client.chat_postMessage(channel=DM, thread_ts=THREAD, blocks=[answer, FEEDBACK], text="42")
+    half = {**FEEDBACK, "elements": [{**FEEDBACK["elements"][0], "negative_button": None}]}
+    broken = await error_of(client.chat_postMessage(channel=DM, blocks=[answer, half], text="42"))
+    assert broken.response["error"] == "invalid_blocks"
+    payload = slack.button_press(slack.message(DM, posted["ts"]), "feedback", value="bad")
+    [action] = payload["actions"]
+    assert (action["type"], action["value"], action["text"]["text"]) == ("feedback_buttons", "bad", "👎")
+    assert payload["container"]["thread_ts"] == THREAD
+    with pytest.raises(ValueError, match="no button with value"):
+        slack.button_press(slack.message(DM, posted["ts"]), "feedback", value="meh")
+
+
 async def test_form_bodies_unknown_methods_and_canned_answers(slack: SlackDouble) -> None:
     form = {"channel": DM, "thread_ts": THREAD, "chunks": '[{"type":"markdown_text","text":"form"}]'}
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:

@@ -226,6 +226,52 @@ async def test_drafts_only_in_private_chats_and_replaced_by_the_message(tg: Tele
     assert tg.active_drafts(dm) == [] and tg.drafts(dm) == [draft]
 
 
+async def test_a_draft_sent_with_can_stop_can_be_stopped_by_the_user(tg: TelegramDouble, bot: telegram.Bot) -> None:
+    alice = tg.add_user("Alice")
+    dm = tg.private_chat(alice)
+    assert await bot.send_message_draft(dm.id, 7, "Plain draft")
+    with pytest.raises(ValueError, match="stop button"):
+        tg.stop_draft(dm, 7)  # no can_stop: the user sees no stop button
+    stoppable = {"can_stop": True, "keep_on_stop": True}
+    assert await bot.send_message_draft(dm.id, 8, "Writing", api_kwargs=stoppable)
+    [_, draft] = tg.drafts(dm)
+    assert (draft.can_stop, draft.keep_on_stop) == (True, True)
+    update = tg.stop_draft(dm)
+    assert update["stopped_message_generation"] == {"chat": dm.to_api(), "draft_id": 8}
+    assert await bot.send_message_draft(dm.id, 8, "Writing more", api_kwargs=stoppable)  # accepted, not shown
+    assert draft.text == "Writing" and draft in tg.active_drafts(dm)  # kept on stop
+    await bot.send_message(dm.id, "Writing ⏹")
+    assert tg.active_drafts(dm) == []
+
+
+async def test_a_stopped_draft_without_keep_on_stop_disappears_at_once(tg: TelegramDouble, bot: telegram.Bot) -> None:
+    dm = tg.private_chat(tg.add_user("Alice"))
+    assert await bot.send_message_draft(dm.id, 3, "Writing", api_kwargs={"can_stop": True})
+    tg.stop_draft(dm, 3)
+    assert tg.active_drafts(dm) == []
+
+
+async def test_draft_stop_flags_must_be_booleans(tg: TelegramDouble, bot: telegram.Bot) -> None:
+    dm = tg.private_chat(tg.add_user("Alice"))
+    with pytest.raises(BadRequest, match=r"(?i)can_stop must be a boolean"):
+        await bot.send_message_draft(dm.id, 3, "Writing", api_kwargs={"can_stop": "yes"})
+    with pytest.raises(BadRequest, match=r"(?i)keep_on_stop must be a boolean"):
+        await bot.send_message_draft(dm.id, 3, "Writing", api_kwargs={"keep_on_stop": 1})
+
+
+async def test_stopped_message_generation_is_delivered_only_when_asked_for(
+    tg: TelegramDouble, bot: telegram.Bot
+) -> None:
+    dm = tg.private_chat(tg.add_user("Alice"))
+    await bot.send_message_draft(dm.id, 5, "Writing", api_kwargs={"can_stop": True})
+    tg.stop_draft(dm, 5)
+    assert await bot.get_updates(timeout=0) == ()  # the default set leaves it out
+    await bot.send_message_draft(dm.id, 6, "Writing", api_kwargs={"can_stop": True})
+    tg.stop_draft(dm, 6)
+    [update] = await bot.get_updates(timeout=0, allowed_updates=["message", "stopped_message_generation"])
+    assert update.api_kwargs["stopped_message_generation"]["draft_id"] == 6  # PTB 22 predates the type
+
+
 async def test_chat_actions_are_recorded(tg: TelegramDouble, bot: telegram.Bot) -> None:
     dm = tg.private_chat(tg.add_user("Alice"))
     assert await bot.send_chat_action(dm.id, "typing")

@@ -127,6 +127,14 @@ def model_env(tmp_path: Path, llm: OpenAIDouble) -> dict[str, str]:
 
 
 @pytest.fixture
+async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
+    """The Slack bot in HTTP mode with its doubles (see slack_scene), none of the developer's own settings."""
+    clean_environment(monkeypatch)
+    async with running_scene(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
 async def tg() -> AsyncIterator[TelegramDouble]:
     async with TelegramDouble(token=TOKEN, bot_username="livebot_test") as double:
         yield double
@@ -158,11 +166,3 @@ async def running(
         serve_telegram(config, agent) as bot,
     ):
         yield bot
-
-
-@pytest.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlackScene]:
-    """The Slack bot in HTTP mode with the Slack and OpenAI doubles (see slack_scene)."""
-    clean_environment(monkeypatch)
-    async with running_scene(tmp_path) as running:
-        yield running

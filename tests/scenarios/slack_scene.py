@@ -28,7 +28,7 @@ from bot.settings import Settings
 from bot.slack_app import SlackBot, serve_slack
 from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble
-from tests.doubles.slack_api import SlackDouble, SlackMessage
+from tests.doubles.slack_api import AppView, SlackDouble, SlackMessage
 from tests.doubles.slack_events import EventReply, app_mention, dm_message, interaction_form, post_event
 from tools import default_tools
 
@@ -100,7 +100,7 @@ class SlackScene:
         return await post_event(self.bot.url, interaction_form(payload), SECRET)
 
     async def replied(self, timeout: float = 10.0) -> None:
-        """Wait until every reply the bot has queued is finished."""
+        """Wait until every reply the bot has queued is finished, and the calls made beside them (title, prompts)."""
         await asyncio.wait_for(self.bot.conversations.drain(), timeout)
 
     def thread(self, event: dict[str, Any]) -> list[SlackMessage]:
@@ -113,9 +113,10 @@ class SlackScene:
 
 
 @contextlib.asynccontextmanager
-async def running_scene(tmp_path: Path, **settings: Any) -> AsyncIterator[SlackScene]:
-    """Start the doubles and the bot; `settings` override `slack_settings`' values."""
-    async with OpenAIDouble() as llm, SlackDouble(token=TOKEN) as slack:
+async def running_scene(tmp_path: Path, *, view: AppView = "agent", **settings: Any) -> AsyncIterator[SlackScene]:
+    """Start the doubles and the bot; `settings` override `slack_settings`' values; `view` is the app's manifest
+    feature (agent_view for new apps, assistant_view for older ones)."""
+    async with OpenAIDouble() as llm, SlackDouble(token=TOKEN, view=view) as slack:
         config = slack_settings(tmp_path, llm, slack.base_url, **settings)
         files_dir = config.agent_config().files_dir
         async with (

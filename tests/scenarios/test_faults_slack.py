@@ -27,7 +27,8 @@ async def test_a_native_stream_slack_expires_mid_reply_is_finished_whole_by_an_u
     await scene.replied()
 
     [message] = scene.thread(mention)
-    assert message.text == answer and not message.blocks  # (no Stop button left on it either)
+    assert message.text == answer  # (with the feedback buttons of a finished answer, and no Stop button)
+    assert [block["type"] for block in message.blocks] == ["markdown", "context_actions"]
     assert message.stream == "expired" and message.update_count >= 1  # it expired, and an update finished it
     refused = [call for call in scene.slack.calls if call.error == "message_not_in_streaming_state"]
     assert refused and refused[0].method in ("chat.appendStream", "chat.stopStream")

@@ -109,12 +109,15 @@ async def test_every_tool_turn_in_a_thread_finishes_its_text_shows_a_card_and_an
 async def test_every_tool_turn_in_a_dm_shows_the_status_line_and_a_new_message_for_the_answer(
     scene: SlackScene,
 ) -> None:
+    scene.slack.refuse_streaming = "feature_not_enabled"  # posts and updates: the tool shows as the status line
     turns = script_tool_turns(scene.llm, "per_reply")
-    for turn in turns:
-        await scene.post(scene.dm(turn.question))
+    first = scene.dm(turns[0].question)
+    for turn in turns:  # one conversation: the DM message's thread
+        await scene.post(first if turn is turns[0] else scene.dm(turn.question, thread_ts=first["ts"]))
         await scene.replied()
 
     assert [m.text for m in scene.slack.messages(DM)] == [text for turn in turns for text in (turn.before, turn.answer)]
+    assert {m.thread_ts for m in scene.slack.messages(DM)} == {first["ts"]}
     using = [status for status in scene.slack.statuses if status.status == "is using calculator…"]
     # Each turn sets the status about three times; the third turn's can be held back by our own setStatus budget
     # (5 per 6 s per channel), which drops intermediate calls by design.
@@ -133,21 +136,24 @@ async def test_a_failing_tool_shows_an_error_card(scene: SlackScene) -> None:
     assert scene.streaming() == []
 
 
-async def test_direct_message_is_answered_in_the_dm(scene: SlackScene) -> None:
-    scene.llm.script(Text("Hi Alice, here in our DM.", chunk_size=5, delay=0.05), Text("You are Alice."))
-    await scene.post(scene.dm("hi, I am Alice"))
+async def test_each_dm_message_opens_a_thread_that_is_its_conversation(scene: SlackScene) -> None:
+    scene.llm.script(Text("Hi Alice, here in our thread.", chunk_size=5, delay=0.05), Text("You are Alice."), Text("?"))
+    first = scene.dm("hi, I am Alice")
+    await scene.post(first)
     await scene.replied()
-    await scene.post(scene.dm("who am I?"))
+    await scene.post(scene.dm("who am I?", thread_ts=first["ts"]))  # a follow-up in the thread
+    await scene.replied()
+    await scene.post(scene.dm("who am I?"))  # a new message in the Messages tab: a new thread
     await scene.replied()
 
-    assert [(m.text, m.thread_ts, m.stream) for m in scene.slack.messages(DM)] == [
-        ("Hi Alice, here in our DM.", None, None),
-        ("You are Alice.", None, None),
+    shown = [(m.text, m.thread_ts, m.stream) for m in scene.slack.messages(DM)]
+    assert shown[:2] == [
+        ("Hi Alice, here in our thread.", first["ts"], "stopped"),
+        ("You are Alice.", first["ts"], "stopped"),
     ]
-    assert scene.slack.calls_to("chat.startStream") == []
-    assert [m["content"] for m in scene.llm.requests[1]["messages"][1:]][-1] == "who am I?"
-    assert len(scene.llm.requests[1]["messages"]) == 4  # one conversation per DM: the first exchange is there
-    assert all(status.status in ("is thinking…", "") for status in scene.slack.statuses)
+    assert shown[2][1] not in (None, first["ts"])
+    assert len(scene.llm.requests[1]["messages"]) == 4  # the thread remembers its first exchange
+    assert len(scene.llm.requests[2]["messages"]) == 2  # the new thread starts fresh
     assert all(value == "" for value in scene.slack.workspace.thread_status.values())
 
 
@@ -277,6 +283,7 @@ async def test_rate_limits_are_honoured_per_method_and_workspace(scene: SlackSce
 
 
 async def test_429_on_post_message_in_a_dm_waits_and_the_final_text_lands(scene: SlackScene) -> None:
+    scene.slack.refuse_streaming = "feature_not_enabled"  # answers are posted and updated
     scene.slack.rate_limits["chat.postMessage"] = RateLimit(per_minute=30, burst=1, scope="channel")
     scene.llm.script(Text("First."), Text("Second, right after."))
     await scene.post(scene.dm("one"))
@@ -287,7 +294,8 @@ async def test_429_on_post_message_in_a_dm_waits_and_the_final_text_lands(scene:
     assert scene.slack.calls_inside_retry_after == []
 
 
-async def test_tool_in_a_dm_shows_as_the_status_line(scene: SlackScene) -> None:
+async def test_tool_in_a_dm_shows_as_the_status_line_where_streaming_is_refused(scene: SlackScene) -> None:
+    scene.slack.refuse_streaming = "feature_not_enabled"  # no stream to hold task cards
     scene.llm.script(
         ToolCalls([("calculator", {"expression": "6*7"})], text_before="Computing."),
         Text("It is **42**."),
@@ -324,7 +332,8 @@ def stop_buttons(message: SlackMessage) -> list[dict[str, Any]]:
     ]
 
 
-async def test_stop_button_on_a_dm_answer_stops_the_reply(scene: SlackScene) -> None:
+async def test_stop_button_on_a_posted_and_updated_dm_answer_stops_the_reply(scene: SlackScene) -> None:
+    scene.slack.refuse_streaming = "feature_not_enabled"  # the post + update fallback carries the Stop button
     scene.llm.script(Hang("Streaming until someone presses the button"), Text("Ready again."))
     await scene.post(scene.dm("go"))
     await scene.slack.wait_for(lambda: bool(scene.slack.messages(DM)))
@@ -416,6 +425,7 @@ async def test_a_final_slack_will_not_take_in_time_is_delivered_from_the_outbox(
 ) -> None:
     clean_environment(monkeypatch)
     async with running_scene(tmp_path, final_patience=0.2) as scene:
+        scene.slack.refuse_streaming = "feature_not_enabled"  # the answer is a posted message
         scene.slack.fail_next("chat.postMessage", retry_after=1)
         scene.llm.script(Text("Late but whole."))
         await scene.post(scene.dm("hi"))

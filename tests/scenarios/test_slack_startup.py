@@ -67,6 +67,7 @@ async def test_socket_mode_delivers_the_stop_button_press(tmp_path: Path) -> Non
         SocketModeDouble(slack, app_token=APP_TOKEN) as socket,
     ):
         llm.script(Hang("Streaming until someone presses the button"))
+        slack.refuse_streaming = "feature_not_enabled"  # the post + update fallback carries the Stop button
         config = slack_settings(tmp_path, llm, socket.base_url, slack_app_token=APP_TOKEN, slack_signing_secret=None)
         async with (
             open_agent_thread(config.agent_config(), default_tools()) as agent,
@@ -82,7 +83,7 @@ async def test_socket_mode_delivers_the_stop_button_press(tmp_path: Path) -> Non
 
     [message] = slack.messages(DM)
     assert message.text.endswith(STOPPED_MARK)
-    assert [block["type"] for block in message.blocks] == ["markdown"]  # the button is gone
+    assert [block["type"] for block in message.blocks] == ["markdown", "context_actions"]  # Stop gave way to 👍/👎
 
 
 async def test_refused_app_token_stops_start_up_with_one_line(tmp_path: Path) -> None:

@@ -37,12 +37,7 @@ def test_channel_mention_is_answered_in_the_messages_thread() -> None:
         "what is 2+2?",
     )
     target = verdict.target
-    assert (target.channel, target.kind, target.thread_ts, target.status_ts) == (
-        "C0GENERAL",
-        "thread",
-        "1700000000.000100",
-        "1700000000.000100",
-    )
+    assert (target.channel, target.kind, target.thread_ts) == ("C0GENERAL", "thread", "1700000000.000100")
     assert (target.user_id, target.team_id, target.in_channel) == ("U0ALICE", "T0LIVEBOT", True)
 
 
@@ -59,19 +54,16 @@ def test_recipient_team_falls_back_to_the_envelopes_team() -> None:
     assert answer(event).target.team_id == "T0ENVELOPE"
 
 
-def test_dm_is_answered_at_the_top_level_with_one_conversation_per_dm() -> None:
+def test_a_dm_message_is_the_root_of_a_thread_the_answer_goes_in() -> None:
+    # agent_view: each message in the Messages tab is a thread root; the thread is the conversation
     verdict = answer(dm_message("hello", ts="1700000000.000300"))
-    assert verdict.incoming.conversation == "slack:D0ALICE"
+    assert verdict.incoming.conversation == "slack:D0ALICE:1700000000.000300"
     target = verdict.target
-    assert (target.kind, target.thread_ts, target.status_ts, target.in_channel) == (
-        "dm",
-        None,
-        "1700000000.000300",
-        False,
-    )
+    assert (target.kind, target.thread_ts, target.in_channel) == ("thread", "1700000000.000300", False)
 
 
 def test_dm_in_a_thread_is_answered_in_that_thread() -> None:
+    # a follow-up in an agent_view thread, and every message of an assistant_view app (assistant threads)
     verdict = answer(dm_message("more", thread_ts="1700000000.000300"))
     assert verdict.incoming.conversation == "slack:D0ALICE:1700000000.000300"
     assert (verdict.target.kind, verdict.target.thread_ts) == ("thread", "1700000000.000300")
@@ -114,12 +106,12 @@ def test_plain_words_are_the_commands_and_an_empty_mention_asks_for_help() -> No
 def test_allowlist_refuses_others_in_their_conversation() -> None:
     me = SlackIdentity(user_id="U0LIVEBOT", allowed=frozenset({"U0ALICE"}))
     assert isinstance(read_event(dm_message("hi", user="U0ALICE"), me), Answer)
-    verdict = read_event(dm_message("hi", user="U0MALLORY", channel="D0MALLORY"), me)
+    verdict = read_event(dm_message("hi", user="U0MALLORY", channel="D0MALLORY", ts="1700000000.000300"), me)
     assert isinstance(verdict, Refuse)
-    assert (verdict.text, verdict.target.conversation, verdict.target.channel) == (
+    assert (verdict.text, verdict.target.conversation, verdict.target.thread_ts) == (
         NOT_ALLOWED,
-        "slack:D0MALLORY",
-        "D0MALLORY",
+        "slack:D0MALLORY:1700000000.000300",
+        "1700000000.000300",
     )
 
 
@@ -152,13 +144,14 @@ def conversation(press: StopPress[SlackTarget] | None) -> str | None:
 
 
 def test_a_stop_press_names_the_conversation_its_message_is_in() -> None:
-    # where a reply's message sits is its conversation: a thread, or the top level of a DM (as read_event keys them)
+    # where a reply's message sits is its conversation: its thread (as read_event keys them)
     thread = read_event(app_mention("hi", bot_user_id="U0LIVEBOT", ts="1700000000.000100"), ME)
     dm = read_event(dm_message("hi", ts="1700000000.000300"), ME)
     assert isinstance(thread, Answer) and isinstance(dm, Answer)
     pressed_in_thread = stop_press("C0GENERAL", thread_ts="1700000000.000100")
     assert conversation(stop_request(pressed_in_thread, ME)) == thread.incoming.conversation
-    assert conversation(stop_request(stop_press("D0ALICE", thread_ts=None), ME)) == dm.incoming.conversation
+    pressed_in_dm = stop_press("D0ALICE", thread_ts="1700000000.000300")
+    assert conversation(stop_request(pressed_in_dm, ME)) == dm.incoming.conversation
 
 
 def test_other_buttons_and_people_outside_the_allowlist_stop_nothing() -> None:

@@ -50,7 +50,7 @@ def slack() -> tuple[SlackSurface, int]:
     """A Slack reply surface (no request is made) and its profile's limit."""
     profile: Profile = resolve("slack", "thread")
     assert profile.max_chars is not None
-    target = SlackTarget("C0GENERAL", "thread", "1700000000.000100", "1700000000.000100", "U0ALICE", "T0LIVEBOT")
+    target = SlackTarget("C0GENERAL", "thread", "1700000000.000100", "U0ALICE", "T0LIVEBOT")
     return SlackSurface(AsyncWebClient(token="xoxb-unused"), new_limiter(), target, profile), profile.max_chars
 
 

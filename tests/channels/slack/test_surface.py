@@ -8,16 +8,16 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.capabilities import resolve
+from channels.capabilities import LiveMode, resolve
 from channels.errors import PermanentError, RateLimited, StreamingRefused
-from channels.slack.surface import SlackSurface, SlackTarget, new_limiter
-from tests.doubles.slack_api import ManualClock, SlackDouble
+from channels.slack.surface import METHOD_TIERS, SlackSurface, SlackTarget, new_limiter
+from tests.doubles.slack_api import DEFAULT_RATE_LIMITS, TIER_2, TIER_3, TIER_4, ManualClock, SlackDouble
 from tests.fakes import FakeClock
 
 TOKEN = "xoxb-surface-test"
 CHANNEL, DM, THREAD = "C0GENERAL", "D0ALICE", "1700000000.000100"
-IN_THREAD = SlackTarget(CHANNEL, "thread", THREAD, THREAD, user_id="U0ALICE", team_id="T0LIVEBOT")
-IN_DM = SlackTarget(DM, "dm", None, "1700000000.000200", user_id="U0ALICE", team_id="T0LIVEBOT")
+IN_THREAD = SlackTarget(CHANNEL, "thread", THREAD, user_id="U0ALICE", team_id="T0LIVEBOT")
+IN_DM = SlackTarget(DM, "thread", "1700000000.000200", user_id="U0ALICE", team_id="T0LIVEBOT")
 
 
 @pytest.fixture
@@ -31,10 +31,13 @@ async def slack(clock: ManualClock) -> AsyncIterator[SlackDouble]:
         yield double
 
 
-def surface(slack: SlackDouble, target: SlackTarget = IN_THREAD, **kwargs: object) -> SlackSurface:
+def surface(
+    slack: SlackDouble, target: SlackTarget = IN_THREAD, mode: LiveMode | None = None, **kwargs: object
+) -> SlackSurface:
     client = AsyncWebClient(token=TOKEN, base_url=slack.base_url)
     limiter = kwargs.pop("limiter", None) or new_limiter()
-    return SlackSurface(client, limiter, target, resolve("slack", target.kind), **kwargs)  # type: ignore[arg-type]
+    profile = resolve("slack", target.kind, mode=mode)
+    return SlackSurface(client, limiter, target, profile, **kwargs)  # type: ignore[arg-type]
 
 
 def methods(slack: SlackDouble) -> list[str]:
@@ -133,22 +136,45 @@ async def test_refused_streaming_is_remembered_and_tasks_become_a_status_line(sl
     assert slack.workspace.thread_status[(CHANNEL, THREAD)] == ""  # the reply in the thread cleared it
 
 
-async def test_status_in_a_top_level_dm_is_cleared_by_the_bot(slack: SlackDouble) -> None:
-    reply = surface(slack, IN_DM)
-    await reply.typing()
-    assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == "is thinking…"
+async def test_updates_in_a_dm_thread_carry_the_stop_button_until_the_final_one(slack: SlackDouble) -> None:
+    reply = surface(slack, IN_DM, LiveMode.EDIT)
     ref = await reply.send("Hi", final=False)
-    assert slack.messages(DM)[0].thread_ts is None  # the answer is at the top level of the DM
-    assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == ""
-    await reply.status("Using calculator…")
-    assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == "is using calculator…"
-    await reply.close()
-    assert slack.workspace.thread_status[(DM, IN_DM.status_ts)] == ""
+    assert slack.messages(DM)[0].thread_ts == IN_DM.thread_ts
+    assert [block["type"] for block in slack.messages(DM)[0].blocks] == ["markdown", "actions"]
     await reply.edit(ref, "Hi", final=True)  # the same text, but the Stop button goes
     assert [block["type"] for block in slack.messages(DM)[0].blocks] == ["markdown"]
     calls = len(slack.calls)
     await reply.edit(ref, "Hi", final=True)  # nothing would change: no call
     assert len(slack.calls) == calls
+
+
+async def test_the_answers_last_message_carries_the_feedback_buttons_whichever_way_it_ends(
+    slack: SlackDouble,
+) -> None:
+    streamed = surface(slack, IN_DM)
+    ts = await streamed.stream_start("Streamed ")
+    await streamed.stream_stop(ts, "and stopped.")  # a segment before a tool: no feedback yet
+    second = await streamed.stream_start("The answer ")
+    streamed.ask_feedback()
+    await streamed.stream_stop(second, "after the tool.")
+    await streamed.close()
+    whole = surface(slack, IN_DM)
+    whole.ask_feedback()
+    await whole.send("Short.", final=True)  # an answer that arrived whole before the first update
+    edited = surface(slack, IN_DM, LiveMode.EDIT)
+    ref = await edited.send("Being written", final=False)
+    edited.ask_feedback()
+    await edited.edit(ref, "Being written, done.", final=True)
+
+    shown = [(m.text, [block["type"] for block in m.blocks]) for m in slack.messages(DM)]
+    assert shown == [
+        ("Streamed and stopped.", []),
+        ("The answer after the tool.", ["context_actions"]),
+        ("Short.", ["markdown", "context_actions"]),
+        ("Being written, done.", ["markdown", "context_actions"]),  # the Stop button gave way to the feedback
+    ]
+    [stop] = [call for call in slack.calls_to("chat.stopStream") if call.params.get("blocks")]
+    assert stop.params["blocks"][0]["elements"][0]["type"] == "feedback_buttons"
 
 
 async def test_typing_is_not_refreshed_while_a_stream_of_the_reply_is_open(slack: SlackDouble) -> None:
@@ -185,7 +211,7 @@ async def test_a_card_update_held_back_by_a_429_rides_on_the_next_call(slack: Sl
 
 
 async def test_an_answer_with_a_stop_button_shows_its_markdown_and_notifies_nobody(slack: SlackDouble) -> None:
-    reply = surface(slack, IN_DM)
+    reply = surface(slack, IN_DM, LiveMode.EDIT)
     text = "Tell <!channel> that **AT&T** < 3 & `a<b`"
     ref = await reply.send(text, final=False)
     [message] = slack.messages(DM)
@@ -195,3 +221,12 @@ async def test_an_answer_with_a_stop_button_shows_its_markdown_and_notifies_nobo
     await reply.edit(ref, text, final=True)
     [update] = slack.calls_to("chat.update")
     assert "<" not in update.params["text"]
+
+
+def test_every_tiered_method_is_paced_at_the_tier_slack_enforces() -> None:
+    """A method the surface or the bot calls outside its tier's budget would meet 429s under load."""
+    tiers = {TIER_2: 2, TIER_3: 3, TIER_4: 4}
+    enforced = {method: tiers[limit] for method, limit in DEFAULT_RATE_LIMITS.items() if limit in tiers}
+    # One upload (files_upload_v2) passes the limiter once, as files.completeUploadExternal, for both its calls.
+    assert enforced.pop("files.getUploadURLExternal") == METHOD_TIERS["files.completeUploadExternal"]
+    assert enforced == METHOD_TIERS
