@@ -29,6 +29,7 @@ METHOD_SCOPES = {  # (Slack) each method's bot scope; None: no bot scope (auth.t
     "assistant.threads.setStatus": "assistant:write",
     "assistant.threads.setSuggestedPrompts": "assistant:write",
     "assistant.threads.setTitle": "assistant:write",
+    "files.upload.v2": "files:write",  # slack_sdk's external upload flow (files.getUploadURLExternal, ...Complete...)
 }
 EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history", "app_home_opened": None}
 SAMPLES = {  # a delivery of each subscribable event, as the bot would receive it
@@ -46,7 +47,7 @@ def methods_called() -> set[str]:
     """Web API methods the Slack code calls through slack_sdk (`client.chat_postMessage(` -> chat.postMessage)."""
     found = set()
     for path in SLACK_CODE:
-        for name in re.findall(r"client\.([a-z]+(?:_[a-zA-Z]+)+)\(", path.read_text(encoding="utf-8")):
+        for name in re.findall(r"client\.([a-z]+(?:_[a-zA-Z0-9]+)+)\(", path.read_text(encoding="utf-8")):
             family, _, rest = name.partition("_")
             found.add(f"{family}.{rest.replace('_', '.')}")
     return found
@@ -66,6 +67,8 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_code_uses() -> None:
     assert called <= METHOD_SCOPES.keys(), f"add the scope of {called - METHOD_SCOPES.keys()} to METHOD_SCOPES"
     events = manifest()["settings"]["event_subscriptions"]["bot_events"]
     needed = {METHOD_SCOPES[method] for method in called} | {EVENT_SCOPES[event] for event in events}
+    if any("url_private" in path.read_text(encoding="utf-8") for path in SLACK_CODE):
+        needed.add("files:read")  # a shared file's url_private_download serves it to the bot token with this scope
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed - {None}
 
 
