@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from agent.events import AgentEvent, Done, Failed, Picture, ToolCall, ToolResult
 from agent.thread import AgentThread
 from bot.attachments import Attachments, Turn
+from bot.inflight import InFlight, Record
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
@@ -31,6 +32,8 @@ STOPPED_MARK = "⏹ _Stopped._"
 SHUTDOWN = "shutdown"
 """The cancel message that marks a reply stopped because the bot is shutting down, not by the user."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
+INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
+"""Added at the next start to a reply a crash cut short (bot.channel finishes the in-flight records)."""
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
@@ -57,6 +60,7 @@ class Runtime:
         command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset"), for the help.
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
         attachments: Turns messages with files into the model's input; None reads only text (files are ignored).
+        inflight: Where each answer in flight is recorded, so one a crash cuts short is finished at the next start.
     """
 
     def __init__(
@@ -69,8 +73,10 @@ class Runtime:
         command_prefix: str = "/",
         patience: float = float("inf"),
         attachments: Attachments | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self._agent = agent
+        self._inflight = inflight
         self._attachments = attachments
         self._clock = clock
         self._outbox = outbox
@@ -110,7 +116,8 @@ class Runtime:
             handler.emit(text)
 
     async def _reply(self, incoming: Incoming, surface: ReplySurface) -> None:
-        handler = StreamingHandler(surface, clock=self._clock)
+        record = self._record(incoming, surface)
+        handler = StreamingHandler(surface, clock=self._clock, on_screen=record.show if record else None)
         handler.patience = self._patience
         handler.feedback = True
         await handler.start()
@@ -163,10 +170,22 @@ class Runtime:
                 handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
             raise
         finally:
-            if events is not None:
-                await events.aclose()
-            if not await handler.stop():
-                await self._keep(incoming, surface, handler.undelivered)
+            try:
+                if events is not None:
+                    await events.aclose()
+                if not await handler.stop():
+                    await self._keep(incoming, surface, handler.undelivered)
+            finally:
+                if record is not None:
+                    record.end()
+
+    def _record(self, incoming: Incoming, surface: ReplySurface) -> Record | None:
+        """The in-flight record of an answer that starts now (none where a late finish makes no sense)."""
+        address = surface.address()
+        if self._inflight is None or address is None:
+            return None
+        thread_id = incoming.conversation  # the agent's LangGraph thread is the conversation (AgentThread.run)
+        return self._inflight.begin(incoming.conversation, self._channel, address, thread_id)
 
     async def _show(self, incoming: Incoming, handler: StreamingHandler, picture: Picture) -> None:
         """Send a tool's picture between the text before the tool and the answer after it."""

@@ -266,6 +266,11 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             urgent=False,
         )
 
+    def adopt(self, ref: str) -> None:
+        """Message `ref` is made of blocks with the Stop button: its final edit sends blocks without it (an update
+        with markdown_text alone would keep the blocks it is not given, button included)."""
+        self._buttons[ref] = True
+
     # -- the native stream ------------------------------------------------------------------------------
 
     async def stream_start(self, text: str) -> str:

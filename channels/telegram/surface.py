@@ -187,6 +187,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
         )
 
+    def adopt(self, ref: int) -> None:
+        """Nothing to learn: a final edit sends no markup, which takes any Stop button off."""
+
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
         """The Stop button while a message streams; an edit without markup removes it, so the final has none."""
         return STOP_BUTTON if self.profile.buttons and not final else None
