@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 WRITE_EVERY = 1.0
 """Seconds between two writes of one reply's record while only its text grows."""
+CLOSE_PATIENCE = 15.0
+"""At shutdown, how long the last write (the records of the replies that ended) may take."""
 RETRY_AFTER = 5.0
 """After a failed write (the database is away), the next try waits this long; nothing is lost meanwhile."""
 SCHEMA = Schema(
@@ -144,6 +146,7 @@ class InFlight:
         self._wake = asyncio.Event()
         self._closing = False
         self._failing = False
+        self._deadline = float("inf")  # when the writer's next round is due (it wakes earlier only for what is sooner)
 
     def begin(self, conversation: str, platform: str, address: dict[str, Any], thread_id: str) -> Record:
         """Open the record of a reply that starts now; it is written at once, off the caller's path."""
@@ -177,12 +180,14 @@ class InFlight:
 
     def _changed(self, record: Record) -> None:
         self._pending[record.id] = record
-        self._wake.set()
+        if record.urgent or record.written_at + WRITE_EVERY < self._deadline:
+            self._wake.set()  # (a change the writer's next round writes anyway does not wake it: one round a second)
 
     async def write(self) -> None:
         """Write what changes, as it changes (the cadence is in the module docstring), until `close`; then write
         what is left, once."""
         while not self._closing:
+            self._deadline = float("inf")
             await self._wake.wait()
             self._wake.clear()
             while self._pending and not self._closing:
@@ -191,6 +196,7 @@ class InFlight:
                 if due and await self._write(due):
                     continue
                 soonest = RETRY_AFTER if due else min(r.written_at for r in self._pending.values()) + WRITE_EVERY - now
+                self._deadline = now + soonest
                 await self._sleep_or_wake(soonest)  # an urgent change (or `close`) comes first
         if self._pending:
             await self._write(list(self._pending.values()))
@@ -261,4 +267,7 @@ async def open_inflight(store: Store, *, clock: Clock | None = None) -> AsyncIte
         yield book
     finally:
         book.close()
-        await writer
+        try:
+            await asyncio.wait_for(writer, CLOSE_PATIENCE)
+        except TimeoutError:
+            log.warning("in-flight records: the last write did not finish; the next start may mark a reply again")

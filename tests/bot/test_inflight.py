@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -160,6 +161,49 @@ async def test_records_survive_the_process_and_a_leftover_is_dropped_once_finish
         assert await book.leftovers("telegram") == []
         await book.drop(left.id)
         assert await book.leftovers("slack") == []
+
+
+class FlakyStore(CountingStore):
+    """The real store, but the database is away for the first `outages` writes."""
+
+    def __init__(self, store: Store, clock: FakeClock, outages: int) -> None:
+        super().__init__(store, clock)
+        self.outages = outages
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self.outages:
+            self.outages -= 1
+            raise OSError("connection refused")
+        async with super().transaction() as tx:
+            yield tx
+
+
+async def test_a_database_that_is_away_loses_nothing_and_stops_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "bot.inflight")
+    clock = FakeClock()
+    async with open_store(tmp_path) as real:
+        await real.migrate(SCHEMA)
+        store = FlakyStore(real, clock, outages=2)
+        async with open_inflight(store, clock=clock) as book:
+            record = book.begin("telegram:-5", "telegram", {"chat_id": -5, "kind": "group"}, "telegram:-5")
+            record.show(Screen("edit", 7, "First", buttons=True))
+            await settle()
+            record.show(Screen("edit", 7, "First words", buttons=True))  # the latest state is what gets written
+            await clock.advance(5)
+            await clock.advance(5)
+
+            async def on_disk() -> bool:
+                found = await written(book, real)
+                return bool(found) and found[0].screen.text == "First words"
+
+            await eventually(on_disk)
+            record.end()
+    assert store.outages == 0
+    assert caplog.text.count("cannot be written") == 1  # one line for the outage, not one per try
+    assert "written again" in caplog.text
 
 
 async def test_an_unusable_data_directory_stops_start_up_with_one_line(tmp_path: Path) -> None:
