@@ -169,10 +169,10 @@ def _read_as_html(markdown: str) -> list[int]:
     offsets: list[int] = []
     in_code = False
     for event, span in pyromark.events_with_range(markdown, options=STANDARD_OPTIONS):
-        if type(event) is not dict:
+        if not isinstance(event, dict):
             continue
         text = event.get("Text")
-        if text is not None:  # most events: only a character reference there is read as something else
+        if isinstance(text, str):  # most events: only a character reference there is read as something else
             start = span["start"]
             if not in_code and source.startswith(b"&", start) and _decoded(text, source, start, span["end"]):
                 offsets.append(start)
