@@ -102,18 +102,17 @@ async def slack_process(
     """`python -m bot slack` in HTTP mode against the doubles, yielded with its events URL once it listens;
     killed on exit if it still runs."""
     port = free_port()
-    env = bot_env(
-        tmp_path,
-        OPENAI_BASE_URL=llm.base_url,
-        OPENAI_API_KEY="sk-test-" + "x" * 24,
-        LLM_MODEL=llm.model,
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        SLACK_SIGNING_SECRET=SLACK_SECRET,
-        SLACK_API_URL=slack.base_url,
-        SLACK_LISTEN="127.0.0.1",
-        SLACK_PORT=str(port),
-        **settings,
-    )
+    own = {
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-test-" + "x" * 24,
+        "LLM_MODEL": llm.model,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "SLACK_LISTEN": "127.0.0.1",
+        "SLACK_PORT": str(port),
+    }
+    env = bot_env(tmp_path, **{**own, **settings})
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "slack", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
     )
