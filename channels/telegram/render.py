@@ -128,11 +128,10 @@ def _faithful(markdown: str, text: str, entities: list[telegramify_markdown.Mess
     written = markdown
     for hidden, kept in ((_ORDERED_ITEM, ""), (_FENCE_INFO, r"\1"), (_REFERENCE, ""), (_LABEL, "")):
         written = hidden.sub(kept, written)
-    written_letters = _letters(written)
-    shown = _letters(text)
-    for entity in entities:
-        shown.update(_letters(entity.url or "") + _letters(entity.language or ""))
-    return not written_letters - shown
+    carried = "".join(
+        f"{entity.url or ''}{entity.language or ''}" for entity in entities if entity.url or entity.language
+    )
+    return not _letters(written) - _letters(text + carried)
 
 
 def _letters(text: str) -> Counter[str]:
