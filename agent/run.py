@@ -28,13 +28,25 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 
+from agent.approval import DENIED, decisions, requested_calls
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
 from agent.errors import describe_failure, silence_notice
-from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage, UserContent
+from agent.events import (
+    AgentEvent,
+    ApprovalNeeded,
+    Done,
+    Failed,
+    Picture,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+    UserContent,
+)
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
@@ -43,6 +55,8 @@ from media.store import FileStore
 
 log = logging.getLogger(__name__)
 
+INTERRUPT = "__interrupt__"
+"""The `updates` key under which LangGraph reports a pause (an `interrupt`)."""
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
 HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
 
@@ -94,7 +108,7 @@ class Agent:
         Yields:
             `TextDelta`s, `ToolCall`s (before their tools run), `ToolResult`s, then `Done` or `Failed`.
         """
-        config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": self.recursion_limit}
+        config = self._config(thread_id)
         try:
             history = await self._repair_history(config)
         except Exception:
@@ -102,13 +116,61 @@ class Agent:
             yield Failed(HISTORY_FAILED)
             return
         translator = _Translator(history)
+        async with aclosing(self._stream({"messages": [HumanMessage(text)]}, config, translator)) as events:
+            async for event in events:
+                yield event
+
+    async def resume(self, thread_id: str, *, approve: bool, reason: str = DENIED) -> AsyncGenerator[AgentEvent, None]:
+        """Go on with the run of `thread_id` that paused for approval (`ApprovalNeeded`), from its checkpoint.
+
+        The approved calls are announced first (`ToolCall`s, so the caller shows them running), then the run goes
+        on as `run` streams it. A denied call is answered with `reason` as the tool's result, so the model answers
+        without it. When nothing waits for approval there (the conversation was reset, or a new message already
+        answered the calls as cancelled), it yields only `Done`.
+
+        Args:
+            thread_id: The conversation key.
+            approve: The decision, for every call the run paused for.
+            reason: Why the calls were not run, for the model (when `approve` is False).
+        """
+        config = self._config(thread_id)
+        try:
+            snapshot = await self.graph.aget_state(config)
+        except Exception:
+            log.exception("could not load the history of %s", thread_id)
+            yield Failed(HISTORY_FAILED)
+            return
+        requested = requested_calls(snapshot.interrupts)
+        if not requested:
+            log.info("%s: nothing waits for approval; not resumed", thread_id)
+            yield Done()
+            return
+        history: list[BaseMessage] = list((snapshot.values or {}).get("messages", []))
+        translator = _Translator(history)
+        gated = {call["name"] for call in requested}
+        for event in translator.reopen(history, skip=set() if approve else gated):
+            yield event
+        command: Command[Any] = Command(resume=decisions(len(requested), approve=approve, reason=reason))
+        async with aclosing(self._stream(command, config, translator)) as events:
+            async for event in events:
+                yield event
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.recursion_limit}
+
+    async def _stream(
+        self, graph_input: Any, config: RunnableConfig, translator: _Translator
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """Stream the graph from `graph_input` (a user's turn, or a resume `Command`) as events, `Done` or `Failed`
+        last."""
+        thread_id = config["configurable"]["thread_id"]
         clock = asyncio.get_running_loop()
         watch = SilenceWatch(self.first_token_timeout, self.idle_timeout)
         # `tasks`: when the model is called, for the silence deadlines; `custom`: a middleware's notice (pictures)
         modes: list[StreamMode] = ["messages", "updates", "tasks", "custom"]
         stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
             AsyncGenerator[tuple[str, Any], None],
-            self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=modes),
+            self.graph.astream(graph_input, config, stream_mode=modes),
         )
         try:
             async with aclosing(stream):
@@ -239,10 +301,32 @@ class _Translator:
         if mode == "updates":
             events: list[AgentEvent] = []
             for node, update in payload.items():
+                if node == INTERRUPT:  # the run pauses here for approval (agent/approval.py)
+                    calls = requested_calls(update if isinstance(update, Sequence) else [update])
+                    events.append(ApprovalNeeded(tuple(ToolCall("", c["name"], c["args"]) for c in calls)))
+                    continue
                 for message in _messages_of(update):
                     events.extend(self._message(node, message))
             return events
         return []
+
+    def reopen(self, history: Sequence[BaseMessage], *, skip: set[str]) -> list[AgentEvent]:
+        """Take up the calls of the paused step (the last assistant message's calls that have no result yet), but
+        those to tools named in `skip` (denied: they are answered without running); returns their `ToolCall`s."""
+        at = next((i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], AIMessage)), None)
+        if at is None:
+            return []
+        step = cast(AIMessage, history[at])
+        answered = {m.tool_call_id for m in history[at + 1 :] if isinstance(m, ToolMessage)}
+        self._steps += 1
+        self._open = []
+        events: list[AgentEvent] = []
+        for position, call in enumerate(step.tool_calls):
+            if call["id"] in answered or call["name"] in skip:
+                continue
+            self._open.append(_OpenCall(call["id"], f"{self._steps}.{position}", call["name"]))
+            events.append(ToolCall(self._open[-1].key, call["name"], dict(call["args"]), approved=True))
+        return events
 
     def _message(self, node: str, message: BaseMessage) -> list[AgentEvent]:
         if message.id is not None and message.id in self._known_ids:

@@ -58,7 +58,7 @@ class AgentThread:
         self._agent = agent
         self._loop = loop
 
-    async def run(
+    def run(
         self, text: UserContent, *, thread_id: str, on_text: Callable[[str], None]
     ) -> AsyncGenerator[AgentEvent, None]:
         """`Agent.run` on the agent's loop. Closing this generator cancels the run there.
@@ -75,6 +75,18 @@ class AgentThread:
             consumer asks for the next event, so the text before a tool can be finished first; likewise the
             model goes on after a `ToolResult` with pictures only then, so they can be shown first.
         """
+        return self._relay(lambda: self._agent.run(text, thread_id=thread_id), on_text)
+
+    def resume(
+        self, thread_id: str, *, approve: bool, reason: str, on_text: Callable[[str], None]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """`Agent.resume` on the agent's loop, relayed as `run` relays a run (closing it cancels the run there)."""
+        return self._relay(lambda: self._agent.resume(thread_id, approve=approve, reason=reason), on_text)
+
+    async def _relay(
+        self, start: Callable[[], AsyncGenerator[AgentEvent, None]], on_text: Callable[[str], None]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """Run the generator `start` makes on the agent's loop; text goes to `on_text` there, the rest comes here."""
         here = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[AgentEvent, asyncio.Future[None] | None] | _End] = asyncio.Queue()
         ended = here.create_future()  # set when the run has let go of everything, even when it was cancelled
@@ -85,7 +97,7 @@ class AgentThread:
             try:
                 if handle.stopped:
                     return
-                async with contextlib.aclosing(self._agent.run(text, thread_id=thread_id)) as run:
+                async with contextlib.aclosing(start()) as run:
                     async for event in run:
                         if isinstance(event, TextDelta):
                             on_text(event.text)

@@ -25,6 +25,7 @@ async def open_bot_agent(settings: Settings) -> AsyncIterator[AgentThread]:
     """
     tools = default_tools(
         allow_private_fetch=settings.web_fetch_allow_private,
+        fetch_approval=settings.web_fetch_require_approval,
         search=settings.search_backends,
         files=FileStore(settings.agent_config().files_dir),
     )

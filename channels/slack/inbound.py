@@ -27,18 +27,29 @@ from channels.inbound import (
     NOT_ALLOWED,
     ONLY_TEXT,
     Answer,
+    ApprovalPress,
     Identity,
     Ignore,
     Incoming,
     Refuse,
     StopPress,
     Verdict,
+    read_approval_data,
     screen,
 )
 from channels.slack.files import SlackDownloader
-from channels.slack.surface import STOP_ACTION, SlackTarget
+from channels.slack.surface import APPROVE_ACTION, DENY_ACTION, STOP_ACTION, SlackTarget
 
-__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "SeenEvents", "SlackIdentity", "clean_text", "read_event", "stop_request"]
+__all__ = [
+    "NOT_ALLOWED",
+    "ONLY_TEXT",
+    "SeenEvents",
+    "SlackIdentity",
+    "approval_request",
+    "clean_text",
+    "read_event",
+    "stop_request",
+]
 
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
@@ -123,6 +134,28 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[Sla
     thread = container.get("thread_ts") or message.get("thread_ts")
     target = SlackTarget(channel, "thread", str(thread) if thread else None)
     return StopPress(target, {**message, "ts": ts}, user=user)
+
+
+def approval_request(payload: Mapping[str, Any], me: SlackIdentity) -> ApprovalPress[SlackTarget] | None:
+    """An Approve or Deny press (its value says which approval and what), or None for any other interaction."""
+    if payload.get("type") != "block_actions":
+        return None
+    action = next(
+        (a for a in payload.get("actions") or [] if a.get("action_id") in (APPROVE_ACTION, DENY_ACTION)), None
+    )
+    decided = read_approval_data(str(action.get("value") or "")) if action is not None else None
+    user = str((payload.get("user") or {}).get("id") or "")
+    if decided is None or not user or not me.allows(user.upper()):
+        return None
+    container = payload.get("container") or {}
+    message = payload.get("message") or {}
+    channel = str(container.get("channel_id") or "")
+    ts = str(container.get("message_ts") or message.get("ts") or "")
+    if not channel or not ts:
+        return None
+    thread = container.get("thread_ts") or message.get("thread_ts")
+    target = SlackTarget(channel, "thread", str(thread) if thread else None)
+    return ApprovalPress(target, ts, user, f"<@{user}>", *decided)
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

@@ -39,6 +39,7 @@ from channels.errors import (
     StreamingRefused,
     TransientError,
 )
+from channels.inbound import approval_data
 from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.surface import PlatformSurface, new_draft_id
 from channels.telegram.drafts import DraftOwners
@@ -185,6 +186,50 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         """Take the Stop button off message `ref` (one a reply cut short by a crash left behind)."""
         await self._call(
             lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
+        )
+
+    async def ask_approval(self, text: str, approval_id: str) -> int:
+        """The request as a message with an inline keyboard: Approve and Deny (callback data well under 64 bytes)."""
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("✅ Approve", callback_data=approval_data(approval_id, True)),
+                    InlineKeyboardButton("❌ Deny", callback_data=approval_data(approval_id, False)),
+                ]
+            ]
+        )
+        await self.close()  # a status message left above would otherwise be edited into the answer after it
+        reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
+        message = await self._call_rendered(
+            lambda rendered: self._client.send_message(
+                self._target.chat_id,
+                rendered.text,
+                entities=rendered.entities,
+                message_thread_id=self._target.thread_id,
+                reply_parameters=reply,
+                link_preview_options=NO_PREVIEW,
+                reply_markup=keyboard,
+            ),
+            text,
+            plain=False,
+            urgent=True,
+        )
+        self._reply_to = None
+        return message.message_id
+
+    async def settle_approval(self, ref: int, text: str) -> None:
+        """A final edit: the decision replaces the request, and an edit without markup takes the buttons away."""
+        await self._call_rendered(
+            lambda rendered: self._client.edit_message_text(
+                rendered.text,
+                chat_id=self._target.chat_id,
+                message_id=ref,
+                entities=rendered.entities,
+                link_preview_options=NO_PREVIEW,
+            ),
+            text,
+            plain=False,
+            urgent=True,
         )
 
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
