@@ -160,6 +160,7 @@ class Approvals:
         self._channel = channel
         self._clock = clock
         self._waiting: dict[str, Approval] = {}
+        self._messages: dict[str, Any] = {}  # where requests decided before `shown` returned are shown
         self._changed = asyncio.Event()
 
     async def load(self) -> None:
@@ -208,23 +209,37 @@ class Approvals:
         approval = replace(approval, message=message)
         if approval.id in self._waiting:
             self._waiting[approval.id] = approval
+        else:  # a press came as soon as the buttons showed: its decision is queued behind this reply
+            self._messages[approval.id] = message
         return approval
 
-    def take(self, approval_id: str) -> Approval | None:
-        """Take the approval out of the waiting ones, to decide it: only the first taker gets it."""
+    def take(self, approval_id: str, *, pressed: Any = None) -> Approval | None:
+        """Take the approval out of the waiting ones, to decide it: only the first taker gets it.
+
+        Args:
+            approval_id: The approval.
+            pressed: The message whose button was pressed: the request, also when the bot went down before it
+                recorded where the request is.
+        """
         approval = self._waiting.pop(approval_id, None)
-        if approval is not None:
-            self._changed.set()
+        if approval is None:
+            return None
+        self._changed.set()
+        if approval.message is None and pressed is not None:
+            approval = replace(approval, message=pressed)
         return approval
 
-    async def record(self, approval: Approval, decision: Decision) -> None:
-        """Write the decision, before the run goes on (so it is never resumed twice, a restart included)."""
+    async def record(self, approval: Approval, decision: Decision) -> Approval:
+        """Write the decision, before the run goes on (so it is never resumed twice, a restart included); returns
+        the approval with its message (which may have been recorded after it was taken)."""
         outcome = "approved" if decision.approve else ("denied" if decision.resume else "cancelled")
         await self._db.execute(
             "UPDATE approvals SET decided = ?, note = ? WHERE id = ? AND decided IS NULL",
             (outcome, decision.note, approval.id),
         )
         await self._db.commit()
+        message = self._messages.pop(approval.id, approval.message)
+        return replace(approval, message=message)
 
     async def watch(self, expire: Callable[[Approval], object]) -> None:
         """Call `expire` for each approval whose deadline passes (at once for those that passed while the bot was

@@ -148,7 +148,8 @@ class ChannelBot(Generic[T]):
             log.info("%s: approval pressed by someone who did not ask; ignored", press.conversation)
             return ApprovalOutcome.NOT_YOURS
         decision = approved(press.user_name) if press.approve else denied(press.user_name)
-        if self.conversations.decide(approval.id, decision, lambda: self.surface(press.target)) is None:
+        surface = lambda: self.surface(press.target)  # noqa: E731
+        if self.conversations.decide(approval.id, decision, surface, pressed=press.message) is None:
             return ApprovalOutcome.GONE
         log.info("%s: approval %s %s", press.conversation, approval.id, "approved" if press.approve else "denied")
         return ApprovalOutcome.APPROVED if press.approve else ApprovalOutcome.DENIED

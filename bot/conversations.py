@@ -114,11 +114,15 @@ class Conversations:
         """The approvals waiting in these conversations (the runtime's)."""
         return self._runtime.approvals
 
-    def decide(self, approval_id: str, decision: Decision, surface: SurfaceFactory) -> Approval | None:
+    def decide(
+        self, approval_id: str, decision: Decision, surface: SurfaceFactory, *, pressed: Any = None
+    ) -> Approval | None:
         """Decide the waiting approval `approval_id`: its run goes on (or not) as the next turn of its conversation,
-        answered on `surface`. Returns it, or None when it no longer waits (decided already, expired)."""
+        answered on `surface`. Returns it, or None when it no longer waits (decided already, expired).
+
+        `pressed` is the message whose button decided it (see `Approvals.take`)."""
         approvals = self.approvals
-        approval = approvals.take(approval_id) if approvals is not None else None
+        approval = approvals.take(approval_id, pressed=pressed) if approvals is not None else None
         if approval is None or self._closed:
             return None
         conversation = self._conversations.setdefault(approval.conversation, _Conversation())

@@ -130,7 +130,7 @@ class Runtime:
         """Go on with the run that paused for `approval`, now decided: the request's message says what was
         decided (its buttons go), and the rest of the answer streams to `surface` in a new message."""
         assert self.approvals is not None  # only approvals it recorded are resumed
-        await self.approvals.record(approval, decision)
+        approval = await self.approvals.record(approval, decision)
         asks = capabilities(surface).approvals
         if asks is not None and approval.message is not None:
             try:
