@@ -89,11 +89,18 @@ class Decision:
 
 
 def approved(by: str) -> Decision:
-    return Decision(True, f"✅ Approved by {by}.")
+    """A press of Approve by `by` (a display name: shown as plain words)."""
+    return Decision(True, f"✅ Approved by {_name(by)}.")
 
 
 def denied(by: str) -> Decision:
-    return Decision(False, f"❌ Denied by {by}.", reason=f"{DENIED} (they pressed Deny)")
+    """A press of Deny by `by`."""
+    return Decision(False, f"❌ Denied by {_name(by)}.", reason=f"{DENIED} (they pressed Deny)")
+
+
+def _name(name: str) -> str:
+    """A user's display name as plain words in Markdown: people choose their names, so no markup gets through."""
+    return "".join(char if char.isalnum() or char in " .-'" else "_" for char in name).strip()[:64] or "someone"
 
 
 def expired(timeout: float) -> Decision:

@@ -144,7 +144,8 @@ def approval_request(payload: Mapping[str, Any], me: SlackIdentity) -> ApprovalP
         (a for a in payload.get("actions") or [] if a.get("action_id") in (APPROVE_ACTION, DENY_ACTION)), None
     )
     decided = read_approval_data(str(action.get("value") or "")) if action is not None else None
-    user = str((payload.get("user") or {}).get("id") or "")
+    who = payload.get("user") or {}
+    user = str(who.get("id") or "")
     if decided is None or not user or not me.allows(user.upper()):
         return None
     container = payload.get("container") or {}
@@ -155,7 +156,8 @@ def approval_request(payload: Mapping[str, Any], me: SlackIdentity) -> ApprovalP
         return None
     thread = container.get("thread_ts") or message.get("thread_ts")
     target = SlackTarget(channel, "thread", str(thread) if thread else None)
-    return ApprovalPress(target, ts, user, f"<@{user}>", *decided)
+    name = str(who.get("name") or who.get("username") or user)
+    return ApprovalPress(target, ts, user, name, *decided)
 
 
 def clean_text(text: str, bot_user_id: str) -> str:
