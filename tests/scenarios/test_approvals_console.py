@@ -115,3 +115,26 @@ async def test_no_answer_within_the_timeout_is_a_denial(llm: OpenAIDouble, model
     second = await console_until(env, tmp_path, "did not ask the server.")
     assert "⌛ No answer within 1 s: denied." in second
     assert "no one approved it within 1 s" in tool_answer(llm.requests[1])
+
+
+async def test_stop_cancels_the_waiting_call_without_a_model_call_and_the_chat_goes_on(
+    llm: OpenAIDouble, model_env: dict, tmp_path: Path
+) -> None:
+    llm.script(ToolCalls([("echo", {"text": "hi"})]), Text("Hello again."))
+    env = approval_env(model_env, tmp_path)
+    done = await run_bot(["console"], stdin=f"{QUESTION}\n/stop\nhello\n", env=env, cwd=tmp_path)
+    assert done.code == 0, done.err
+    assert done.out.index("⏹ Cancelled.") < done.out.index("bot › Hello again.")
+    assert len(llm.requests) == 2  # the question, then "hello": the stop itself called no model
+    sent = llm.requests[1]["messages"]
+    cancelled = next(m for m in sent if m["role"] == "tool")
+    assert "Cancelled" in str(cancelled["content"]) and sent[-1] == {"role": "user", "content": "hello"}
+
+
+async def test_web_fetch_asks_first_with_the_setting(llm: OpenAIDouble, model_env: dict, tmp_path: Path) -> None:
+    llm.script(ToolCalls([("web_fetch", {"url": "http://127.0.0.1:9/page"})]), Text("I did not fetch it."))
+    env = {**model_env, "WEB_FETCH_REQUIRE_APPROVAL": "true"}
+    done = await run_bot(["console"], stdin="read http://127.0.0.1:9/page\nn\n", env=env, cwd=tmp_path)
+    assert done.code == 0, done.err
+    assert "**web_fetch**" in done.out and '"url": "http://127.0.0.1:9/page"' in done.out
+    assert "User rejected the tool call for `web_fetch`" in tool_answer(llm.requests[1])
