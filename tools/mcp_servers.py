@@ -14,13 +14,17 @@ unavailable. Either way the tool raises `McpUnavailable`, whose text ToolGuard h
 
 The adapters' tools keep their schema and result conversion; their calls are routed through an interceptor to the
 server's current session, so the tools survive a restart. What the model gets back is text: long text is cut at
-`MAX_RESULT_CHARS`, and pictures, audio and files are described in a line (`describe_media`), because a tool
-message cannot carry them to every model; a picture path for chats would take them from there.
+`MAX_RESULT_CHARS`, and audio, files and links are described in a line (`describe_media`), because a tool message
+cannot carry them to every model. Images go to the user instead, by the path the chart tool's pictures take: each
+is checked and re-encoded (media.images), kept in the conversation's file store and named in the ToolMessage's
+artifact, so the bot shows it between the text before the tool and the answer after it; the model reads that an
+image was shown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
@@ -29,13 +33,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any
 
 import anyio
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.interceptors import MCPToolCallRequest
 from langchain_mcp_adapters.sessions import create_session
 from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, McpError
-from mcp.types import CONNECTION_CLOSED, CallToolResult, ContentBlock, ErrorData, TextContent
+from mcp.types import CONNECTION_CLOSED, CallToolResult, ContentBlock, ErrorData, ImageContent, TextContent
 
+from media.errors import Unreadable
+from media.images import prepare_image
+from media.store import FileStore
 from tools.mcp_config import McpStartError, ServerConfig
 
 __all__ = ["MAX_RESULT_CHARS", "McpServers", "McpStartError", "describe_media"]
@@ -53,6 +61,11 @@ PING_INTERVAL = 5.0
 FIRST_RETRY = 1.0
 MAX_RETRY = 60.0
 TRUNCATED_MARK = "[truncated]"
+MAX_PICTURES = 4
+"""Images of one result shown to the user; more are described in a line, like audio and files."""
+MAX_PICTURE_BYTES = 10 * 1024 * 1024
+"""Largest image (decoded) a result may show; a larger one is described instead."""
+SHOWN = "[image: shown to the user]"
 _SESSION_GONE = frozenset({CONNECTION_CLOSED, 32600})
 """Error codes that mean the session is over: the SDK's "Connection closed", and its "Session terminated" when an
 HTTP server no longer knows the session (it was restarted)."""
@@ -71,8 +84,9 @@ class McpServer:
         config: The server's entry in MCP_CONFIG.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, files: FileStore | None = None) -> None:
         self.config = config
+        self._files = files
         self.state = "not started"
         """"running" or "restarting (why)": what the model is told when the server is unavailable."""
         self._session: ClientSession | None = None
@@ -151,7 +165,7 @@ class McpServer:
 
     async def _route(
         self, request: MCPToolCallRequest, handler: Callable[[MCPToolCallRequest], Awaitable[Any]]
-    ) -> CallToolResult:
+    ) -> CallToolResult | ToolMessage:
         """Call the tool on the session open now (not the one the tool was listed on), as text for the model."""
         session, ended = await self._live_session()
         try:
@@ -166,7 +180,28 @@ class McpServer:
                 f"The MCP server '{self.config.name}' stopped responding ({_describe(exc)}). It is being "
                 "restarted; its tools may work again in a moment."
             ) from None
-        return for_the_model(result)
+        return await self._with_pictures(request, result)
+
+    async def _with_pictures(self, request: MCPToolCallRequest, result: CallToolResult) -> CallToolResult | ToolMessage:
+        """The result as text for the model, and its images as pictures for the user (`ToolMessage.artifact`, the
+        path the chart tool's pictures take), where the call came from a conversation and the bot keeps files."""
+        runtime = request.runtime
+        call_id = getattr(runtime, "tool_call_id", None)
+        config = getattr(runtime, "config", None) or {}
+        thread = str((config.get("configurable") or {}).get("thread_id") or "")
+        images = [block for block in result.content if isinstance(block, ImageContent)][:MAX_PICTURES]
+        if result.isError or not images or self._files is None or not call_id or not thread:
+            return for_the_model(result)
+        pictures = await asyncio.to_thread(_store_pictures, self._files, thread, images)
+        shown = {id(block) for block, ref in zip(images, pictures, strict=True) if ref is not None}
+        blocks = [TextContent(type="text", text=SHOWN) if id(b) in shown else b for b in result.content]
+        text = for_the_model(result.model_copy(update={"content": blocks}))
+        caption = f"{self.config.name}: {request.name}"
+        return ToolMessage(
+            content="\n".join(block.text for block in text.content if isinstance(block, TextContent)),
+            tool_call_id=call_id,
+            artifact={"pictures": [{"ref": ref, "caption": caption} for ref in pictures if ref is not None]},
+        )
 
     async def _on_message(self, message: object) -> None:
         """The session's message handler: an exception here is the transport failing (an HTTP request that found
@@ -206,8 +241,10 @@ class McpServers:
         reserved: Names of the bot's own tools: an MCP tool with one of these names is prefixed with its server.
     """
 
-    def __init__(self, configs: Sequence[ServerConfig], *, reserved: Iterable[str] = ()) -> None:
-        self.servers = [McpServer(config) for config in configs]
+    def __init__(
+        self, configs: Sequence[ServerConfig], *, reserved: Iterable[str] = (), files: FileStore | None = None
+    ) -> None:
+        self.servers = [McpServer(config, files) for config in configs]
         self._reserved = set(reserved)
 
     @contextlib.asynccontextmanager
@@ -297,6 +334,22 @@ def for_the_model(result: CallToolResult) -> CallToolResult:
     if len(text) > MAX_RESULT_CHARS:
         text = text[: MAX_RESULT_CHARS - len(TRUNCATED_MARK) - 2].rstrip() + "\n\n" + TRUNCATED_MARK
     return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+
+
+def _store_pictures(files: FileStore, thread: str, images: Sequence[ImageContent]) -> list[str | None]:
+    """Each image checked and re-encoded (media.images: bounded, no metadata) into the conversation's file store;
+    None for one that is not an image, too large or damaged (it is then described, not shown). Blocking."""
+    refs: list[str | None] = []
+    for image in images:
+        try:
+            if len(image.data) > MAX_PICTURE_BYTES * 4 // 3 + 4:
+                raise Unreadable("too large")
+            prepared = prepare_image(base64.b64decode(image.data, validate=True), "an MCP tool's image")
+            refs.append(files.put(thread, prepared.data, prepared.suffix))
+        except (Unreadable, ValueError, OSError) as exc:
+            logger.info("an MCP tool's image is not shown: %s", exc)
+            refs.append(None)
+    return refs
 
 
 def describe_media(block: ContentBlock) -> str:

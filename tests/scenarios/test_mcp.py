@@ -205,3 +205,20 @@ async def test_a_streamable_http_server_in_telegram_with_a_crash_and_a_restart(
             tg.user_message(dm, alice, "and now?")
             await tg.wait_for(lambda: tg.visible_texts(dm)[-1] == "It is back.", timeout=60)
     assert tool_answer(llm.requests[5]) == "web echoes: back?"
+
+
+async def test_an_image_in_a_result_goes_to_the_chat_as_a_picture(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice")
+    dm = tg.private_chat(alice)
+    config = telegram_settings(tg, llm, tmp_path / "data", mcp_config=write_config(tmp_path, double=stdio()))
+    llm.script(ToolCalls([("picture", {})], text_before="Here it comes."), Text("That was the picture."))
+    async with open_bot_agent(config) as agent, serve_telegram(config, agent):
+        tg.user_message(dm, alice, "show me the picture")
+        await tg.wait_for(lambda: tg.visible_texts(dm)[-1:] == ["That was the picture."], timeout=60)
+    photos = [message for message in tg.bot_messages(dm) if message.photo]
+    assert len(photos) == 1 and photos[0].caption == "double: picture"
+    texts = [message.text or message.caption for message in tg.bot_messages(dm)]
+    assert texts == ["Here it comes.", "double: picture", "That was the picture."]  # in the answer's flow
+    assert tool_answer(llm.requests[1]) == "[image: shown to the user]"
