@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -72,6 +72,7 @@ class Agent:
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
         first_token_timeout: AgentConfig.first_token_timeout (see `agent.silence`).
         idle_timeout: AgentConfig.idle_timeout (see `agent.silence`).
+        rebuild: Compiles the graph again for other tools (`use_tools`).
     """
 
     def __init__(
@@ -84,8 +85,10 @@ class Agent:
         step_limit: int,
         first_token_timeout: float = 60.0,
         idle_timeout: float = 30.0,
+        rebuild: Callable[[Sequence[BaseTool]], CompiledStateGraph] | None = None,
     ) -> None:
         self.graph = graph
+        self._rebuild = rebuild
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
         self.checkpointer = checkpointer
@@ -196,6 +199,13 @@ class Agent:
             yield Failed(describe_failure(exc))
             return
         yield Done(translator.usage)
+
+    def use_tools(self, tools: Sequence[BaseTool]) -> None:
+        """Offer `tools` from the next run on: a graph's tools are fixed when it is compiled, so it is compiled
+        again (same model, memory and middleware); runs in progress finish with the graph they started with."""
+        if self._rebuild is None:
+            raise RuntimeError("this agent was built without a way to rebuild its graph")
+        self.graph = self._rebuild(tools)
 
     async def reset(self, thread_id: str) -> None:
         """Forget the conversation `thread_id` and its files; its next run starts with an empty history."""
@@ -418,20 +428,25 @@ async def open_agent(
     """
     chat_model = model if model is not None else build_model(config)
     is_demo = isinstance(chat_model, DemoChatModel)
-    if is_demo and config.demo_delay > 0:  # (tests set no delay: they want the demo fast)
-        tools = slowed(tools, TOOL_PAUSE)
+    slow = is_demo and config.demo_delay > 0  # (tests set no delay: they want the demo fast)
     try:
         async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
             files = FileStore(config.files_dir)
-            graph = build_graph(chat_model, tools, config, checkpointer, files)
+
+            def rebuild(tools: Sequence[BaseTool]) -> CompiledStateGraph:
+                return build_graph(
+                    chat_model, slowed(tools, TOOL_PAUSE) if slow else tools, config, checkpointer, files
+                )
+
             yield Agent(
-                graph,
+                rebuild(tools),
                 checkpointer,
                 files=files,
                 is_demo=is_demo,
                 step_limit=config.step_limit,
                 first_token_timeout=config.first_token_timeout,
                 idle_timeout=config.idle_timeout,
+                rebuild=rebuild,
             )
     finally:
         if model is None:  # a model passed in belongs to the caller

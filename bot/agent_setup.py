@@ -20,7 +20,6 @@ async def open_bot_agent(settings: Settings) -> AsyncIterator[AgentThread]:
 
     Raises:
         SettingsError: MCP_CONFIG is malformed.
-        McpStartError: A configured MCP server could not be started or reached.
         MemoryUnavailable: The conversation store cannot be opened.
     """
     files = FileStore(settings.agent_config().files_dir)

@@ -85,8 +85,6 @@ class Runtime:
         self._channel = channel
         self._patience = patience
         self._help = f"{ABOUT}\n\nCommands: {help_commands(command_prefix)}."
-        self._labels = {tool.name: tool_label(tool) for tool in agent.tools}
-        self._gated = {tool.name for tool in agent.tools if needs_approval(tool)}
         self.commands: dict[Command, Callable[[Incoming, ReplySurface], Awaitable[None]]] = {
             START: self._show_help,
             HELP: self._show_help,
@@ -107,7 +105,7 @@ class Runtime:
         await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
 
     async def _list_tools(self, incoming: Incoming, surface: ReplySurface) -> None:
-        await self.say(surface, describe_tools(self._agent.tools))
+        await self.say(surface, describe_tools(self._agent.tools, unavailable=self._agent.unavailable))
 
     async def _reset(self, incoming: Incoming, surface: ReplySurface) -> None:
         await self._agent.reset(incoming.conversation)
@@ -155,6 +153,8 @@ class Runtime:
         await handler.start()
         readable = False  # text worth reading since the start or the last tool: the text before a tool is no answer
         paused: tuple[ToolCall, ...] = ()
+        tools = {tool.name: tool for tool in self._agent.tools}  # (an MCP server that came up adds some)
+        labels = {name: tool_label(tool) for name, tool in tools.items()}
 
         def write(text: str) -> None:  # called on the agent's thread
             nonlocal readable
@@ -168,13 +168,13 @@ class Runtime:
                 match event:
                     case ToolCall(name=name, call_id=call_id, approved=approved):
                         await handler.take()  # the tool does not start until this returns
-                        if name not in self._gated or approved:  # a gated call is shown running once approved
-                            await handler.tool_started(self._labels.get(name, name), call_id)
+                        if approved or name not in tools or not needs_approval(tools[name]):  # gated: once approved
+                            await handler.tool_started(labels.get(name, name), call_id)
                         readable = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content, pictures=pictures):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
-                        await handler.tool_finished(self._labels.get(name, name), call_id, ok=ok)
+                        await handler.tool_finished(labels.get(name, name), call_id, ok=ok)
                         for picture in pictures:  # the model goes on once they are shown
                             await self._show(incoming, handler, picture)
                     case ApprovalNeeded(calls=calls):
@@ -216,7 +216,8 @@ class Runtime:
     async def _ask(self, incoming: Incoming, surface: ReplySurface, calls: tuple[ToolCall, ...]) -> None:
         """Show the request to approve `calls` (the text before them is final by now). Where it cannot be shown,
         the calls are denied at once and the model answers without them."""
-        text = describe_calls([(self._labels.get(call.name, call.name), call.args) for call in calls])
+        labels = {tool.name: tool_label(tool) for tool in self._agent.tools}
+        text = describe_calls([(labels.get(call.name, call.name), call.args) for call in calls])
         asks = capabilities(surface).approvals
         if self.approvals is not None and asks is not None:
             approval = await self.approvals.open(incoming.conversation, incoming.user_id, text, surface.address())
