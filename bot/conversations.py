@@ -89,13 +89,13 @@ class Conversations:
             log.info("%s: message after shutdown began; not answered", incoming.conversation)
             return
         request = _Request(incoming, surface)
-        command = command_of(incoming.text)
+        command, key = command_of(incoming.text), incoming.conversation
         if command is STOP:
-            if not self.stop(incoming.conversation) and not self._settle_waiting(incoming, CANCELLED, surface):
+            if not self.stop(key) and not self._settle_waiting(key, CANCELLED, surface):
                 self.notify(surface, NOTHING_TO_STOP)
             return
-        if command is RESET or not request.is_command:  # a message or a reset: a waiting approval is answered
-            self._settle_waiting(incoming, SUPERSEDED if command is None else CANCELLED, surface)
+        if command is RESET:  # a waiting approval goes with the conversation (a new message: see `_work`)
+            self._settle_waiting(key, CANCELLED, surface)
         conversation = self._conversations.get(incoming.conversation)
         full = conversation is not None and len(conversation.pending) >= MAX_PENDING
         if full or (not request.is_command and not self._may_run(incoming.user_id)):
@@ -127,26 +127,21 @@ class Conversations:
             return None
         conversation = self._conversations.setdefault(approval.conversation, _Conversation())
         incoming = Incoming(approval.conversation, "", approval.asker)
-        conversation.pending.append(_Request(incoming, surface, decided=(approval, decision)))
+        # First in line: it goes on with the turn before every message that came after it.
+        conversation.pending.appendleft(_Request(incoming, surface, decided=(approval, decision)))
         if conversation.worker is None:
             conversation.worker = self._spawn(self._work(approval.conversation, conversation))
         return approval
 
     def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
         """Decide the approval waiting in conversation `key` (the console's y/n); False when none waits."""
-        waiting = self.approvals.waiting_in(key) if self.approvals is not None else None
-        if waiting is None:
-            return False
-        return self.decide(waiting.id, approved(by) if approve else denied(by), surface) is not None
+        return self._settle_waiting(key, approved(by) if approve else denied(by), surface)
 
-    def _settle_waiting(self, incoming: Incoming, decision: Decision, surface: SurfaceFactory) -> bool:
-        """Decide the approval waiting in `incoming`'s conversation, if any; returns whether there was one."""
+    def _settle_waiting(self, key: str, decision: Decision, surface: SurfaceFactory) -> bool:
+        """Decide the approval waiting in conversation `key`, if any; returns whether there was one."""
         approvals = self.approvals
-        waiting = approvals.waiting_in(incoming.conversation) if approvals is not None else None
-        if waiting is None:
-            return False
-        log.info("%s: approval %s answered by a new message", incoming.conversation, waiting.id)
-        return self.decide(waiting.id, decision, surface) is not None
+        waiting = approvals.waiting_in(key) if approvals is not None else None
+        return waiting is not None and self.decide(waiting.id, decision, surface) is not None
 
     def stop(self, key: str) -> bool:
         """Stop the running reply of `key` and drop its waiting follow-ups. Returns whether a reply was running."""
@@ -201,6 +196,9 @@ class Conversations:
     async def _work(self, key: str, conversation: _Conversation) -> None:
         try:
             while conversation.pending:
+                upcoming = conversation.pending[0]
+                if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
+                    log.info("%s: a new message denies the tool call waiting for approval", key)
                 request = self._next_turn(conversation.pending)
                 conversation.asker = request.incoming.user_id
                 conversation.reply = asyncio.create_task(

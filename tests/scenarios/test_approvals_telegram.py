@@ -5,6 +5,7 @@ whom, and the answer after it is a new message. The tool is a real FastMCP serve
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -124,3 +125,28 @@ async def test_a_press_after_a_restart_still_resumes_the_run(
     assert press.answer is not None and press.answer.get("text") == ApprovalOutcome.APPROVED.value
     assert (tg.message(dm, request.message_id).text or "").endswith("✅ Approved by Alice.")
     assert tool_answer(llm.requests[1]) == "double echoes: hi"
+
+
+async def test_a_message_sent_before_the_pause_denies_the_request_then_is_answered(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice")
+    dm = tg.private_chat(alice)
+    release = asyncio.Event()
+    llm.script(
+        ToolCalls([("echo", {"text": "hi"})], text_before="Thinking about it.", release=release),
+        Text("Without the echo, then."),
+        Text("And the weather is fine."),
+    )
+    async with running(tg, llm, tmp_path):
+        tg.user_message(dm, alice, "echo hi")
+        await tg.wait_for(lambda: any("Thinking" in draft.text for draft in tg.drafts(dm)), timeout=60)
+        tg.user_message(dm, alice, "and the weather?")  # queued behind the reply, which has not paused yet
+        await tg.wait_for(lambda: len(tg.updates) >= 2 and not tg.pending_updates, timeout=30)
+        release.set()
+        await tg.wait_for(lambda: tg.visible_texts(dm)[-1:] == ["And the weather is fine."], timeout=60)
+    texts = tg.visible_texts(dm)
+    assert texts[0] == "Thinking about it." and texts[1].endswith("❌ Denied: a new message came instead.")
+    assert texts[2:] == ["Without the echo, then.", "And the weather is fine."]
+    assert "they wrote a new message instead" in tool_answer(llm.requests[1])
+    assert llm.requests[2]["messages"][-1]["content"] == "and the weather?"
