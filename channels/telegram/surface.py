@@ -147,6 +147,12 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             ref, self._status_ref = self._status_ref, None
             await self.edit(ref, text, final=final, plain=plain)
             return ref
+        # A final message goes before intermediate edits; so does a first one, unless the line is so long that the
+        # answer will be complete before it would go out (then the final alone is the better use).
+        return await self._post(text, self._buttons(final), plain=plain, urgent=final or self._limiter.prompt())
+
+    async def _post(self, text: str, markup: InlineKeyboardMarkup | None, *, plain: bool, urgent: bool) -> int:
+        """sendMessage, as the reply's first message answers the user's (if it does) and in its topic."""
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
         message = await self._call_rendered(
             lambda rendered: self._client.send_message(
@@ -156,13 +162,11 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
                 message_thread_id=self._target.thread_id,
                 reply_parameters=reply,
                 link_preview_options=NO_PREVIEW,
-                reply_markup=self._buttons(final),
+                reply_markup=markup,
             ),
             text,
             plain=plain,
-            # A final message goes before intermediate edits; so does a first one, unless the line is so long
-            # that the answer will be complete before it would go out (then the final alone is the better use).
-            urgent=final or self._limiter.prompt(),
+            urgent=urgent,
         )
         self._reply_to = None
         return message.message_id
@@ -199,38 +203,11 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             ]
         )
         await self.close()  # a status message left above would otherwise be edited into the answer after it
-        reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
-        message = await self._call_rendered(
-            lambda rendered: self._client.send_message(
-                self._target.chat_id,
-                rendered.text,
-                entities=rendered.entities,
-                message_thread_id=self._target.thread_id,
-                reply_parameters=reply,
-                link_preview_options=NO_PREVIEW,
-                reply_markup=keyboard,
-            ),
-            text,
-            plain=False,
-            urgent=True,
-        )
-        self._reply_to = None
-        return message.message_id
+        return await self._post(text, keyboard, plain=False, urgent=True)
 
     async def settle_approval(self, ref: int, text: str) -> None:
         """A final edit: the decision replaces the request, and an edit without markup takes the buttons away."""
-        await self._call_rendered(
-            lambda rendered: self._client.edit_message_text(
-                rendered.text,
-                chat_id=self._target.chat_id,
-                message_id=ref,
-                entities=rendered.entities,
-                link_preview_options=NO_PREVIEW,
-            ),
-            text,
-            plain=False,
-            urgent=True,
-        )
+        await self.edit(ref, text, final=True)
 
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
         """The Stop button while a message streams; an edit without markup removes it, so the final has none."""
