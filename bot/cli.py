@@ -19,7 +19,6 @@ from bot.console_app import LOG_FILE
 from bot.logs import ProblemCounter, configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import StoreUnavailable
-from tools.mcp_config import McpStartError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             file=settings.bot_data_dir / LOG_FILE if console else None,
         )
         return asyncio.run(_run(args, settings, problems))
-    except (SettingsError, MemoryUnavailable, StoreUnavailable, McpStartError) as exc:
+    except (SettingsError, MemoryUnavailable, StoreUnavailable) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C where no handler of ours was listening (start-up, shutdown)
