@@ -33,7 +33,7 @@ from langgraph.types import StreamMode
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
-from agent.errors import describe_failure, silence_notice
+from agent.errors import describe_failure, failure_kind, silence_notice
 from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage, UserContent
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
@@ -99,7 +99,7 @@ class Agent:
             history = await self._repair_history(config)
         except Exception:
             log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED)
+            yield Failed(HISTORY_FAILED, "history")
             return
         translator = _Translator(history)
         clock = asyncio.get_running_loop()
@@ -124,14 +124,14 @@ class Agent:
                         if not timer.expired():
                             raise
                         log.warning("model silent in %s (started: %s); reply ended", thread_id, watch.started)
-                        yield Failed(silence_notice(watch))
+                        yield Failed(silence_notice(watch), "stalled" if watch.started else "silent")
                         return
                     watch.saw(mode, payload, clock.time())
                     for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
             log.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
-            yield Failed(describe_failure(exc))
+            yield Failed(describe_failure(exc), failure_kind(exc))
             return
         yield Done(translator.usage)
 

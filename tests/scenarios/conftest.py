@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from tools import default_tools
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
 _OWN_SETTINGS = (
-    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "REDIS_URL", "METRICS_"),
+    "LOG_LEVEL",
     *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
 )
 
@@ -166,3 +168,34 @@ async def running(
         serve_telegram(config, agent) as bot,
     ):
         yield bot
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """LIVEBOT_TEST_REDIS_URL (`.ci/run` starts a Redis server and sets it), emptied before the test."""
+    url = os.environ.get("LIVEBOT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("LIVEBOT_TEST_REDIS_URL is not set (.ci/run starts Redis and sets it)")
+    import redis.asyncio as redis
+
+    async with redis.Redis.from_url(url) as client:
+        await client.flushdb()
+    yield url
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """LIVEBOT_TEST_DATABASE_URL with a schema of the test's own (dropped after it), so runs never meet."""
+    url = os.environ.get("LIVEBOT_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("LIVEBOT_TEST_DATABASE_URL is not set (.ci/run sets up PostgreSQL and sets it)")
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
