@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from agent.thread import AgentThread
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
+from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -176,6 +177,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     messages), the replies in flight (SHUTDOWN_GRACE, then cut short with a notice; what they could not deliver
     stays in the outbox for the next start), and last the platform client.
     """
+    ready = Readiness()
     async with open_outbox(settings.bot_data_dir) as outbox, open_attachments(settings, agent.files) as files:
         runtime = Runtime(
             agent,
@@ -186,14 +188,22 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             attachments=files,
         )
         async with kind.connect(settings, runtime) as bot:
+            live = Live(
+                kind.platform,
+                in_flight=lambda: bot.conversations.replying,
+                dropped=lambda: bot.limiter.dropped,
+                outbox=lambda: outbox.figures(kind.platform),
+            )
             try:
-                async with bot.listen():
+                async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready), bot.listen():
                     courier = asyncio.create_task(
                         outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
                     )
+                    ready.listening = True
                     try:
                         yield bot
                     finally:
+                        ready.shutting_down = True
                         await outbox.stop(courier)  # after the delivery it is in, so no send goes unrecorded
             finally:
                 await bot.conversations.shutdown(settings.shutdown_grace)

@@ -67,6 +67,14 @@ class Outbox:
         ) as rows:
             return [Entry(row[0], json.loads(row[1]), row[2]) async for row in rows]
 
+    async def figures(self, channel: str) -> tuple[int, float]:
+        """How many entries of `channel` wait, and the age in seconds of the oldest (for the metrics)."""
+        async with self._db.execute(
+            "SELECT count(*), min(created) FROM outbox WHERE channel = ? AND sent IS NULL", (channel,)
+        ) as rows:
+            count, oldest = await rows.fetchone() or (0, None)
+        return count, 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
     async def mark_sent(self, entry: Entry) -> None:
         await self._db.execute("UPDATE outbox SET sent = ? WHERE id = ?", (time.time(), entry.id))
         await self._db.commit()

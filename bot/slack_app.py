@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, StopOutcome, serve_channel
 from bot.feedback import FeedbackLog, Rating
+from bot.metrics import slack_trace
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
@@ -194,7 +195,8 @@ class SlackBot(ChannelBot[SlackTarget]):
         """
         check_settings(settings)
         assert settings.slack_bot_token is not None
-        session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+        # One connection pool for every call (no TLS handshake per update), each call counted for the metrics.
+        session = aiohttp.ClientSession(trace_configs=[slack_trace()])
         client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"

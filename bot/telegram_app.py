@@ -20,9 +20,11 @@ from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, serve_channel
+from bot.metrics import count_httpx_call
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
@@ -231,9 +233,15 @@ def build_application(settings: Settings) -> Application:
         # httpcore polls every pooled connection on each request, so an idle pool of hundreds (PTB's default is
         # 256) costs the event loop more than the calls do. The shared limiter keeps at most BOT_BUDGET.limit
         # calls in flight, so a few more connections than that never make a call wait for one.
-        .connection_pool_size(BOT_BUDGET.limit + 8)
+        .request(_counted_request(BOT_BUDGET.limit + 8))
+        .get_updates_request(_counted_request(1))
         .build()
     )
+
+
+def _counted_request(pool: int) -> HTTPXRequest:
+    """python-telegram-bot's default request (as the builder makes it), with each call counted for the metrics."""
+    return HTTPXRequest(connection_pool_size=pool, httpx_kwargs={"event_hooks": {"response": [count_httpx_call]}})
 
 
 def serve_telegram(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[TelegramBot]:

@@ -186,6 +186,8 @@ class RateLimiter:
         self._paced: dict[Hashable, _Window] = {}  # the paced ones among them (few: one per workspace and method)
         self._gates: dict[Hashable, float] = {}
         self._sweep_at = 1024
+        self.dropped = 0
+        """Calls refused for want of budget (not urgent, nothing to spare) since the start: the metrics read it."""
 
     @asynccontextmanager
     async def slot(
@@ -212,6 +214,7 @@ class RateLimiter:
         else:
             wait = self._intermediate_wait(windows, caller)
             if wait > 0:
+                self.dropped += 1
                 raise RateLimited(wait, "local rate budget")
         if caller is not None:
             self._take_turn(windows, caller)
