@@ -18,11 +18,15 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from redis.asyncio import Redis
+
 from agent.thread import AgentThread
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
+from bot.dedupe import Dedupe
 from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
+from bot.replicas import open_redis, redis_problem
 from bot.runtime import Runtime
 from bot.settings import Settings
 from channels.capabilities import LiveMode, Profile, resolve
@@ -70,6 +74,10 @@ class ChannelBot(Generic[T]):
         self._settings = settings
         self._live_refused: set[Hashable] = set()  # chats that refused drafts or native streams
         self._refusals = Once(REFUSAL_EVERY)  # chats that heard an allowlist refusal lately
+        self.redis: Redis | None = None
+        """The Redis the replicas share (replica mode), else None."""
+        self.dedupe = Dedupe(self.platform)
+        """Which updates were answered already: the handlers drop one delivered again."""
 
     # -- what a platform supplies -----------------------------------------------------------------------
 
@@ -90,6 +98,16 @@ class ChannelBot(Generic[T]):
     def listen(self) -> AbstractAsyncContextManager[None]:
         """Take updates (polling, a webhook, a socket) for the duration of the block; none arrive after it."""
         raise NotImplementedError
+
+    @property
+    def shared_key(self) -> str:
+        """Who this bot is on its platform (its user id), so that bots sharing a Redis keep apart."""
+        raise NotImplementedError
+
+    def share(self, client: Redis) -> None:
+        """Replica mode: work with the other replicas of this bot through `client` (from before `listen`)."""
+        self.redis = client
+        self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
 
     # -- what the core does -----------------------------------------------------------------------------
 
@@ -178,7 +196,15 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     stays in the outbox for the next start), and last the platform client.
     """
     ready = Readiness()
-    async with open_outbox(settings.bot_data_dir) as outbox, open_attachments(settings, agent.files) as files:
+    async with (
+        open_outbox(settings.bot_data_dir) as outbox,
+        open_attachments(settings, agent.files) as files,
+        contextlib.AsyncExitStack() as shared,
+    ):
+        client = None
+        if settings.redis_url is not None:
+            client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))
+            ready.checks["redis"] = lambda: redis_problem(client)
         runtime = Runtime(
             agent,
             outbox=outbox,
@@ -188,6 +214,8 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             attachments=files,
         )
         async with kind.connect(settings, runtime) as bot:
+            if client is not None:
+                bot.share(client)
             live = Live(
                 kind.platform,
                 in_flight=lambda: bot.conversations.replying,

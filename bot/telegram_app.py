@@ -75,8 +75,14 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self.drafts = DraftOwners()
         """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
+    @property
+    def shared_key(self) -> str:
+        return str(self.me.id)
+
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """python-telegram-bot's handler: decide, queue, return at once."""
+        """python-telegram-bot's handler: decide, queue, return at once (an update delivered again: nothing)."""
+        if not await self.dedupe.first(str(update.update_id)):
+            return
         if (press := stop_request(update)) is not None:
             assert update.callback_query is not None
             outcome = await self.stop_pressed(press)
