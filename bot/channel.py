@@ -196,11 +196,14 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     stays in the outbox for the next start), and last the platform client.
     """
     ready = Readiness()
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
-        open_outbox(settings.bot_data_dir) as outbox,
+        open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_attachments(settings, agent.files) as files,
         contextlib.AsyncExitStack() as shared,
     ):
+        if database_url is not None:
+            ready.checks["postgres"] = outbox.problem
         client = None
         if settings.redis_url is not None:
             client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))

@@ -8,10 +8,9 @@ from pathlib import Path
 import aiohttp
 
 from bot.webhooks import TELEGRAM_SECRET_HEADER
-from tests.agent.test_postgres import free_port
 from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.replicas import SECRET, replica, replica_env
+from tests.scenarios.replicas import SECRET, replicas, webhook_replicas, webhooks_set
 
 
 async def test_an_update_delivered_to_two_replicas_is_answered_once(
@@ -20,30 +19,9 @@ async def test_an_update_delivered_to_two_replicas_is_answered_once(
     alice = tg.add_user("Alice", username="alice")
     dm = tg.private_chat(alice)
     llm.script(Text("Answered once."), Text("The second question's answer."))
-    ports = free_port(), free_port()
-    url = f"http://127.0.0.1:{ports[0]}/telegram"  # Telegram posts to replica 0 (the load balancer's choice)
-    envs = [
-        replica_env(
-            tg,
-            llm,
-            tmp_path / name,
-            redis_url,
-            postgres_url,
-            TELEGRAM_WEBHOOK_URL=url,
-            TELEGRAM_WEBHOOK_SECRET=SECRET,
-            TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
-            TELEGRAM_WEBHOOK_PORT=str(port),
-        )
-        for name, port in zip("ab", ports, strict=True)
-    ]
-
-    def webhooks_set(count: int) -> bool:
-        return len([call for call in tg.calls if call.method == "setWebhook" and call.status == 200]) >= count
-
-    async with (
-        replica(tg, envs[0], tmp_path / "a", up=lambda: webhooks_set(1)),
-        replica(tg, envs[1], tmp_path / "b", up=lambda: webhooks_set(2)),
-    ):
+    envs = webhook_replicas(tg, llm, tmp_path, redis_url, postgres_url, 2)
+    ports = [env["TELEGRAM_WEBHOOK_PORT"] for env, _ in envs]
+    async with replicas(tg, envs, up=lambda: webhooks_set(tg, 2)):
         tg.user_message(dm, alice, "hello")
         await tg.wait_for(lambda: tg.visible_texts(dm) == ["Answered once."], timeout=30)
         (update,) = tg.hub.log
