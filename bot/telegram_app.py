@@ -9,6 +9,7 @@ as one message (`channels.telegram.albums`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -25,6 +26,7 @@ from telegram.request import HTTPXRequest
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, serve_channel
 from bot.metrics import count_httpx_call
+from bot.poller import Lease, poll_while_leased
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
@@ -172,25 +174,43 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         """
         application, settings = self.application, self._settings
         runner: web.AppRunner | None = None
+        leased: asyncio.Task[None] | None = None
         try:
             await application.bot.set_my_commands(MENU)
             await application.start()
             assert application.updater is not None
             if settings.telegram_webhook_url:
                 runner = await self._listen_webhook()
+                how = "on webhook"
+            elif self.redis is not None:  # replicas: one polls, the others stand by
+                lease = Lease(self.redis, f"livebot:telegram:{self.shared_key}:poller")
+                leased = asyncio.create_task(poll_while_leased(lease, self._start_polling, self._stop_polling))
+                how = "polling when it holds the poller lease (replica mode)"
             else:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-            how = "on webhook" if settings.telegram_webhook_url else "polling"
+                await self._start_polling()
+                how = "polling"
             log.info("telegram: @%s is %s", self.me.username, how)
             yield
         finally:
             if runner is not None:
                 await runner.cleanup()
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if leased is not None:
+                leased.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await leased
+            await self._stop_polling()
             if application.running:
                 await application.stop()
             self.albums.flush()  # no more items can come: an album still held is answered
+
+    async def _start_polling(self) -> None:
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: polling")
+
+    async def _stop_polling(self) -> None:
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
 
     async def _listen_webhook(self) -> web.AppRunner:
         """Serve `bot.webhooks.telegram_webhook` at TELEGRAM_WEBHOOK_LISTEN:PORT, then point Telegram at it."""
