@@ -2,8 +2,9 @@
 
 Updates arrive by long polling, or by webhook when TELEGRAM_WEBHOOK_URL is set (`bot.webhooks` checks
 TELEGRAM_WEBHOOK_SECRET on every request and answers 403 without it). In replica mode (REDIS_URL) only the
-replica holding the poller lease polls (`bot.poller`), and an update delivered again is not answered twice. The update handler only decides and
-queues (`bot.channel`): the reply runs in its conversation's queue, so a slow reply never holds up another chat.
+replica holding the poller lease polls (`bot.poller`), and an update delivered again is not answered twice. The
+update handler only decides and queues (`bot.channel`): the reply runs in its conversation's queue, so a slow
+reply never holds up another chat.
 The items of an album (one message each, sharing a media_group_id) are held until the album is whole and answered
 as one message (`channels.telegram.albums`).
 """

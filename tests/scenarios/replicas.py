@@ -83,6 +83,8 @@ def webhook_replicas(
                 TELEGRAM_WEBHOOK_SECRET=SECRET,
                 TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
                 TELEGRAM_WEBHOOK_PORT=str(port),
+                METRICS_PORT=str(free_port()),
+                METRICS_LISTEN="127.0.0.1",
                 **settings,
             ),
             tmp_path / f"replica{i}",
