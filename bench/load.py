@@ -1,7 +1,10 @@
 """N conversations ask at once: does every word arrive, how fast, and without being rate-limited?
 
 Run: `python -m bench.load` (100 conversations) or `python -m bench.load -n 1000`; `--groups F` makes a fraction F
-of the conversations groups (edit streaming at 20 messages/minute) instead of private chats (drafts).
+of the conversations groups (edit streaming at 20 messages/minute) instead of private chats (drafts); `--chunk C`
+streams C characters per chunk at the same ~25 tokens/s (default 4, one token a chunk as OpenAI sends them): the
+OpenAI SDK's parsing of each chunk is most of the bot's CPU, so larger chunks measure how the Telegram budget is
+spent when the CPU is not what holds the answers back.
 
 How: this process runs the Bot API double with Telegram's limits (about 1 message/s per private chat with bursts
 of 3, 20/min per group, 30/s per bot, 429 + retry_after) and the OpenAI-compatible double streaming every answer
@@ -49,11 +52,11 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] if ordered else float("nan")
 
 
-async def run(n: int, groups: float, words: int, timeout: float) -> None:
+async def run(n: int, groups: float, words: int, chunk: int, timeout: float) -> None:
     answer = " ".join(f"word{i}" for i in range(words))
     with tempfile.TemporaryDirectory() as data:
         async with OpenAIDouble() as llm, TelegramDouble(token=TOKEN, bot_username="livebot_load") as tg:
-            llm.script(*[Text(answer, chunk_size=4, delay=0.04) for _ in range(n)])
+            llm.script(*[Text(answer, chunk_size=chunk, delay=0.01 * chunk) for _ in range(n)])
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TELEGRAM_", "LLM_"))},
                 "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -101,7 +104,7 @@ async def run(n: int, groups: float, words: int, timeout: float) -> None:
         if shown:
             first.append(shown[0] - asked[chat.id])
     kinds = f"{n - group_count} private, {group_count} group" if group_count else f"{n} private"
-    print(f"conversations            {n} ({kinds}), answers of {words} words at ~25 tokens/s")
+    print(f"conversations            {n} ({kinds}), answers of {words} words at ~25 tokens/s, {chunk} chars a chunk")
     print(f"complete (every word)    {done()}/{n} in {elapsed:.1f} s")
     print(f"first visible text       p50 {pct(first, 50):.2f} s, p95 {pct(first, 95):.2f} s, max {max(first):.2f} s")
     by_method = Counter(c.method for c in tg.calls if c.chat_id is not None)
@@ -128,6 +131,7 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, default=100, help="conversations (default 100)")
     parser.add_argument("--groups", type=float, default=0.0, help="fraction of conversations that are groups")
     parser.add_argument("--words", type=int, default=80, help="words per answer (default 80)")
+    parser.add_argument("--chunk", type=int, default=4, help="characters per streamed chunk (default 4)")
     parser.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
     args = parser.parse_args()
-    asyncio.run(run(args.n, args.groups, args.words, args.timeout))
+    asyncio.run(run(args.n, args.groups, args.words, args.chunk, args.timeout))

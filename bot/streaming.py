@@ -85,6 +85,7 @@ class StreamingHandler:
         self._plain = False
         self._next_at = 0.0
         self._wake = asyncio.Event()
+        self._signalled = False  # a wake is on its way for the text queued; the flusher folds it all at once
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
@@ -130,9 +131,12 @@ class StreamingHandler:
         if not token:
             return
         self._queue.append(token)
+        if self._signalled:  # the flusher has been told and folds this token in with the others
+            return
+        self._signalled = True
         if threading.get_ident() == self._thread:
             self._wake.set()
-        else:
+        else:  # one wake of the chat loop per update, not one per token (a hundred answers make thousands a second)
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def take(self) -> str:
@@ -254,6 +258,7 @@ class StreamingHandler:
             if delay > 0:
                 await self._clock.sleep(delay)
             async with self._lock:
+                self._signalled = False  # before the fold: a token queued after it signals again
                 await self._update()
 
     async def _update(self) -> None:

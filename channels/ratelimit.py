@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 from channels.clock import Clock, LoopClock
 from channels.errors import RateLimited
+from channels.shared_budget import Admitted, SharedBudgets, Window
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ IDLE_TURNS = 4
 """A reply that has not asked for a paced budget for this many of its periods no longer counts as streaming."""
 _BOT = object()
 """The key of the bot's own budget, and of the gate a 429 about the whole bot closes."""
+_SHARED_BOT = "bot"
+"""`_BOT` as the replicas' shared budgets name it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +179,20 @@ class RateLimiter:
         bot_is_platform_limit: The platform limits the bot as a whole (Telegram), so a 429 no other budget
             explains holds every call. Slack has no such limit (each method is budgeted per workspace).
         clock: Injected in tests; the event loop's clock otherwise.
+        shared: In replica mode, the budgets and gates every replica of this bot token shares
+            (channels/shared_budget.py); a call then needs room in them too.
     """
 
-    def __init__(self, bot: Budget, *, bot_is_platform_limit: bool = True, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        bot: Budget,
+        *,
+        bot_is_platform_limit: bool = True,
+        clock: Clock | None = None,
+        shared: SharedBudgets | None = None,
+    ) -> None:
         self._clock = clock or LoopClock()
+        self._shared = shared
         self._bot = _Window(bot)
         self._bot_is_platform_limit = bot_is_platform_limit
         self._windows: dict[Hashable, _Window] = {}
@@ -220,6 +233,12 @@ class RateLimiter:
             self._take_turn(windows, caller)
         for window in windows:
             window.in_flight += 1
+        try:
+            place = await self._take_shared(scopes, windows, gate, urgent=urgent)
+        except BaseException:
+            for window in windows:
+                window.in_flight -= 1
+            raise
         platform_429: RateLimited | None = None
         try:
             yield
@@ -231,8 +250,9 @@ class RateLimiter:
             for window in windows:
                 window.in_flight -= 1
                 window.times.append(done)
-            if platform_429 is not None:
-                self._told_to_wait(windows, gate, platform_429.retry_after)
+            shut = self._told_to_wait(windows, gate, platform_429.retry_after) if platform_429 else ()
+            if self._shared is not None:
+                await self._give_back(place, shut, platform_429.retry_after if platform_429 else 0.0)
 
     @staticmethod
     @contextmanager
@@ -308,21 +328,51 @@ class RateLimiter:
                 for other in [c for c, turn in window.turns.items() if turn < idle]:
                     del window.turns[other]  # a reply that stopped asking (a long tool, or never closed)
 
-    def _told_to_wait(self, windows: list[_Window], gate: Hashable, retry_after: float) -> None:
+    async def _take_shared(
+        self, scopes: Sequence[Scope], windows: list[_Window], gate: Hashable, *, urgent: bool
+    ) -> Admitted | None:
+        """A place in the budgets shared with the other replicas, if any: an urgent call waits for it (keeping its
+        place in this replica's lines), another fails as it would locally."""
+        if self._shared is None:
+            return None
+        now = self._clock.now()
+        keys = [*(scope.key for scope in scopes), _SHARED_BOT]
+        shared = [
+            Window(key, w.limit(now), _reserve(w.limit(now)), w.budget.period)
+            for key, w in zip(keys, windows, strict=True)
+        ]
+        while True:
+            verdict = await self._shared.admit(shared, [gate, _SHARED_BOT], urgent=urgent)
+            if isinstance(verdict, Admitted):
+                return verdict
+            if not urgent:
+                raise RateLimited(verdict, "shared rate budget")
+            await self._clock.sleep(verdict)
+
+    async def _give_back(self, place: Admitted | None, closed: Sequence[Hashable], retry_after: float) -> None:
+        assert self._shared is not None
+        if place is not None:
+            await self._shared.done(place)
+        if closed:
+            await self._shared.close([_SHARED_BOT if key is _BOT else key for key in closed], retry_after)
+
+    def _told_to_wait(self, windows: list[_Window], gate: Hashable, retry_after: float) -> tuple[Hashable, ...]:
         """The platform answered 429 to a call that spent from `windows`: close its gate, and find the budget at
-        fault: the narrowest that was full, else the widest the platform itself meters."""
+        fault: the narrowest that was full, else the widest the platform itself meters. Returns the gates closed."""
         now = self._clock.now()
         until = now + retry_after
         metered = windows if self._bot_is_platform_limit else windows[:-1]
         full = [window for window in metered if window.wait(now, urgent=True) > 0]
         at_fault = full[0] if full else (metered[-1] if metered else None)
-        for key in (gate, _BOT) if at_fault is self._bot else (gate,):
+        closed = (gate, _BOT) if at_fault is self._bot else (gate,)
+        for key in closed:
             self._gates[key] = max(self._gates.get(key, 0.0), until)
         if at_fault is not None and at_fault.learns:
             limit = at_fault.limit(now)
             lower = max(1, min(limit, max(at_fault.used(now) - 1, limit // 2)))  # at most halved by one 429
             at_fault.learned = (lower, now)
             log.warning("429: the platform allows fewer calls; %d per %g s for now", lower, at_fault.budget.period)
+        return closed
 
     def _window(self, scope: Scope) -> _Window:
         window = self._windows.get(scope.key)

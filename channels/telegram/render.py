@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice, pairwise
+from itertools import pairwise
 
 import pyromark
 import telegramify_markdown
@@ -26,14 +26,23 @@ _MAX_PASSES = 4
 """Each pass turns what the parser read as HTML into text; one or two do for any answer seen, and a text that
 still holds HTML after these is sent as typed (plain), which shows every character of it."""
 
+MAX_ENTITIES = 100
+"""Telegram formats at most 100 entities of a message and ignores the rest, so no more are built or sent."""
 _HTML_SPECIALS = re.compile(rb"[<&]")
 _DOLLAR = re.compile(rb"\$")
 _MAX_EVENTS = 2000
 _PER_CHARS = 4096
-"""Parser events one render converts at most per 4,096 characters (see `_too_dense`): a full message of richly
-formatted text (headings, lists with bold terms, code, links) has about 600, one of nothing but nested lists or
-tables about 1,500; converting 2,000 costs about 12 ms. Per characters, so that a text and the messages it is
-cut into are formatted alike."""
+"""Weighted parser events one render converts at most per 4,096 characters (see `_too_dense`): a full message of
+richly formatted text (headings, lists with bold terms, code, links) weighs about 1,000 and converts in about
+3 ms, one of nothing but a table about 1,400 (2 ms); 2,000 of the dearest kind cost about 10 ms. Per characters,
+so that a text and the messages it is cut into are formatted alike."""
+_WEIGHTS = {"CodeBlock": 8, "Heading": 2, "Link": 2, "Image": 2, "Rule": 2}
+"""What an event costs telegramify-markdown next to a plain one (measured per kind on the units of
+tests/channels/adversarial.py): each block start scans the text written so far for trailing line breaks, which
+runs of empty code blocks make long."""
+_MAX_WEIGHT = 5
+"""No Markdown character makes more weight than this (the 4 characters of a fence line weigh 8, in a block
+that may be empty), so a text with few of them is cleared without parsing."""
 _MARKUP = tuple("*_`[]!<>&#|~\\-+=:$.)")
 """Characters that can start Markdown structure (with line breaks, which end or continue blocks)."""
 _DEEP = re.compile(r"^(?:[ \t]*+(?:>|[-+*](?=[ \t])|\d{1,9}+[.)](?=[ \t]))){32}", re.MULTILINE)
@@ -43,10 +52,25 @@ text there, so such a text is not even counted."""
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """What one sendMessage / editMessageText / sendMessageDraft carries."""
+    """What one sendMessage / editMessageText / sendMessageDraft carries.
+
+    The entities stay telegramify-markdown's until a call sends them: cutting an answer measures several
+    renderings for each one that goes, and a python-telegram-bot `MessageEntity` costs more to build than the
+    conversion that found it.
+    """
 
     text: str
-    entities: tuple[MessageEntity, ...] = ()
+    marks: tuple[telegramify_markdown.MessageEntity, ...] = ()
+
+    @property
+    def entities(self) -> tuple[MessageEntity, ...]:
+        """The entities as python-telegram-bot sends them: the first `MAX_ENTITIES` in the text, clipped to it
+        (its trailing space is stripped)."""
+        if not self.marks:
+            return ()
+        limit = utf16_len(self.text)
+        shown = sorted((mark for mark in self.marks if mark.offset < limit), key=lambda m: (m.offset, -m.length))
+        return tuple(_entity(mark, limit) for mark in shown[:MAX_ENTITIES])
 
 
 def utf16_len(text: str) -> int:
@@ -66,9 +90,7 @@ def render(markdown: str, *, plain: bool = False) -> Rendered:
         text, entities = telegramify_markdown.convert(typed, latex_escape=False)
         text = text.rstrip()
         if text:
-            limit = utf16_len(text)
-            kept = (_entity(e, limit) for e in entities if e.offset < limit)
-            return Rendered(text, tuple(kept))
+            return Rendered(text, tuple(entities))
     return Rendered(markdown)
 
 
@@ -76,10 +98,7 @@ def _formattable(markdown: str) -> str | None:
     """`markdown` as `as_typed` makes it, or None when it is too dense to format within the bound."""
     if _too_dense(markdown):
         return None
-    typed = as_typed(markdown)
-    if typed is None or (typed is not markdown and _too_dense(typed)):  # HTML turned to text can be denser
-        return None
-    return typed
+    return as_typed(markdown)
 
 
 def _too_dense(markdown: str) -> bool:
@@ -92,11 +111,23 @@ def _too_dense(markdown: str) -> bool:
     if _DEEP.search(markdown):
         return True
     allowed = max(_MAX_EVENTS, _MAX_EVENTS * len(markdown) // _PER_CHARS)
-    if sum(map(markdown.count, _MARKUP)) + markdown.count("\n") <= allowed // 4:
+    if sum(map(markdown.count, _MARKUP)) + markdown.count("\n") <= allowed // _MAX_WEIGHT:
         return False
     budget = allowed - 2 * markdown.count("||")  # telegramify-markdown makes each `||` spoiler mark HTML
-    events = pyromark.events_with_range(markdown, options=STANDARD_OPTIONS)  # unmerged text, as converted
-    return budget < 0 or sum(1 for _ in islice(events, budget + 1)) > budget
+    for event, _ in pyromark.events_with_range(markdown, options=STANDARD_OPTIONS):  # unmerged text, as converted
+        budget -= 1 if type(event) is dict and "Text" in event else _weight(event)
+        if budget < 0:
+            return True
+    return False
+
+
+def _weight(event: object) -> int:
+    if not isinstance(event, dict):
+        return _WEIGHTS.get(event, 1) if isinstance(event, str) else 1  # "Rule", "SoftBreak", ...
+    tag = event.get("Start") or event.get("End")
+    if tag is None:
+        return 1
+    return _WEIGHTS.get(tag if isinstance(tag, str) else next(iter(tag)), 1)
 
 
 def measure(markdown: str) -> int:
@@ -108,7 +139,8 @@ def as_typed(markdown: str) -> str | None:
     """`markdown` with a backslash before each `<` that opens raw HTML, each `&` that opens a character
     reference and each `$` of math, so all render as the characters typed; everything else (code, autolinks, link
     targets) is as it was. (Left to telegramify-markdown, a run of `$` costs it a parse per pair.)
-    None when no few passes get there (then the text is best sent as typed).
+    None when no few passes get there, or the text they make is too dense to format (then the text is best sent
+    as typed).
 
     The parser telegramify-markdown uses decides what is HTML, so nothing that is Markdown is touched. Escaping
     the `<` at the start of an HTML block turns the block into a paragraph, in which the parser would find the rest
@@ -125,6 +157,8 @@ def as_typed(markdown: str) -> str | None:
         source = markdown.encode()
         bounds = [0, *offsets, len(source)]
         markdown = b"\\".join(source[a:b] for a, b in pairwise(bounds)).decode()
+        if _too_dense(markdown):  # HTML turned to text can be denser: then no further pass is worth its cost
+            return None
     return None if _read_as_html(markdown) else markdown
 
 
@@ -136,6 +170,12 @@ def _read_as_html(markdown: str) -> list[int]:
     in_code = False
     for event, span in pyromark.events_with_range(markdown, options=STANDARD_OPTIONS):
         if not isinstance(event, dict):
+            continue
+        text = event.get("Text")
+        if isinstance(text, str):  # most events: only a character reference there is read as something else
+            start = span["start"]
+            if not in_code and source.startswith(b"&", start) and _decoded(text, source, start, span["end"]):
+                offsets.append(start)
             continue
         start, end = span["start"], span["end"]
         opened = event.get("Start")
@@ -151,13 +191,6 @@ def _read_as_html(markdown: str) -> list[int]:
             at = source.find(b"<", start, end)
             if at >= 0:
                 offsets.append(at)
-        elif (
-            isinstance(text := event.get("Text"), str)
-            and not in_code
-            and source.startswith(b"&", start)
-            and _decoded(text, source, start, end)
-        ):
-            offsets.append(start)
     return sorted(set(offsets))
 
 

@@ -69,3 +69,10 @@ def test_literal_html_in_lists_quotes_and_tables() -> None:
     assert render("- a <b>\n- b &lt;").text == "⦁ a <b>\n⦁ b &lt;"
     assert render("> quoted <u>x</u>").text == "quoted <u>x</u>"
     assert "<br>" in render("| a | b |\n|---|---|\n| 1<br>2 | &amp; |").text
+
+
+def test_only_the_first_hundred_entities_are_sent_as_telegram_formats_no_more() -> None:
+    markdown = " ".join(f"**w{i}**" for i in range(150))
+    rendered = render(markdown)
+    assert len(rendered.entities) == 100
+    assert [rendered.text[e.offset : e.offset + e.length] for e in rendered.entities] == [f"w{i}" for i in range(100)]
