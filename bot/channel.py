@@ -33,6 +33,7 @@ from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import ChannelError
 from channels.inbound import Answer, Ignore, Refuse, StopPress, Target, Verdict
 from channels.ratelimit import Budget, RateLimiter
+from channels.shared_budget import SharedBudgets
 from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,11 @@ class ChannelBot(Generic[T]):
         raise NotImplementedError
 
     def share(self, client: Redis) -> None:
-        """Replica mode: work with the other replicas of this bot through `client` (from before `listen`)."""
+        """Replica mode: work with the other replicas of this bot through `client` (from before `listen`): the
+        updates answered, and the rate budgets of the bot and its chats (`channels.shared_budget`)."""
         self.redis = client
         self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
+        self.limiter.share(SharedBudgets(client, f"{self.platform}:{self.shared_key}"))
 
     # -- what the core does -----------------------------------------------------------------------------
 

@@ -254,6 +254,10 @@ class RateLimiter:
             if self._shared is not None:
                 await self._give_back(place, shut, platform_429.retry_after if platform_429 else 0.0)
 
+    def share(self, shared: SharedBudgets) -> None:
+        """Replica mode, once the bot knows who it is: from now on every call also needs room in `shared`."""
+        self._shared = shared
+
     @staticmethod
     @contextmanager
     def low_priority() -> Iterator[None]:
