@@ -65,12 +65,9 @@ async def run_bot(args: list[str], *, stdin: str, env: dict[str, str], cwd: Path
     return Finished(process.returncode, out.decode(), err.decode())
 
 
-@asynccontextmanager
-async def telegram_process(
-    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m bot telegram` against the doubles, yielded once it polls; killed on exit if it still runs."""
-    env = bot_env(
+def telegram_env(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `python -m bot telegram` that talks to the two doubles."""
+    return bot_env(
         tmp_path,
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=tg.root,
@@ -79,6 +76,14 @@ async def telegram_process(
         LLM_MODEL=llm.model,
         **settings,
     )
+
+
+@asynccontextmanager
+async def telegram_process(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot telegram` against the doubles, yielded once it polls; killed on exit if it still runs."""
+    env = telegram_env(tg, llm, tmp_path, **settings)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.DEVNULL
     )
@@ -170,12 +175,18 @@ async def running(
         yield bot
 
 
+def _server(variable: str) -> str:
+    """The URL of a test server in `variable`; the test is skipped without it (`.ci/run` starts both and sets them)."""
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set (.ci/run starts PostgreSQL and Redis and sets it)")
+    return url
+
+
 @pytest.fixture
 async def redis_url() -> AsyncIterator[str]:
     """LIVEBOT_TEST_REDIS_URL (`.ci/run` starts a Redis server and sets it), emptied before the test."""
-    url = os.environ.get("LIVEBOT_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("LIVEBOT_TEST_REDIS_URL is not set (.ci/run starts Redis and sets it)")
+    url = _server("LIVEBOT_TEST_REDIS_URL")
     import redis.asyncio as redis
 
     async with redis.Redis.from_url(url) as client:
@@ -186,9 +197,7 @@ async def redis_url() -> AsyncIterator[str]:
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """LIVEBOT_TEST_DATABASE_URL with a schema of the test's own (dropped after it), so runs never meet."""
-    url = os.environ.get("LIVEBOT_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("LIVEBOT_TEST_DATABASE_URL is not set (.ci/run sets up PostgreSQL and sets it)")
+    url = _server("LIVEBOT_TEST_DATABASE_URL")
     import psycopg
 
     schema = f"test_{uuid.uuid4().hex[:12]}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.agent.test_postgres import free_port
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.conftest import TOKEN, bot_env
+from tests.scenarios.conftest import telegram_env
 
 SECRET = "replica-webhook-secret-0123456789"
 
@@ -20,17 +20,7 @@ def replica_env(
     tg: TelegramDouble, llm: OpenAIDouble, data: Path, redis_url: str, postgres_url: str, **settings: str
 ) -> dict[str, str]:
     """The environment of one replica: its own data folder, the shared Redis and Postgres, the doubles."""
-    return bot_env(
-        data,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_BASE_URL=tg.root,
-        OPENAI_BASE_URL=llm.base_url,
-        OPENAI_API_KEY="sk-test-key-for-the-double",
-        LLM_MODEL=llm.model,
-        REDIS_URL=redis_url,
-        DATABASE_URL=postgres_url,
-        **settings,
-    )
+    return telegram_env(tg, llm, data, REDIS_URL=redis_url, DATABASE_URL=postgres_url, **settings)
 
 
 async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
