@@ -3,7 +3,8 @@
 `agent.run` turns LangGraph's stream into this small closed set so that the bot runtime never touches LangChain
 message types. The order within one run is: any number of `TextDelta`; then, for each model step that asks for
 tools, the `ToolCall`s of that step (all of them, *before* any tool runs), more `TextDelta`s are impossible until
-the matching `ToolResult`s have arrived; and exactly one terminal `Done` or `Failed` last.
+the matching `ToolResult`s have arrived; and exactly one terminal `Done` or `Failed` last. A run that pauses for
+approval ends with `ApprovalNeeded` and `Done`; `Agent.resume` then streams the rest the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ToolCall:
     call_id: str
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+    approved: bool = False
+    """A person approved it (a resumed run's first calls): it runs now. A call to a gated tool that is not
+    approved is followed by `ApprovalNeeded` instead of its result."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,14 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalNeeded:
+    """The run paused before `calls` (tools that need a person's approval); `Done` follows. The run goes on only
+    with `Agent.resume`, with one decision for all of them (see agent/approval.py)."""
+
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts summed over every model call of the run (0 where the model did not report them)."""
 
@@ -83,4 +95,4 @@ class Failed:
     kind: str = "other"
 
 
-AgentEvent = TextDelta | ToolCall | ToolResult | Done | Failed
+AgentEvent = TextDelta | ToolCall | ToolResult | ApprovalNeeded | Done | Failed

@@ -10,6 +10,7 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
+from agent.approval import approval_gate
 from agent.budget import TokenBudget
 from agent.call_ids import CallIds
 from agent.config import AgentConfig
@@ -40,6 +41,7 @@ def build_graph(
     Returns:
         The compiled graph, with nodes `model` and `tools` (and the middleware's own nodes).
     """
+    gate = approval_gate(tools)
     return create_agent(
         model,
         list(tools),
@@ -49,6 +51,8 @@ def build_graph(
             CallIds(),  # outermost: every other middleware and the stored history see calls with ids
             StepLimit(config.step_limit),
             ToolGuard(config.tool_timeout, [tool.name for tool in tools]),
+            # Pauses after a model step that asks for a gated tool, before any tool of the step runs.
+            *([gate] if gate is not None else []),
             # Inside StepLimit, so it measures the request as it goes out (StepLimit may rewrite it); an image
             # counts the same whether it is still a reference or already its data.
             TokenBudget(config.token_budget),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -28,13 +28,25 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 
+from agent.approval import DENIED, decisions, requested_calls
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
 from agent.errors import describe_failure, failure_kind, silence_notice
-from agent.events import AgentEvent, Done, Failed, Picture, TextDelta, ToolCall, ToolResult, Usage, UserContent
+from agent.events import (
+    AgentEvent,
+    ApprovalNeeded,
+    Done,
+    Failed,
+    Picture,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+    UserContent,
+)
 from agent.graph import MODEL_NODE, TOOLS_NODE, build_graph, recursion_limit
 from agent.memory import open_checkpointer
 from agent.model import build_model, close_model
@@ -43,6 +55,8 @@ from media.store import FileStore
 
 log = logging.getLogger(__name__)
 
+INTERRUPT = "__interrupt__"
+"""The `updates` key under which LangGraph reports a pause (an `interrupt`)."""
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
 HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
 
@@ -58,6 +72,7 @@ class Agent:
         step_limit: AgentConfig.step_limit, to size LangGraph's recursion limit so it never fires first.
         first_token_timeout: AgentConfig.first_token_timeout (see `agent.silence`).
         idle_timeout: AgentConfig.idle_timeout (see `agent.silence`).
+        rebuild: Compiles the graph again for other tools (`use_tools`).
     """
 
     def __init__(
@@ -70,8 +85,10 @@ class Agent:
         step_limit: int,
         first_token_timeout: float = 60.0,
         idle_timeout: float = 30.0,
+        rebuild: Callable[[Sequence[BaseTool]], CompiledStateGraph] | None = None,
     ) -> None:
         self.graph = graph
+        self._rebuild = rebuild
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
         self.checkpointer = checkpointer
@@ -94,7 +111,7 @@ class Agent:
         Yields:
             `TextDelta`s, `ToolCall`s (before their tools run), `ToolResult`s, then `Done` or `Failed`.
         """
-        config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": self.recursion_limit}
+        config = self._config(thread_id)
         try:
             history = await self._repair_history(config)
         except Exception:
@@ -102,13 +119,61 @@ class Agent:
             yield Failed(HISTORY_FAILED, "history")
             return
         translator = _Translator(history)
+        async with aclosing(self._stream({"messages": [HumanMessage(text)]}, config, translator)) as events:
+            async for event in events:
+                yield event
+
+    async def resume(self, thread_id: str, *, approve: bool, reason: str = DENIED) -> AsyncGenerator[AgentEvent, None]:
+        """Go on with the run of `thread_id` that paused for approval (`ApprovalNeeded`), from its checkpoint.
+
+        The approved calls are announced first (`ToolCall`s, so the caller shows them running), then the run goes
+        on as `run` streams it. A denied call is answered with `reason` as the tool's result, so the model answers
+        without it. When nothing waits for approval there (the conversation was reset, or a new message already
+        answered the calls as cancelled), it yields only `Done`.
+
+        Args:
+            thread_id: The conversation key.
+            approve: The decision, for every call the run paused for.
+            reason: Why the calls were not run, for the model (when `approve` is False).
+        """
+        config = self._config(thread_id)
+        try:
+            snapshot = await self.graph.aget_state(config)
+        except Exception:
+            log.exception("could not load the history of %s", thread_id)
+            yield Failed(HISTORY_FAILED, "history")
+            return
+        requested = requested_calls(snapshot.interrupts)
+        if not requested:
+            log.info("%s: nothing waits for approval; not resumed", thread_id)
+            yield Done()
+            return
+        history: list[BaseMessage] = list((snapshot.values or {}).get("messages", []))
+        translator = _Translator(history)
+        gated = {call["name"] for call in requested}
+        for event in translator.reopen(history, skip=set() if approve else gated):
+            yield event
+        command: Command[Any] = Command(resume=decisions(len(requested), approve=approve, reason=reason))
+        async with aclosing(self._stream(command, config, translator)) as events:
+            async for event in events:
+                yield event
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": self.recursion_limit}
+
+    async def _stream(
+        self, graph_input: Any, config: RunnableConfig, translator: _Translator
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """Stream the graph from `graph_input` (a user's turn, or a resume `Command`) as events, `Done` or `Failed`
+        last."""
+        thread_id = config["configurable"]["thread_id"]
         clock = asyncio.get_running_loop()
         watch = SilenceWatch(self.first_token_timeout, self.idle_timeout)
         # `tasks`: when the model is called, for the silence deadlines; `custom`: a middleware's notice (pictures)
         modes: list[StreamMode] = ["messages", "updates", "tasks", "custom"]
         stream = cast(  # an async generator, typed by langgraph as the AsyncIterator it promises
             AsyncGenerator[tuple[str, Any], None],
-            self.graph.astream({"messages": [HumanMessage(text)]}, config, stream_mode=modes),
+            self.graph.astream(graph_input, config, stream_mode=modes),
         )
         try:
             async with aclosing(stream):
@@ -134,6 +199,13 @@ class Agent:
             yield Failed(describe_failure(exc), failure_kind(exc))
             return
         yield Done(translator.usage)
+
+    def use_tools(self, tools: Sequence[BaseTool]) -> None:
+        """Offer `tools` from the next run on: a graph's tools are fixed when it is compiled, so it is compiled
+        again (same model, memory and middleware); runs in progress finish with the graph they started with."""
+        if self._rebuild is None:
+            raise RuntimeError("this agent was built without a way to rebuild its graph")
+        self.graph = self._rebuild(tools)
 
     async def reset(self, thread_id: str) -> None:
         """Forget the conversation `thread_id` and its files; its next run starts with an empty history."""
@@ -239,10 +311,32 @@ class _Translator:
         if mode == "updates":
             events: list[AgentEvent] = []
             for node, update in payload.items():
+                if node == INTERRUPT:  # the run pauses here for approval (agent/approval.py)
+                    calls = requested_calls(update if isinstance(update, Sequence) else [update])
+                    events.append(ApprovalNeeded(tuple(ToolCall("", c["name"], c["args"]) for c in calls)))
+                    continue
                 for message in _messages_of(update):
                     events.extend(self._message(node, message))
             return events
         return []
+
+    def reopen(self, history: Sequence[BaseMessage], *, skip: set[str]) -> list[AgentEvent]:
+        """Take up the calls of the paused step (the last assistant message's calls that have no result yet), but
+        those to tools named in `skip` (denied: they are answered without running); returns their `ToolCall`s."""
+        at = next((i for i in range(len(history) - 1, -1, -1) if isinstance(history[i], AIMessage)), None)
+        if at is None:
+            return []
+        step = cast(AIMessage, history[at])
+        answered = {m.tool_call_id for m in history[at + 1 :] if isinstance(m, ToolMessage)}
+        self._steps += 1
+        self._open = []
+        events: list[AgentEvent] = []
+        for position, call in enumerate(step.tool_calls):
+            if call["id"] in answered or call["name"] in skip:
+                continue
+            self._open.append(_OpenCall(call["id"], f"{self._steps}.{position}", call["name"]))
+            events.append(ToolCall(self._open[-1].key, call["name"], dict(call["args"]), approved=True))
+        return events
 
     def _message(self, node: str, message: BaseMessage) -> list[AgentEvent]:
         if message.id is not None and message.id in self._known_ids:
@@ -334,20 +428,25 @@ async def open_agent(
     """
     chat_model = model if model is not None else build_model(config)
     is_demo = isinstance(chat_model, DemoChatModel)
-    if is_demo and config.demo_delay > 0:  # (tests set no delay: they want the demo fast)
-        tools = slowed(tools, TOOL_PAUSE)
+    slow = is_demo and config.demo_delay > 0  # (tests set no delay: they want the demo fast)
     try:
         async with open_checkpointer(config.data_dir, config.database_url) as checkpointer:
             files = FileStore(config.files_dir)
-            graph = build_graph(chat_model, tools, config, checkpointer, files)
+
+            def rebuild(tools: Sequence[BaseTool]) -> CompiledStateGraph:
+                return build_graph(
+                    chat_model, slowed(tools, TOOL_PAUSE) if slow else tools, config, checkpointer, files
+                )
+
             yield Agent(
-                graph,
+                rebuild(tools),
                 checkpointer,
                 files=files,
                 is_demo=is_demo,
                 step_limit=config.step_limit,
                 first_token_timeout=config.first_token_timeout,
                 idle_timeout=config.idle_timeout,
+                rebuild=rebuild,
             )
     finally:
         if model is None:  # a model passed in belongs to the caller

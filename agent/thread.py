@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
@@ -39,7 +39,23 @@ class _End:
     error: BaseException | None = None
 
 
-OpenTools = Callable[[], AbstractAsyncContextManager[Sequence[BaseTool]]]
+class ToolSource(Protocol):
+    """Tools that live as long as the agent and on its loop, and may come later (MCP servers: tools.mcp_servers)."""
+
+    def current(self) -> Sequence[BaseTool]:
+        """The tools there are now."""
+        ...
+
+    def unavailable(self) -> Mapping[str, str]:
+        """Sources of tools that are down, each with why (for /tools)."""
+        ...
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` on the agent's loop when `current` changes."""
+        ...
+
+
+OpenTools = Callable[[], AbstractAsyncContextManager[ToolSource]]
 """Opens tools that live as long as the agent and on its loop (MCP sessions), and closes them after it."""
 
 
@@ -47,18 +63,40 @@ class AgentThread:
     """An `Agent` running on `loop` (another thread's); its methods are called from the chat loop.
 
     Attributes:
-        tools: Every tool the agent has (for /tools and the names shown while one runs); read-only.
+        tools: Every tool the agent has now (for /tools and the names shown while one runs); read-only.
     """
 
-    def __init__(self, agent: Agent, loop: asyncio.AbstractEventLoop, tools: Sequence[BaseTool] = ()) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        loop: asyncio.AbstractEventLoop,
+        tools: Sequence[BaseTool] = (),
+        source: ToolSource | None = None,
+    ) -> None:
         self.is_demo = agent.is_demo
         self.files = agent.files
         """The conversations' files (media.store); its methods block: call them in a worker thread."""
-        self.tools = tuple(tools)
+        self._own = tuple(tools)
+        self.tools = (*self._own, *(source.current() if source is not None else ()))
+        self._source = source
         self._agent = agent
         self._loop = loop
+        if source is not None:
+            source.subscribe(self._refresh)
 
-    async def run(
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Sources of tools that are down (MCP servers that did not start), each with why."""
+        return dict(self._source.unavailable()) if self._source is not None else {}
+
+    def _refresh(self) -> None:
+        """On the agent's loop: a source's tools changed; the next runs get them (the running ones keep theirs)."""
+        assert self._source is not None
+        tools = (*self._own, *self._source.current())
+        self._agent.use_tools(tools)
+        self.tools = tools  # (one assignment: the chat loop reads either the old tuple or the new one)
+
+    def run(
         self, text: UserContent, *, thread_id: str, on_text: Callable[[str], None]
     ) -> AsyncGenerator[AgentEvent, None]:
         """`Agent.run` on the agent's loop. Closing this generator cancels the run there.
@@ -75,6 +113,18 @@ class AgentThread:
             consumer asks for the next event, so the text before a tool can be finished first; likewise the
             model goes on after a `ToolResult` with pictures only then, so they can be shown first.
         """
+        return self._relay(lambda: self._agent.run(text, thread_id=thread_id), on_text)
+
+    def resume(
+        self, thread_id: str, *, approve: bool, reason: str, on_text: Callable[[str], None]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """`Agent.resume` on the agent's loop, relayed as `run` relays a run (closing it cancels the run there)."""
+        return self._relay(lambda: self._agent.resume(thread_id, approve=approve, reason=reason), on_text)
+
+    async def _relay(
+        self, start: Callable[[], AsyncGenerator[AgentEvent, None]], on_text: Callable[[str], None]
+    ) -> AsyncGenerator[AgentEvent, None]:
+        """Run the generator `start` makes on the agent's loop; text goes to `on_text` there, the rest comes here."""
         here = asyncio.get_running_loop()
         events: asyncio.Queue[tuple[AgentEvent, asyncio.Future[None] | None] | _End] = asyncio.Queue()
         ended = here.create_future()  # set when the run has let go of everything, even when it was cancelled
@@ -85,7 +135,7 @@ class AgentThread:
             try:
                 if handle.stopped:
                     return
-                async with contextlib.aclosing(self._agent.run(text, thread_id=thread_id)) as run:
+                async with contextlib.aclosing(start()) as run:
                     async for event in run:
                         if isinstance(event, TextDelta):
                             on_text(event.text)
@@ -166,7 +216,8 @@ async def open_agent_thread(
         tools: The tools the model may call.
         model: A chat model instead of the one `config` describes (tests).
         open_tools: More tools, opened on the agent's loop before the agent and closed after it: MCP sessions
-            are bound to the loop that opened them, and the agent's loop is the one that calls the tools.
+            are bound to the loop that opened them, and the agent's loop is the one that calls the tools. Tools it
+            adds later (a server that came up) are offered from the next run on.
 
     Raises:
         MemoryUnavailable: (and anything else `open_agent` or `open_tools` raises) when the agent cannot be opened.
@@ -180,10 +231,10 @@ async def open_agent_thread(
 
     async def hold() -> None:
         """Open the agent on its loop, hand it over, and keep it open until the chat loop is done with it."""
-        async with open_tools() if open_tools is not None else nullcontext(()) as more:
-            every_tool = [*tools, *more]
+        async with open_tools() if open_tools is not None else nullcontext(None) as source:
+            every_tool = [*tools, *(source.current() if source is not None else ())]
             async with open_agent(config, every_tool, model=model) as agent:
-                here.call_soon_threadsafe(_hand_over, opened, AgentThread(agent, loop, every_tool))
+                here.call_soon_threadsafe(_hand_over, opened, AgentThread(agent, loop, tools, source))
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(closing.wait(), here))
 
     held = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hold(), loop))

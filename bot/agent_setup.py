@@ -20,18 +20,19 @@ async def open_bot_agent(settings: Settings) -> AsyncIterator[AgentThread]:
 
     Raises:
         SettingsError: MCP_CONFIG is malformed.
-        McpStartError: A configured MCP server could not be started or reached.
         MemoryUnavailable: The conversation store cannot be opened.
     """
+    files = FileStore(settings.agent_config().files_dir)
     tools = default_tools(
         allow_private_fetch=settings.web_fetch_allow_private,
+        fetch_approval=settings.web_fetch_require_approval,
         search=settings.search_backends,
-        files=FileStore(settings.agent_config().files_dir),
+        files=files,
     )
     open_tools: OpenTools | None = None
     if settings.mcp_servers:
         from tools.mcp_servers import McpServers
 
-        open_tools = McpServers(settings.mcp_servers, reserved=[tool.name for tool in tools]).open
+        open_tools = McpServers(settings.mcp_servers, reserved=[tool.name for tool in tools], files=files).open
     async with open_agent_thread(settings.agent_config(), tools, open_tools=open_tools) as agent:
         yield agent

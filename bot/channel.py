@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from redis.asyncio import Redis
 
 from agent.thread import AgentThread
+from bot.approvals import Approval, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
 from bot.dedupe import Dedupe
@@ -31,7 +32,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import ChannelError
-from channels.inbound import Answer, Ignore, Refuse, StopPress, Target, Verdict
+from channels.inbound import Answer, ApprovalPress, Ignore, Refuse, StopPress, Target, Verdict
 from channels.ratelimit import Budget, RateLimiter
 from channels.shared_budget import SharedBudgets
 from channels.surface import ButtonSurface, ReplySurface, capabilities
@@ -50,6 +51,15 @@ class StopOutcome(enum.Enum):
     STOPPED = "Stopping…"
     NOTHING = "Nothing to stop."
     NOT_YOURS = "Only the person who asked can stop this answer."
+
+
+class ApprovalOutcome(enum.Enum):
+    """What an Approve or Deny press did; the value is the short answer the presser sees."""
+
+    APPROVED = "Approved."
+    DENIED = "Denied."
+    GONE = "This request is no longer waiting."
+    NOT_YOURS = "Only the person who asked can approve or deny this."
 
 
 class ChannelBot(Generic[T]):
@@ -143,10 +153,41 @@ class ChannelBot(Generic[T]):
             if buttons is not None:
                 self.conversations.aside(_drop_buttons(buttons, press.message))
             return StopOutcome.NOTHING
-        if press.user != asker and not await self.is_admin(press.target, press.user):
+        if not await self.may_act(press.target, press.user, asker):
             log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
             return StopOutcome.NOT_YOURS
         return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+
+    async def approval_pressed(self, press: ApprovalPress[T]) -> ApprovalOutcome:
+        """Decide the approval an Approve or Deny button belongs to, if the presser may (as for Stop: the person
+        who asked, or an admin of the chat). Works for buttons shown before a restart: approvals are on disk, and
+        the run goes on from its checkpoint. The request's message then says what was decided, and by whom."""
+        approvals = self.conversations.approvals
+        approval = approvals.get(press.approval_id) if approvals is not None else None
+        if approval is None or approval.conversation != press.conversation:  # (a button from another chat: forged)
+            return ApprovalOutcome.GONE
+        if not await self.may_act(press.target, press.user, approval.asker):
+            log.info("%s: approval pressed by someone who did not ask; ignored", press.conversation)
+            return ApprovalOutcome.NOT_YOURS
+        decision = approved(press.user_name) if press.approve else denied(press.user_name)
+        surface = lambda: self.surface(press.target)  # noqa: E731
+        if self.conversations.decide(approval.id, decision, surface, pressed=press.message) is None:
+            return ApprovalOutcome.GONE
+        log.info("%s: approval %s %s", press.conversation, approval.id, "approved" if press.approve else "denied")
+        return ApprovalOutcome.APPROVED if press.approve else ApprovalOutcome.DENIED
+
+    def expire(self, approval: Approval) -> None:
+        """APPROVAL_TIMEOUT passed (maybe while the bot was down): the approval is denied and the run goes on."""
+        if approval.address is None:
+            log.warning("%s: approval %s has no address; dropped", approval.conversation, approval.id)
+            return
+        target = self.target_type.from_address(approval.address)
+        self.conversations.decide(approval.id, expired(self._settings.approval_timeout), lambda: self.surface(target))
+
+    async def may_act(self, target: T, user: str, asker: str) -> bool:
+        """Whether `user` may act on a reply `asker` asked for (stop it, approve its tool calls): the asker, or an
+        admin of the chat. Every press that needs authority asks here."""
+        return user == asker or await self.is_admin(target, user)
 
     async def _refuse_outsider(self, target: T, text: str) -> None:
         """Send an allowlist refusal as a low-priority call: dropped, not queued, when the chat's budget is short,
@@ -203,6 +244,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     async with (
         open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_attachments(settings, agent.files) as files,
+        open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
         contextlib.AsyncExitStack() as shared,
     ):
         if database_url is not None:
@@ -218,6 +260,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             command_prefix=kind.command_prefix,
             patience=settings.final_patience,
             attachments=files,
+            approvals=approvals,
         )
         async with kind.connect(settings, runtime) as bot:
             if client is not None:
@@ -233,11 +276,15 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
                     courier = asyncio.create_task(
                         outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
                     )
+                    watcher = asyncio.create_task(approvals.watch(bot.expire), name=f"{kind.platform}-approvals")
                     ready.listening = True
                     try:
                         yield bot
                     finally:
                         ready.shutting_down = True
+                        watcher.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await watcher
                         await outbox.stop(courier)  # after the delivery it is in, so no send goes unrecorded
             finally:
                 await bot.conversations.shutdown(settings.shutdown_grace)

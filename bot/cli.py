@@ -18,7 +18,6 @@ from agent.check import check_model
 from bot.console_app import LOG_FILE
 from bot.logs import ProblemCounter, configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from tools.mcp_config import McpStartError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             file=settings.bot_data_dir / LOG_FILE if console else None,
         )
         return asyncio.run(_run(args, settings, problems))
-    except (SettingsError, MemoryUnavailable, McpStartError) as exc:
+    except (SettingsError, MemoryUnavailable) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C where no handler of ours was listening (start-up, shutdown)

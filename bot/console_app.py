@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from agent.check import ModelProblem
 from bot.agent_setup import open_bot_agent
+from bot.approvals import expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations
 from bot.logs import ProblemCounter
 from bot.runtime import DEMO_HELP, Runtime
 from bot.settings import Settings
 from channels.console import ConsoleChannel
+from channels.console.surfaces import ASK_APPROVAL
 
 LOG_FILE = "livebot.log"
 EXIT_REPLY_FAILED = 1
@@ -54,7 +58,11 @@ async def run_console(
         told = True
         return f"(problems were logged to {log_file})"
 
-    async with open_bot_agent(settings) as agent, open_attachments(settings, agent.files) as files:
+    async with (
+        open_bot_agent(settings) as agent,
+        open_attachments(settings, agent.files) as files,
+        open_approvals(settings.bot_data_dir, f"console:{name}", settings.approval_timeout) as approvals,
+    ):
         channel = ConsoleChannel(
             name=name,
             mode=settings.live_mode,
@@ -63,10 +71,19 @@ async def run_console(
             history=settings.bot_data_dir / "console-history",
             pictures=settings.bot_data_dir / "pictures",
         )
-        runtime = Runtime(agent, attachments=files)
+        runtime = Runtime(agent, attachments=files, approvals=approvals)
         conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         text = banner(settings, demo=agent.is_demo, interactive=channel.interactive, problem=model_problem)
-        status = await channel.run(conversations, banner=text, after_reply=log_note)
+        if (waiting := approvals.waiting_in(channel.conversation)) is not None:  # asked before a restart
+            text += f"\n\n{waiting.text}\n\n{ASK_APPROVAL}"
+        timeout = expired(settings.approval_timeout)
+        watcher = asyncio.create_task(
+            approvals.watch(lambda approval: conversations.decide(approval.id, timeout, channel.surface))
+        )
+        try:
+            status = await channel.run(conversations, banner=text, after_reply=log_note)
+        finally:
+            watcher.cancel()
         await conversations.shutdown(0 if status else settings.shutdown_grace)  # Ctrl-C: the user wants out now
     if status == 0 and runtime.failed_replies and not channel.interactive:
         return EXIT_REPLY_FAILED

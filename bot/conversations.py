@@ -7,6 +7,9 @@ The behaviour users see:
   each runs on its own.
 - `/stop` (or a Stop button) cancels the running reply at once: the model's stream is closed, the message keeps
   the text so far with a "Stopped" mark, and follow-ups still waiting are dropped (the user asked for quiet).
+- A request to approve a tool call waiting in the conversation (bot.approvals) is denied by a new message (the
+  run goes on without the tool, then the new message is answered) and cancelled by `/stop` or `/reset`; a decision
+  (a press, the timeout) is a turn of its own in the queue, so it never overlaps a reply.
 - A user who starts more than `runs_per_minute` model runs in a minute gets a polite note instead of a run.
 - `shutdown` takes no new messages, lets replies in flight finish for a grace period, then stops the rest, each
   finalised with its text so far and a notice.
@@ -21,9 +24,10 @@ from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.approvals import CANCELLED, SUPERSEDED, Approval, Approvals, Decision, approved, denied
 from bot.runtime import SHUTDOWN, Runtime
 from channels.clock import Clock, LoopClock
-from channels.commands import STOP, command_of
+from channels.commands import RESET, STOP, command_of
 from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
@@ -42,11 +46,13 @@ SurfaceFactory = Callable[[], ReplySurface]
 class _Request:
     incoming: Incoming
     surface: SurfaceFactory
+    decided: tuple[Approval, Decision] | None = None
+    """Not a message: a decided approval, whose run goes on (`Runtime.resume`)."""
 
     @property
     def is_command(self) -> bool:
-        """A command, known or not ("/..."): it is never merged with other messages and costs no model run."""
-        return self.incoming.text.startswith("/")
+        """A command, known or not ("/..."), or a decision: never merged with other messages."""
+        return self.decided is not None or self.incoming.text.startswith("/")
 
 
 @dataclass
@@ -83,10 +89,13 @@ class Conversations:
             log.info("%s: message after shutdown began; not answered", incoming.conversation)
             return
         request = _Request(incoming, surface)
-        if command_of(incoming.text) is STOP:
-            if not self.stop(incoming.conversation):
+        command, key = command_of(incoming.text), incoming.conversation
+        if command is STOP:
+            if not self.stop(key) and not self._settle_waiting(key, CANCELLED, surface):
                 self.notify(surface, NOTHING_TO_STOP)
             return
+        if command is RESET:  # a waiting approval goes with the conversation (a new message: see `_work`)
+            self._settle_waiting(key, CANCELLED, surface)
         conversation = self._conversations.get(incoming.conversation)
         full = conversation is not None and len(conversation.pending) >= MAX_PENDING
         if full or (not request.is_command and not self._may_run(incoming.user_id)):
@@ -99,6 +108,40 @@ class Conversations:
         conversation.pending.append(request)
         if conversation.worker is None:
             conversation.worker = self._spawn(self._work(incoming.conversation, conversation))
+
+    @property
+    def approvals(self) -> Approvals | None:
+        """The approvals waiting in these conversations (the runtime's)."""
+        return self._runtime.approvals
+
+    def decide(
+        self, approval_id: str, decision: Decision, surface: SurfaceFactory, *, pressed: Any = None
+    ) -> Approval | None:
+        """Decide the waiting approval `approval_id`: its run goes on (or not) as the next turn of its conversation,
+        answered on `surface`. Returns it, or None when it no longer waits (decided already, expired).
+
+        `pressed` is the message whose button decided it (see `Approvals.take`)."""
+        approvals = self.approvals
+        approval = approvals.take(approval_id, pressed=pressed) if approvals is not None else None
+        if approval is None or self._closed:
+            return None
+        conversation = self._conversations.setdefault(approval.conversation, _Conversation())
+        incoming = Incoming(approval.conversation, "", approval.asker)
+        # First in line: it goes on with the turn before every message that came after it.
+        conversation.pending.appendleft(_Request(incoming, surface, decided=(approval, decision)))
+        if conversation.worker is None:
+            conversation.worker = self._spawn(self._work(approval.conversation, conversation))
+        return approval
+
+    def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
+        """Decide the approval waiting in conversation `key` (the console's y/n); False when none waits."""
+        return self._settle_waiting(key, approved(by) if approve else denied(by), surface)
+
+    def _settle_waiting(self, key: str, decision: Decision, surface: SurfaceFactory) -> bool:
+        """Decide the approval waiting in conversation `key`, if any; returns whether there was one."""
+        approvals = self.approvals
+        waiting = approvals.waiting_in(key) if approvals is not None else None
+        return waiting is not None and self.decide(waiting.id, decision, surface) is not None
 
     def stop(self, key: str) -> bool:
         """Stop the running reply of `key` and drop its waiting follow-ups. Returns whether a reply was running."""
@@ -153,10 +196,16 @@ class Conversations:
     async def _work(self, key: str, conversation: _Conversation) -> None:
         try:
             while conversation.pending:
+                upcoming = conversation.pending[0]
+                if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
+                    log.info("%s: a new message denies the tool call waiting for approval", key)
                 request = self._next_turn(conversation.pending)
                 conversation.asker = request.incoming.user_id
                 conversation.reply = asyncio.create_task(
-                    self._runtime.answer(request.incoming, request.surface()), name=f"reply:{key}"
+                    self._runtime.resume(*request.decided, request.surface())
+                    if request.decided is not None
+                    else self._runtime.answer(request.incoming, request.surface()),
+                    name=f"reply:{key}",
                 )
                 await asyncio.wait([conversation.reply])
                 if not conversation.reply.cancelled() and (error := conversation.reply.exception()):

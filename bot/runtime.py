@@ -13,16 +13,19 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
-from agent.events import AgentEvent, Done, Failed, Picture, ToolCall, ToolResult
+from agent.approval import needs_approval
+from agent.events import AgentEvent, ApprovalNeeded, Done, Failed, Picture, ToolCall, ToolResult
 from agent.thread import AgentThread
+from bot.approvals import CANNOT_ASK, Approval, Approvals, Decision, describe_calls
 from bot.attachments import Attachments, Turn
 from bot.metrics import Outcome
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
 from channels.commands import HELP, RESET, START, TOOLS, Command, command_of, help_commands
+from channels.errors import ChannelError
 from channels.inbound import Incoming
-from channels.surface import ReplySurface
+from channels.surface import ReplySurface, capabilities
 from media.errors import FileProblem
 from tools.catalog import describe_tools, tool_label
 
@@ -44,6 +47,8 @@ DEMO_HELP = (
     "time, draw a chart and say what files it got. Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such "
     "as Ollama) and LLM_MODEL to talk to a real model."
 )
+Start = Callable[[StreamingHandler, Callable[[str], None]], Awaitable[AsyncGenerator[AgentEvent]]]
+"""Begins a run to stream: given the reply's handler and the function that writes text to it, the run's events."""
 RESET_DONE = "Done: I forgot this conversation. The next message starts fresh."
 
 
@@ -58,6 +63,7 @@ class Runtime:
         command_prefix: How users type a command here ("/reset", or in Slack the plain word "reset"), for the help.
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
         attachments: Turns messages with files into the model's input; None reads only text (files are ignored).
+        approvals: Where requests to approve a tool call wait; None denies such calls at once (the model is told).
     """
 
     def __init__(
@@ -70,15 +76,16 @@ class Runtime:
         command_prefix: str = "/",
         patience: float = float("inf"),
         attachments: Attachments | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         self._agent = agent
+        self.approvals = approvals
         self._attachments = attachments
         self._clock = clock
         self._outbox = outbox
         self._channel = channel
         self._patience = patience
         self._help = f"{ABOUT}\n\nCommands: {help_commands(command_prefix)}."
-        self._labels = {tool.name: tool_label(tool) for tool in agent.tools}
         self.commands: dict[Command, Callable[[Incoming, ReplySurface], Awaitable[None]]] = {
             START: self._show_help,
             HELP: self._show_help,
@@ -99,7 +106,7 @@ class Runtime:
         await self.say(surface, self._help + (DEMO_HELP if self._agent.is_demo else ""))
 
     async def _list_tools(self, incoming: Incoming, surface: ReplySurface) -> None:
-        await self.say(surface, describe_tools(self._agent.tools))
+        await self.say(surface, describe_tools(self._agent.tools, unavailable=self._agent.unavailable))
 
     async def _reset(self, incoming: Incoming, surface: ReplySurface) -> None:
         await self._agent.reset(incoming.conversation)
@@ -111,12 +118,45 @@ class Runtime:
             handler.emit(text)
 
     async def _reply(self, incoming: Incoming, surface: ReplySurface) -> None:
+        async def start(handler: StreamingHandler, write: Callable[[str], None]) -> AsyncGenerator[AgentEvent]:
+            turn = await self._attachments.prepare(incoming) if self._attachments else Turn(incoming.text)
+            handler.emit(turn.heard)  # what a voice note said, before the answer to it
+            return self._agent.run(turn.content, thread_id=incoming.conversation, on_text=write)
+
+        await self._stream(incoming, surface, start)
+
+    async def resume(self, approval: Approval, decision: Decision, surface: ReplySurface) -> None:
+        """Go on with the run that paused for `approval`, now decided: the request's message says what was
+        decided (its buttons go), and the rest of the answer streams to `surface` in a new message."""
+        assert self.approvals is not None  # only approvals it recorded are resumed
+        approval = await self.approvals.record(approval, decision)
+        asks = capabilities(surface).approvals
+        if asks is not None and approval.message is not None:
+            try:
+                await asks.settle_approval(approval.message, f"{approval.text}\n\n{decision.note}")
+            except ChannelError as exc:
+                log.info("%s: the approval request could not be settled (%s)", approval.conversation, exc)
+        if not decision.resume:
+            return
+        incoming = Incoming(approval.conversation, "", approval.asker)
+        await self._stream(incoming, surface, self._resumed(approval.conversation, decision.approve, decision.reason))
+
+    async def _stream(
+        self,
+        incoming: Incoming,
+        surface: ReplySurface,
+        start: Start,
+    ) -> None:
+        """Stream the run `start` begins to `surface`; a run that pauses for approval ends with the request."""
         handler = StreamingHandler(surface, clock=self._clock)
         handler.patience = self._patience
         handler.feedback = True
         outcome = Outcome(self._channel, handler)
         await handler.start()
         readable = False  # text worth reading since the start or the last tool: the text before a tool is no answer
+        paused: tuple[ToolCall, ...] = ()
+        tools = {tool.name: tool for tool in self._agent.tools}  # (an MCP server that came up adds some)
+        labels = {name: tool_label(tool) for name, tool in tools.items()}
 
         def write(text: str) -> None:  # called on the agent's thread
             nonlocal readable
@@ -125,21 +165,22 @@ class Runtime:
 
         events: AsyncGenerator[AgentEvent] | None = None
         try:
-            turn = await self._attachments.prepare(incoming) if self._attachments else Turn(incoming.text)
-            handler.emit(turn.heard)  # what a voice note said, before the answer to it
-            events = self._agent.run(turn.content, thread_id=incoming.conversation, on_text=write)
+            events = await start(handler, write)
             async for event in events:
                 match event:
-                    case ToolCall(name=name, call_id=call_id):
+                    case ToolCall(name=name, call_id=call_id, approved=approved):
                         await handler.take()  # the tool does not start until this returns
-                        await handler.tool_started(self._labels.get(name, name), call_id)
+                        if approved or name not in tools or not needs_approval(tools[name]):  # gated: once approved
+                            await handler.tool_started(labels.get(name, name), call_id)
                         readable = False
                     case ToolResult(name=name, call_id=call_id, ok=ok, content=content, pictures=pictures):
                         if not ok:
                             log.info("%s: tool %s failed: %s", incoming.conversation, name, content[:200])
-                        await handler.tool_finished(self._labels.get(name, name), call_id, ok=ok)
+                        await handler.tool_finished(labels.get(name, name), call_id, ok=ok)
                         for picture in pictures:  # the model goes on once they are shown
                             await self._show(incoming, handler, picture)
+                    case ApprovalNeeded(calls=calls):
+                        paused = calls
                     case Failed(notice=notice, kind=kind):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
@@ -152,7 +193,9 @@ class Runtime:
                             usage.input_tokens,
                             usage.output_tokens,
                         )
-            if not readable:
+            if paused:
+                handler.feedback = False  # the answer comes after the decision
+            elif not readable:
                 handler.emit(EMPTY_ANSWER)
         except FileProblem as problem:  # no model call: the reply says what is wrong with the file
             log.info("%s: file refused: %s", incoming.conversation, problem)
@@ -177,6 +220,38 @@ class Runtime:
             outcome.record(delivered)
             if not delivered:
                 await self._keep(incoming, surface, handler.undelivered)
+        if paused:
+            await self._ask(incoming, surface, paused)
+
+    async def _ask(self, incoming: Incoming, surface: ReplySurface, calls: tuple[ToolCall, ...]) -> None:
+        """Show the request to approve `calls` (the text before them is final by now). Where it cannot be shown,
+        the calls are denied at once and the model answers without them."""
+        labels = {tool.name: tool_label(tool) for tool in self._agent.tools}
+        text = describe_calls([(labels.get(call.name, call.name), call.args) for call in calls])
+        asks = capabilities(surface).approvals
+        if self.approvals is not None and asks is not None:
+            approval = await self.approvals.open(incoming.conversation, incoming.user_id, text, surface.address())
+            try:
+                message = await asks.ask_approval(text, approval.id)
+            except ChannelError as exc:
+                log.warning("%s: the approval request could not be shown (%s)", incoming.conversation, exc)
+            else:
+                await self.approvals.shown(approval, message)
+                log.info("%s: waiting for approval %s", incoming.conversation, approval.id)
+                return
+            if self.approvals.take(approval.id) is None:
+                return  # decided meanwhile
+            await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK))
+        log.info("%s: %d call(s) denied: no approval possible here", incoming.conversation, len(calls))
+        await self._stream(incoming, surface, self._resumed(incoming.conversation, False, CANNOT_ASK))
+
+    def _resumed(self, conversation: str, approve: bool, reason: str) -> Start:
+        """How to start the rest of a paused run, decided."""
+
+        async def start(handler: StreamingHandler, write: Callable[[str], None]) -> AsyncGenerator[AgentEvent]:
+            return self._agent.resume(conversation, approve=approve, reason=reason, on_text=write)
+
+        return start
 
     async def _show(self, incoming: Incoming, handler: StreamingHandler, picture: Picture) -> None:
         """Send a tool's picture between the text before the tool and the answer after it."""

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     model_first_token_timeout: float = Field(60.0, gt=0, le=3600)
     model_idle_timeout: float = Field(30.0, gt=0, le=3600)
     web_fetch_allow_private: bool = False
+    web_fetch_require_approval: bool = False
+    approval_timeout: float = Field(600.0, gt=0, le=7 * 24 * 3600)
     mcp_config: Path | None = None
     searxng_url: str | None = None
     brave_api_key: SecretStr | None = None

@@ -29,7 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent.thread import AgentThread
-from bot.channel import ChannelBot, StopOutcome, serve_channel
+from bot.channel import ApprovalOutcome, ChannelBot, StopOutcome, serve_channel
 from bot.feedback import FeedbackLog, Rating
 from bot.metrics import slack_trace
 from bot.runtime import Runtime
@@ -41,8 +41,18 @@ from channels.errors import ChannelError
 from channels.inbound import Answer
 from channels.slack.agent_view import FEEDBACK_ACTION, GREETING, feedback_press, greeting, prompts_payload, thread_title
 from channels.slack.files import SlackDownloader
-from channels.slack.inbound import SeenEvents, SlackIdentity, read_event, stop_request
-from channels.slack.surface import BOT_BUDGET, STOP_ACTION, SlackBudgets, SlackSurface, SlackTarget, call, new_limiter
+from channels.slack.inbound import SeenEvents, SlackIdentity, approval_request, read_event, stop_request
+from channels.slack.surface import (
+    APPROVE_ACTION,
+    BOT_BUDGET,
+    DENY_ACTION,
+    STOP_ACTION,
+    SlackBudgets,
+    SlackSurface,
+    SlackTarget,
+    call,
+    new_limiter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +182,27 @@ class SlackBot(ChannelBot[SlackTarget]):
         if outcome is StopOutcome.NOTHING:
             log.debug("stop pressed in %s with no reply running", press.conversation)
         elif outcome is StopOutcome.NOT_YOURS:
-            text, user, thread_ts = outcome.value, press.user, press.target.thread_ts
-            self._aside(
-                press.target.channel,
-                "chat.postEphemeral",
-                lambda: self.client.chat_postEphemeral(
-                    channel=press.target.channel, user=user, text=text, thread_ts=thread_ts
-                ),
-            )
+            self._tell(press.target, press.user, outcome.value)
+
+    async def on_approval(self, payload: dict[str, Any]) -> None:
+        """Bolt's listener for Approve and Deny: decide the approval. Someone who may not, or a press on a request
+        that no longer waits, is told so in a message only they see (the request itself shows the decision)."""
+        press = approval_request(payload, self.me)
+        if press is None:
+            return
+        outcome = await self.approval_pressed(press)
+        if outcome in (ApprovalOutcome.NOT_YOURS, ApprovalOutcome.GONE):
+            self._tell(press.target, press.user, outcome.value)
+
+    def _tell(self, target: SlackTarget, user: str, text: str) -> None:
+        """Say `text` to `user` in `target`'s thread, in a message only they see."""
+        self._aside(
+            target.channel,
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(
+                channel=target.channel, user=user, text=text, thread_ts=target.thread_ts
+            ),
+        )
 
     def open_surface(
         self, target: SlackTarget, profile: Profile, *, on_live_refused: Callable[[], None]
@@ -312,6 +335,10 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
         await ack()
         bot.on_feedback(body)
 
+    async def approval_pressed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await bot.on_approval(body)
+
     app.event("app_mention")(listener)
     app.event("message")(listener)  # DMs, and every other message event, so none goes unacknowledged
     app.event("app_home_opened")(opened)  # agent_view: the Messages tab was opened
@@ -319,6 +346,8 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
     app.event("app_context_changed")(context_changed)  # agent_view: acknowledged; the bot does not use the context
     app.action(STOP_ACTION)(stop_pressed)
     app.action(FEEDBACK_ACTION)(feedback_pressed)
+    app.action(APPROVE_ACTION)(approval_pressed)
+    app.action(DENY_ACTION)(approval_pressed)
     return app
 
 

@@ -39,7 +39,7 @@ from channels.inbound import Answer
 from channels.telegram.albums import Albums
 from channels.telegram.drafts import DraftOwners
 from channels.telegram.files import Downloader
-from channels.telegram.inbound import TelegramIdentity, read_update, stop_request
+from channels.telegram.inbound import TelegramIdentity, approval_request, read_update, stop_request
 from channels.telegram.stoppable_drafts import STOPPED_GENERATION, draft_stopped
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
@@ -92,6 +92,12 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             outcome = await self.stop_pressed(press)
             with contextlib.suppress(TelegramError):  # the button works even if the acknowledgement fails
                 await update.callback_query.answer(outcome.value)
+            return
+        if (approval := approval_request(update)) is not None:
+            assert update.callback_query is not None
+            decided = await self.approval_pressed(approval)
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer(decided.value)
             return
         if (draft := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
             owner = self.drafts.owner(draft.chat_id, draft.draft_id)

@@ -41,6 +41,8 @@ class Profile:
             reply says in words that a picture was made.
         max_image_bytes: Largest picture the platform takes; a larger one gets the note instead. None: no limit.
         feedback: The last message of an answer can carry the platform's feedback buttons (Slack's 👍 / 👎).
+        approvals: A person can be asked to approve a tool call (Approve / Deny buttons, or the console's y/n);
+            without it a call that needs approval is denied, and the model is told why.
         max_chars: Longest message, as the surface's `measure` counts it; None for no limit.
         interval: Least seconds between two updates of the same reply in edit or native mode.
         draft_interval: Least seconds between two draft previews.
@@ -59,6 +61,7 @@ class Profile:
     images_out: bool = False
     max_image_bytes: int | None = None
     feedback: bool = False
+    approvals: bool = False
     max_chars: int | None = None
     interval: float = 1.0
     draft_interval: float = 0.3
@@ -95,6 +98,7 @@ _TELEGRAM_GROUP = Profile(
     buttons=True,
     images_out=True,
     max_image_bytes=_TELEGRAM_PHOTO_LIMIT,
+    approvals=True,
     max_chars=4096,
     interval=3.1,  # 20 messages per minute per group
 )
@@ -109,6 +113,7 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         buttons=True,
         images_out=True,
         max_image_bytes=_TELEGRAM_PHOTO_LIMIT,
+        approvals=True,
         max_chars=4096,
         interval=1.1,  # about one message per second per chat
         draft_interval=0.3,
@@ -128,13 +133,18 @@ _PROFILES: dict[tuple[str, str], Profile] = {
         images_out=True,
         max_image_bytes=_SLACK_FILE_LIMIT,
         feedback=True,
+        approvals=True,
         max_chars=12_000,
         interval=1.0,
         auto_mode=LiveMode.NATIVE,
     ),
-    # The console saves a picture as a file and prints where.
-    ("console", "terminal"): Profile(key="console.terminal", edit=True, status=True, images_out=True, interval=0.05),
-    ("console", "piped"): Profile(key="console.piped", edit=False, images_out=True, auto_mode=LiveMode.OFF),
+    # The console saves a picture as a file and prints where; it asks for an approval with a y/n question.
+    ("console", "terminal"): Profile(
+        key="console.terminal", edit=True, status=True, images_out=True, approvals=True, interval=0.05
+    ),
+    ("console", "piped"): Profile(
+        key="console.piped", edit=False, images_out=True, approvals=True, auto_mode=LiveMode.OFF
+    ),
 }
 
 

@@ -161,6 +161,49 @@ class StopPress(Generic[T]):
         return self.target.conversation
 
 
+APPROVAL_PREFIX = "approval:"
+
+
+def approval_data(approval_id: str, approve: bool) -> str:
+    """What an Approve (or Deny) button carries: its Telegram callback_data, its Slack value (at most 64 bytes)."""
+    return f"{APPROVAL_PREFIX}{'yes' if approve else 'no'}:{approval_id}"
+
+
+def read_approval_data(data: str | None) -> tuple[str, bool] | None:
+    """The approval id and the decision an Approve or Deny button carries, or None for any other data."""
+    if not data or not data.startswith(APPROVAL_PREFIX):
+        return None
+    answer, _, approval_id = data.removeprefix(APPROVAL_PREFIX).partition(":")
+    if answer not in ("yes", "no") or not approval_id:
+        return None
+    return approval_id, answer == "yes"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPress(Generic[T]):
+    """A press of Approve or Deny under the bot's request `message` to approve a tool call, which went to `target`.
+
+    Attributes:
+        target: Where the request is; its conversation must be the one the approval belongs to.
+        message: The pressed message, as the platform names it (for the log).
+        user: The platform's id of who pressed: only the person who asked (or a chat admin) decides.
+        user_name: How to name them in the settled message ("Approved by Alice").
+        approval_id: The approval the button belongs to (`approval_data`).
+        approve: Approve (True) or Deny.
+    """
+
+    target: T
+    message: Any
+    user: str
+    user_name: str
+    approval_id: str
+    approve: bool
+
+    @property
+    def conversation(self) -> str:
+        return self.target.conversation
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
     """Whom a bot serves, as every parser checks it (a platform adds who the bot is).

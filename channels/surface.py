@@ -5,9 +5,9 @@ else it has its `profile` declares, and `capabilities` checks the claim once, wh
 `draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
 `profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
 `drop_buttons` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`, `ask_feedback` for
-`profile.feedback`. A profile that claims what its surface lacks fails there with `CapabilityMismatch`, never
-mid-reply. Methods raise the errors of
-`channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
+`profile.feedback`, `ask_approval` / `settle_approval` (`ApprovalSurface`) for `profile.approvals`. A profile
+that claims what its surface lacks fails there with `CapabilityMismatch`, never mid-reply. Methods raise the
+errors of `channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
 
 Every text given to a surface is Markdown as the model wrote it (possibly cut mid-way while streaming); the
 surface renders it for its platform and must render a partial text safely (an unclosed fence or emphasis may not
@@ -157,6 +157,21 @@ class FeedbackSurface(ReplySurface, Protocol):
         ...
 
 
+@runtime_checkable
+class ApprovalSurface(ReplySurface, Protocol):
+    """A surface that asks a person to approve a tool call before it runs (`profile.approvals`)."""
+
+    async def ask_approval(self, text: str, approval_id: str) -> MessageRef:
+        """Send `text` (Markdown: the calls waiting) with Approve and Deny buttons whose presses carry
+        `channels.inbound.approval_data(approval_id, ...)`, after the messages sent so far; return the message,
+        as JSON-able data (it is stored, to settle the request after a restart)."""
+        ...
+
+    async def settle_approval(self, ref: MessageRef, text: str) -> None:
+        """Replace the request `ref` with `text` (what was decided, and by whom), without its buttons."""
+        ...
+
+
 class CapabilityMismatch(TypeError):
     """A profile claims a capability its surface does not implement: a programming error in a channel."""
 
@@ -173,6 +188,7 @@ class Capabilities:
     buttons: ButtonSurface | None = None
     images: ImageSurface | None = None
     feedback: FeedbackSurface | None = None
+    approvals: ApprovalSurface | None = None
 
 
 def capabilities(surface: ReplySurface) -> Capabilities:
@@ -191,6 +207,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         buttons=surface if profile.buttons and isinstance(surface, ButtonSurface) else None,
         images=surface if profile.images_out and isinstance(surface, ImageSurface) else None,
         feedback=surface if profile.feedback and isinstance(surface, FeedbackSurface) else None,
+        approvals=surface if profile.approvals and isinstance(surface, ApprovalSurface) else None,
     )
     for claimed, part, flag, method in (
         (profile.draft, found.draft, "draft", "draft"),
@@ -201,6 +218,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         (profile.buttons, found.buttons, "buttons", "drop_buttons"),
         (profile.images_out, found.images, "images_out", "image"),
         (profile.feedback, found.feedback, "feedback", "ask_feedback"),
+        (profile.approvals, found.approvals, "approvals", "ask_approval/settle_approval"),
     ):
         if claimed and part is None:
             raise CapabilityMismatch(

@@ -17,6 +17,7 @@ __all__ = ["default_tools"]
 def default_tools(
     *,
     allow_private_fetch: bool = False,
+    fetch_approval: bool = False,
     search: Sequence[web_search.SearchBackend] = (),
     files: FileStore | None = None,
 ) -> list[BaseTool]:
@@ -25,6 +26,8 @@ def default_tools(
     Args:
         allow_private_fetch: Let `web_fetch` reach loopback and private networks. Off by default because a
             model can be talked into fetching any URL; only for a bot meant to read an intranet.
+        fetch_approval: Mark `web_fetch` as needing a person's approval before each call (`require_approval`
+            in its metadata, as MCP tools carry it; see agent/approval.py).
         search: The web search backends, in the order they are tried; none: no `web_search` tool.
         files: The conversations' file store (the agent's, `AgentConfig.files_dir`), where `chart` puts its
             pictures for the bot to send; without one there is no `chart`.
@@ -34,10 +37,13 @@ def default_tools(
         backend is given, and chart when a file store is.
     """
     search_tool = web_search.make_web_search(search)
+    fetch = web_fetch.make_web_fetch(allow_private=allow_private_fetch)
+    if fetch_approval:
+        fetch.metadata = {**(fetch.metadata or {}), "require_approval": True}
     return [
         calculator.calculator,
         clock.current_time,
-        web_fetch.make_web_fetch(allow_private=allow_private_fetch),
+        fetch,
         *([search_tool] if search_tool is not None else []),
         *([chart.make_chart(files)] if files is not None else []),
     ]

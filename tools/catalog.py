@@ -7,7 +7,7 @@ bot's own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from langchain_core.tools import BaseTool
 
@@ -23,8 +23,9 @@ def tool_label(tool: BaseTool) -> str:
     return f"{server}: {metadata.get('mcp_tool', tool.name)}" if server else tool.name
 
 
-def describe_tools(tools: Sequence[BaseTool]) -> str:
-    """The /tools answer in Markdown: the bot's own tools, then each MCP server's, one line per tool."""
+def describe_tools(tools: Sequence[BaseTool], *, unavailable: Mapping[str, str] | None = None) -> str:
+    """The /tools answer in Markdown: the bot's own tools, then each MCP server's, one line per tool; a server that
+    is down (`unavailable`: its name -> why) is listed as such, with its tools to come when it answers."""
     groups: dict[str | None, list[BaseTool]] = {None: []}
     for tool in tools:
         groups.setdefault((tool.metadata or {}).get("mcp_server"), []).append(tool)
@@ -33,6 +34,8 @@ def describe_tools(tools: Sequence[BaseTool]) -> str:
         heading = "**Built in**" if server is None else f"**MCP server `{server}`**"
         lines = [f"- `{tool.name}`: {_summary(tool)}" for tool in members] or ["- (none)"]
         sections.append("\n".join([heading, *lines]))
+    for server in unavailable or {}:  # (why is in the log: an error text is no reading for a chat)
+        sections.append(f"**MCP server `{server}`**\n- unavailable right now; its tools come when it answers")
     if not any(tool.name == "web_search" for tool in tools):
         sections.append(NO_BACKEND_HINT)
     return "Tools I can use now:\n\n" + "\n\n".join(sections)

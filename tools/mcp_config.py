@@ -9,7 +9,7 @@
 
 A server is started as a process when it has a `command` (stdio), or reached at its `url` (Streamable HTTP;
 `"transport": "sse"` for older servers). Per server, livebot also reads `tools` (an allowlist of tool names),
-`require_approval` (true, false or a list of tool names; read here and carried on each tool for the approval step)
+`require_approval` (true, false or a list of tool names: those wait for a person's approval, agent/approval.py)
 and `timeout` (seconds per tool call, instead of TOOL_TIMEOUT). Anything else is a mistake worth stopping for: an
 unknown key, a wrong type or a bad URL makes `load_mcp_config` raise `McpConfigError` with one line naming the file,
 the server and the problem.
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-__all__ = ["McpConfigError", "McpStartError", "ServerConfig", "load_mcp_config"]
+__all__ = ["McpConfigError", "ServerConfig", "load_mcp_config"]
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 _TRANSPORTS: dict[str, Transport] = {
@@ -39,14 +39,6 @@ _TRANSPORTS: dict[str, Transport] = {
 
 class McpConfigError(ValueError):
     """MCP_CONFIG cannot be used; the message is one line naming the file and the problem."""
-
-
-class McpStartError(Exception):
-    """A configured MCP server could not be started or reached at start-up; the message is one line.
-
-    (Here rather than in `tools.mcp_servers`, so that the command line can catch it without importing the MCP SDK,
-    which a bot without MCP servers never loads.)
-    """
 
 
 @dataclass(frozen=True, slots=True)

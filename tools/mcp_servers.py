@@ -1,9 +1,11 @@
 """MCP servers as tools: one session per server for the bot's lifetime, reopened when it breaks.
 
-`McpServers.open()` connects to every configured server at start-up (a server that cannot be reached stops
-start-up with one line, as an unreachable database does), lists its tools with `langchain-mcp-adapters` and yields
-them as LangChain tools. It must run on the loop the agent runs on (agent/thread.py): the MCP SDK's sessions are
-anyio task groups bound to the loop that opened them.
+`McpServers.open()` connects to every configured server at start-up and lists its tools with
+`langchain-mcp-adapters`; `current()` gives them as LangChain tools. A server that cannot be started or reached
+does not stop start-up: one log line names it, the bot starts without its tools (/tools says it is unavailable)
+and keeps trying in the background; when it answers, its tools are offered from the next reply on (`subscribe`:
+the agent rebuilds its graph, whose tools are fixed when it is compiled). It must run on the loop the agent runs on
+(agent/thread.py): the MCP SDK's sessions are anyio task groups bound to the loop that opened them.
 
 Each server has a supervisor task that holds its session open. A call that finds the connection broken (a stdio
 server that died, an HTTP server that went away or forgot the session) is answered with an error the model can
@@ -14,13 +16,17 @@ unavailable. Either way the tool raises `McpUnavailable`, whose text ToolGuard h
 
 The adapters' tools keep their schema and result conversion; their calls are routed through an interceptor to the
 server's current session, so the tools survive a restart. What the model gets back is text: long text is cut at
-`MAX_RESULT_CHARS`, and pictures, audio and files are described in a line (`describe_media`), because a tool
-message cannot carry them to every model; a picture path for chats would take them from there.
+`MAX_RESULT_CHARS`, and audio, files and links are described in a line (`describe_media`), because a tool message
+cannot carry them to every model. Images go to the user instead, by the path the chart tool's pictures take: each
+is checked and re-encoded (media.images), kept in the conversation's file store and named in the ToolMessage's
+artifact, so the bot shows it between the text before the tool and the answer after it; the model reads that an
+image was shown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import re
@@ -29,16 +35,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import Any
 
 import anyio
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_mcp_adapters.interceptors import MCPToolCallRequest
 from langchain_mcp_adapters.sessions import create_session
 from langchain_mcp_adapters.tools import load_mcp_tools
 from mcp import ClientSession, McpError
-from mcp.types import CONNECTION_CLOSED, CallToolResult, ContentBlock, ErrorData, TextContent
+from mcp.types import CONNECTION_CLOSED, CallToolResult, ContentBlock, ErrorData, ImageContent, TextContent
 
-from tools.mcp_config import McpStartError, ServerConfig
+from media.errors import Unreadable
+from media.images import prepare_image
+from media.store import FileStore
+from tools.mcp_config import ServerConfig
 
-__all__ = ["MAX_RESULT_CHARS", "McpServers", "McpStartError", "describe_media"]
+__all__ = ["MAX_RESULT_CHARS", "McpServers", "describe_media"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,11 @@ PING_INTERVAL = 5.0
 FIRST_RETRY = 1.0
 MAX_RETRY = 60.0
 TRUNCATED_MARK = "[truncated]"
+MAX_PICTURES = 4
+"""Images of one result shown to the user; more are described in a line, like audio and files."""
+MAX_PICTURE_BYTES = 10 * 1024 * 1024
+"""Largest image (decoded) a result may show; a larger one is described instead."""
+SHOWN = "[image: shown to the user]"
 _SESSION_GONE = frozenset({CONNECTION_CLOSED, 32600})
 """Error codes that mean the session is over: the SDK's "Connection closed", and its "Session terminated" when an
 HTTP server no longer knows the session (it was restarted)."""
@@ -69,10 +84,22 @@ class McpServer:
 
     Args:
         config: The server's entry in MCP_CONFIG.
+        files: The conversations' file store, where images in results are kept to be shown (None: described).
+        on_listed: Called when a server that was down at start-up comes up and its tools are known.
     """
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, files: FileStore | None = None, on_listed: Callable[[], None] = lambda: None
+    ) -> None:
         self.config = config
+        self.tools: list[BaseTool] = []
+        """The server's tools (the allowlist applied), once it answered; they stay through restarts."""
+        self._files = files
+        self._on_listed = on_listed
+        self._listed = asyncio.Event()
+        self._tried = asyncio.Event()  # the first attempt to connect is over, one way or the other
+        self._started = False
+        self._failure = ""
         self.state = "not started"
         """"running" or "restarting (why)": what the model is told when the server is unavailable."""
         self._session: ClientSession | None = None
@@ -85,20 +112,27 @@ class McpServer:
     def connect_timeout(self) -> float:
         return self.config.timeout or CONNECT_TIMEOUT
 
-    async def start(self) -> list[BaseTool]:
-        """Open the session and list the tools (the allowlist applied), or raise `McpStartError`."""
-        listed: asyncio.Future[list[BaseTool]] = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._supervise(listed), name=f"mcp-{self.config.name}")
+    @property
+    def listed(self) -> bool:
+        """Whether the server has answered once and its tools are known (`tools`)."""
+        return self._listed.is_set()
+
+    async def start(self) -> None:
+        """Start the supervisor and wait for the tools, at most `connect_timeout`. A server that cannot be started
+        or reached by then is named in one log line and left to come up in the background: its tools appear when
+        it does (`on_listed`), and until then /tools says it is unavailable."""
+        self._task = asyncio.create_task(self._supervise(), name=f"mcp-{self.config.name}")
+        waits = [asyncio.ensure_future(self._listed.wait()), asyncio.ensure_future(self._tried.wait())]
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                tools = await asyncio.shield(listed)
-        except TimeoutError:
-            await self.stop()
-            raise McpStartError(self._start_failed(f"no answer within {self.connect_timeout:g} s")) from None
-        except Exception as exc:
-            await self.stop()
-            raise McpStartError(self._start_failed(_describe(exc))) from None
-        return tools
+            await asyncio.wait(waits, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if not self.listed:
+            reason = self._failure or f"no answer within {self.connect_timeout:g} s"
+            self.state = f"unavailable ({reason})"
+            logger.warning("%s; starting without its tools, trying again in the background", self._start_failed(reason))
+        self._started = True
 
     async def stop(self) -> None:
         """End the session (a stdio server's process with it)."""
@@ -108,32 +142,41 @@ class McpServer:
                 await self._task
             self._task = None
 
-    async def _supervise(self, listed: asyncio.Future[list[BaseTool]]) -> None:
+    async def _supervise(self) -> None:
         retry = 0.0  # a session that was up and broke is reopened at once; failures after that back off
         while True:
             ended = asyncio.Event()
             try:
                 connection = {**self.config.connection(), "session_kwargs": {"message_handler": self._on_message}}
                 async with create_session(connection) as session:  # type: ignore[arg-type]
-                    await session.initialize()
-                    if not listed.done():
-                        listed.set_result(await self._load_tools(session))
+                    async with asyncio.timeout(self.connect_timeout):  # (an HTTP server that never answers)
+                        await session.initialize()
+                        if not self.listed:
+                            self.tools = await self._load_tools(session)
                     self._session, self._ended, self.state = session, ended, "running"
                     self._up.set()
+                    if not self.listed:
+                        self._listed.set()
+                        if self._started:  # it came up after the bot started: the agent takes its tools now
+                            logger.info("MCP server %s is up; its tools are offered now", self.config.name)
+                            self._on_listed()
                     retry = 0.0
                     await self._broken.wait()
                     self.state = "restarting (its connection broke)"
             except Exception as exc:
-                if not listed.done():
-                    listed.set_exception(exc)
-                    return
-                self.state = f"restarting ({_describe(exc)})"
-                logger.warning("MCP server %s: %s", self.config.name, self.state)
+                self._failure = _describe(exc)
+                if self.listed:
+                    self.state = f"restarting ({self._failure})"
+                    logger.warning("MCP server %s: %s", self.config.name, self.state)
+                else:
+                    self.state = f"unavailable ({self._failure})"
+                    logger.info("MCP server %s: still %s", self.config.name, self.state)
             finally:
                 ended.set()  # calls still waiting on this session fail now instead of hanging
                 self._session = None
                 self._up.clear()
                 self._broken.clear()
+                self._tried.set()
             if retry:
                 logger.info("MCP server %s: reconnecting in %g s", self.config.name, retry)
                 await asyncio.sleep(retry)
@@ -151,7 +194,7 @@ class McpServer:
 
     async def _route(
         self, request: MCPToolCallRequest, handler: Callable[[MCPToolCallRequest], Awaitable[Any]]
-    ) -> CallToolResult:
+    ) -> CallToolResult | ToolMessage:
         """Call the tool on the session open now (not the one the tool was listed on), as text for the model."""
         session, ended = await self._live_session()
         try:
@@ -166,7 +209,28 @@ class McpServer:
                 f"The MCP server '{self.config.name}' stopped responding ({_describe(exc)}). It is being "
                 "restarted; its tools may work again in a moment."
             ) from None
-        return for_the_model(result)
+        return await self._with_pictures(request, result)
+
+    async def _with_pictures(self, request: MCPToolCallRequest, result: CallToolResult) -> CallToolResult | ToolMessage:
+        """The result as text for the model, and its images as pictures for the user (`ToolMessage.artifact`, the
+        path the chart tool's pictures take), where the call came from a conversation and the bot keeps files."""
+        runtime = request.runtime
+        call_id = getattr(runtime, "tool_call_id", None)
+        config = getattr(runtime, "config", None) or {}
+        thread = str((config.get("configurable") or {}).get("thread_id") or "")
+        images = [block for block in result.content if isinstance(block, ImageContent)][:MAX_PICTURES]
+        if result.isError or not images or self._files is None or not call_id or not thread:
+            return for_the_model(result)
+        pictures = await asyncio.to_thread(_store_pictures, self._files, thread, images)
+        shown = {id(block) for block, ref in zip(images, pictures, strict=True) if ref is not None}
+        blocks = [TextContent(type="text", text=SHOWN) if id(b) in shown else b for b in result.content]
+        text = for_the_model(result.model_copy(update={"content": blocks}))
+        caption = f"{self.config.name}: {request.name}"
+        return ToolMessage(
+            content="\n".join(block.text for block in text.content if isinstance(block, TextContent)),
+            tool_call_id=call_id,
+            artifact={"pictures": [{"ref": ref, "caption": caption} for ref in pictures if ref is not None]},
+        )
 
     async def _on_message(self, message: object) -> None:
         """The session's message handler: an exception here is the transport failing (an HTTP request that found
@@ -206,20 +270,37 @@ class McpServers:
         reserved: Names of the bot's own tools: an MCP tool with one of these names is prefixed with its server.
     """
 
-    def __init__(self, configs: Sequence[ServerConfig], *, reserved: Iterable[str] = ()) -> None:
-        self.servers = [McpServer(config) for config in configs]
+    def __init__(
+        self, configs: Sequence[ServerConfig], *, reserved: Iterable[str] = (), files: FileStore | None = None
+    ) -> None:
+        self.servers = [McpServer(config, files, on_listed=self._changed) for config in configs]
         self._reserved = set(reserved)
+        self._listeners: list[Callable[[], None]] = []
+
+    def current(self) -> list[BaseTool]:
+        """The tools of every server that has answered, named for the model."""
+        up = [server for server in self.servers if server.listed]
+        return name_tools(up, [server.tools for server in up], reserved=self._reserved)
+
+    def unavailable(self) -> dict[str, str]:
+        """The servers that have not answered since the bot started, each with why."""
+        return {server.config.name: server.state for server in self.servers if not server.listed}
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (on this loop) whenever `current` changes: a server that was down came up."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[list[BaseTool]]:
-        """Start every server and yield all their tools, named for the model; stop the servers on exit.
-
-        Raises:
-            McpStartError: A server could not be started or reached (the others are stopped again).
-        """
+    async def open(self) -> AsyncIterator[McpServers]:
+        """Start every server (waiting for each at most its connect timeout) and yield these servers, whose
+        `current` tools the agent offers; stop the servers on exit. A server that is down does not stop start-up."""
         try:
-            listed = await asyncio.gather(*(server.start() for server in self.servers))
-            yield name_tools(self.servers, listed, reserved=self._reserved)
+            await asyncio.gather(*(server.start() for server in self.servers))
+            yield self
         finally:
             for server in self.servers:
                 await server.stop()
@@ -297,6 +378,22 @@ def for_the_model(result: CallToolResult) -> CallToolResult:
     if len(text) > MAX_RESULT_CHARS:
         text = text[: MAX_RESULT_CHARS - len(TRUNCATED_MARK) - 2].rstrip() + "\n\n" + TRUNCATED_MARK
     return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+
+
+def _store_pictures(files: FileStore, thread: str, images: Sequence[ImageContent]) -> list[str | None]:
+    """Each image checked and re-encoded (media.images: bounded, no metadata) into the conversation's file store;
+    None for one that is not an image, too large or damaged (it is then described, not shown). Blocking."""
+    refs: list[str | None] = []
+    for image in images:
+        try:
+            if len(image.data) > MAX_PICTURE_BYTES * 4 // 3 + 4:
+                raise Unreadable("too large")
+            prepared = prepare_image(base64.b64decode(image.data, validate=True), "an MCP tool's image")
+            refs.append(files.put(thread, prepared.data, prepared.suffix))
+        except (Unreadable, ValueError, OSError) as exc:
+            logger.info("an MCP tool's image is not shown: %s", exc)
+            refs.append(None)
+    return refs
 
 
 def describe_media(block: ContentBlock) -> str:

@@ -33,6 +33,9 @@ from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
 EXIT_INTERRUPTED = 130
+YES = frozenset({"y", "yes"})
+NO = frozenset({"n", "no"})
+"""The answers to a request to approve a tool call (any other line is a new message, which denies it)."""
 
 
 class Conversations(Protocol):
@@ -41,6 +44,8 @@ class Conversations(Protocol):
     def submit(self, incoming: Incoming, surface: Callable[[], ReplySurface]) -> None: ...
 
     def stop(self, key: str) -> bool: ...
+
+    def answer_approval(self, key: str, approve: bool, by: str, surface: Callable[[], ReplySurface]) -> bool: ...
 
     async def drain(self) -> None: ...
 
@@ -178,8 +183,22 @@ class ConsoleChannel:
         number = self._typed
         self._waiting.append((number, text))
         self._show_waiting()
+        answer = text.lower()
+        if (answer in YES or answer in NO) and self._conversations.answer_approval(
+            self._conversation, answer in YES, "you", lambda: self._surface(number)
+        ):
+            return
         incoming = Incoming(self._conversation, question, user_id="console", user_name="you", attachments=files)
         self._conversations.submit(incoming, lambda: self._surface(number))
+
+    @property
+    def conversation(self) -> str:
+        """The conversation's key (`console:<name>`)."""
+        return self._conversation
+
+    def surface(self) -> ReplySurface:
+        """A surface for a reply that answers no line (an approval that expired)."""
+        return self._surface(0)
 
     def _surface(self, number: int) -> ReplySurface:
         """The surface of the reply to line `number` (and to the lines before it that it answers too)."""

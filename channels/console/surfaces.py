@@ -16,6 +16,8 @@ from channels.console.files import save_picture
 from channels.console.text import safe_text
 from channels.errors import MessageGone
 
+ASK_APPROVAL = "Approve? Type y (yes) or n (no)."
+"""Under a request to approve a tool call: a line `y`/`yes` or `n`/`no` decides; any other line denies it."""
 YOU = "you › "
 BOT = "bot › "
 INDENT = " " * len(BOT)
@@ -84,6 +86,14 @@ class TerminalSurface:
         await self._finish()
         await self._screen.commit(f"🖼 {caption}: saved to {path}")
 
+    async def ask_approval(self, text: str, approval_id: str) -> str:
+        await self._finish()
+        await self._screen.commit(f"{text}\n\n{ASK_APPROVAL}")
+        return approval_id
+
+    async def settle_approval(self, ref: str, text: str) -> None:
+        await self._screen.commit(text)
+
     async def close(self) -> None:
         self._screen.status(None)
         await self._finish()
@@ -129,6 +139,13 @@ class PlainSurface:
     async def image(self, data: bytes, *, caption: str) -> None:
         path = await asyncio.to_thread(save_picture, self._pictures, data)
         await self.send(f"🖼 {caption}: saved to {path}", final=True)
+
+    async def ask_approval(self, text: str, approval_id: str) -> str:
+        await self.send(f"{text}\n\n{ASK_APPROVAL}", final=True)
+        return approval_id
+
+    async def settle_approval(self, ref: str, text: str) -> None:
+        await self.send(text, final=True)
 
     async def close(self) -> None:
         self._write_preface()

@@ -27,18 +27,29 @@ from channels.inbound import (
     NOT_ALLOWED,
     ONLY_TEXT,
     Answer,
+    ApprovalPress,
     Identity,
     Ignore,
     Incoming,
     Refuse,
     StopPress,
     Verdict,
+    read_approval_data,
     screen,
 )
 from channels.slack.files import SlackDownloader
-from channels.slack.surface import STOP_ACTION, SlackTarget
+from channels.slack.surface import APPROVE_ACTION, DENY_ACTION, STOP_ACTION, SlackTarget
 
-__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "SeenEvents", "SlackIdentity", "clean_text", "read_event", "stop_request"]
+__all__ = [
+    "NOT_ALLOWED",
+    "ONLY_TEXT",
+    "SeenEvents",
+    "SlackIdentity",
+    "approval_request",
+    "clean_text",
+    "read_event",
+    "stop_request",
+]
 
 USER_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 """Message subtypes that are still a person writing to the bot; every other subtype is ignored."""
@@ -104,15 +115,31 @@ def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None)
 
 
 def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[SlackTarget] | None:
-    """A Stop button press (its message is the pressed message as quoted), or None for any other interaction.
-
-    The reply's message sits where the reply goes: in the conversation's thread.
-    """
+    """A Stop button press (its message is the pressed message as quoted), or None for any other interaction."""
     actions = payload.get("actions") or []
-    if payload.get("type") != "block_actions" or not any(a.get("action_id") == STOP_ACTION for a in actions):
+    if not any(a.get("action_id") == STOP_ACTION for a in actions) or (pressed := _pressed(payload, me)) is None:
         return None
+    target, user, message = pressed
+    return StopPress(target, message, user=user)
+
+
+def approval_request(payload: Mapping[str, Any], me: SlackIdentity) -> ApprovalPress[SlackTarget] | None:
+    """An Approve or Deny press (its value says which approval and what), or None for any other interaction."""
+    actions = payload.get("actions") or []
+    action = next((a for a in actions if a.get("action_id") in (APPROVE_ACTION, DENY_ACTION)), None)
+    decided = read_approval_data(str(action.get("value") or "")) if action is not None else None
+    if decided is None or (pressed := _pressed(payload, me)) is None:
+        return None
+    target, user, message = pressed
+    who = payload.get("user") or {}
+    return ApprovalPress(target, message["ts"], user, str(who.get("name") or who.get("username") or user), *decided)
+
+
+def _pressed(payload: Mapping[str, Any], me: SlackIdentity) -> tuple[SlackTarget, str, dict[str, Any]] | None:
+    """Where a button was pressed (the message's thread: where the reply goes), by whom (someone the bot serves),
+    and the pressed message as quoted (with its ts); None for anything else."""
     user = str((payload.get("user") or {}).get("id") or "")
-    if not me.allows(user.upper()):
+    if payload.get("type") != "block_actions" or not user or not me.allows(user.upper()):
         return None
     container = payload.get("container") or {}
     message = payload.get("message") or {}
@@ -121,8 +148,7 @@ def stop_request(payload: Mapping[str, Any], me: SlackIdentity) -> StopPress[Sla
     if not channel or not ts:
         return None
     thread = container.get("thread_ts") or message.get("thread_ts")
-    target = SlackTarget(channel, "thread", str(thread) if thread else None)
-    return StopPress(target, {**message, "ts": ts}, user=user)
+    return SlackTarget(channel, "thread", str(thread) if thread else None), user, {**message, "ts": ts}
 
 
 def clean_text(text: str, bot_user_id: str) -> str:

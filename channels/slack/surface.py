@@ -50,6 +50,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from channels.capabilities import LiveMode, Profile
 from channels.clock import Clock
 from channels.errors import ChannelError, PermanentError, StreamingRefused
+from channels.inbound import approval_data
 from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.slack.agent_view import feedback_block
 from channels.slack.errors import translate
@@ -76,6 +77,9 @@ POST = "chat.postMessage"
 START = "chat.startStream"
 STOP_ACTION = "stop"
 """The action_id of the Stop button on a message the bot is still writing."""
+APPROVE_ACTION = "approval_approve"
+DENY_ACTION = "approval_deny"
+"""The action_ids of the Approve and Deny buttons under a request to approve a tool call."""
 THINKING = "is thinking…"
 """Slack shows the status after the app's name: "livebot is thinking…"."""
 TITLE_LIMIT = 256
@@ -264,6 +268,43 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
                 channel=self._target.channel, ts=str(message["ts"]), blocks=blocks, text=text
             ),
             urgent=False,
+        )
+
+    async def ask_approval(self, text: str, approval_id: str) -> str:
+        """The request as a message of blocks: the calls in a markdown block, then Approve and Deny buttons.
+
+        Any stream of this reply is stopped first, so the request sits below the text before the tool.
+        """
+        await self.close()
+        buttons = [
+            _button(APPROVE_ACTION, "✅ Approve", approval_data(approval_id, True), "primary"),
+            _button(DENY_ACTION, "❌ Deny", approval_data(approval_id, False), "danger"),
+        ]
+        target = self._target
+        response = await self._call(
+            POST,
+            lambda: self._client.chat_postMessage(
+                channel=target.channel,
+                thread_ts=target.thread_ts,
+                blocks=[
+                    {"type": "markdown", "text": text},
+                    {"type": "actions", "block_id": "livebot_approval", "elements": buttons},
+                ],
+                text=_fallback(text),
+            ),
+            urgent=True,
+        )
+        self._replied()
+        return str(response["ts"])
+
+    async def settle_approval(self, ref: str, text: str) -> None:
+        """chat.update with the decision as the only block: the buttons go with the request's text."""
+        await self._call(
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=self._target.channel, ts=ref, blocks=[{"type": "markdown", "text": text}], text=_fallback(text)
+            ),
+            urgent=True,
         )
 
     # -- the native stream ------------------------------------------------------------------------------
@@ -512,7 +553,23 @@ def _content(text: str, *, button: bool | None, feedback: bool = False) -> dict[
         blocks.append({"type": "actions", "block_id": "livebot_stop", "elements": [stop]})
     if feedback:
         blocks.append(feedback_block())
-    return {"blocks": blocks, "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
+    return {"blocks": blocks, "text": _fallback(text)}
+
+
+def _fallback(text: str) -> str:
+    """A message's `text` beside its blocks: the notification's fallback, in mrkdwn, where Slack reads `&`, `<` and
+    `>` as control characters (`<!channel>` would notify a channel), so they are escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _button(action_id: str, label: str, value: str, style: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+        "value": value,
+        "style": style,
+    }
 
 
 def _has_stop_button(block: Mapping[str, Any]) -> bool:

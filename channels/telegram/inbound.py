@@ -15,11 +15,23 @@ from dataclasses import dataclass
 from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 
-from channels.inbound import NOT_ALLOWED, Answer, Identity, Ignore, Incoming, Refuse, StopPress, Verdict, screen
+from channels.inbound import (
+    NOT_ALLOWED,
+    Answer,
+    ApprovalPress,
+    Identity,
+    Ignore,
+    Incoming,
+    Refuse,
+    StopPress,
+    Verdict,
+    read_approval_data,
+    screen,
+)
 from channels.telegram.files import Downloader
 from channels.telegram.surface import STOP_DATA, TelegramTarget
 
-__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "TelegramIdentity", "read_update", "stop_request"]
+__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "TelegramIdentity", "approval_request", "read_update", "stop_request"]
 
 ONLY_TEXT = "I can't read that kind of message: send me text, a photo, a voice note or a document."
 
@@ -78,6 +90,17 @@ def stop_request(update: Update) -> StopPress[TelegramTarget] | None:
     if query is None or query.data != STOP_DATA or not isinstance(query.message, Message):
         return None
     return StopPress(_target(query.message), query.message.message_id, user=str(query.from_user.id))
+
+
+def approval_request(update: Update) -> ApprovalPress[TelegramTarget] | None:
+    """The Approve or Deny press in `update`, or None for any other update."""
+    query = update.callback_query
+    decided = read_approval_data(query.data if query is not None else None)
+    if query is None or decided is None or not isinstance(query.message, Message):
+        return None
+    who = query.from_user
+    name = who.first_name or (f"@{who.username}" if who.username else str(who.id))
+    return ApprovalPress(_target(query.message), query.message.message_id, str(who.id), name, *decided)
 
 
 def _target(message: Message) -> TelegramTarget:

@@ -39,6 +39,7 @@ from channels.errors import (
     StreamingRefused,
     TransientError,
 )
+from channels.inbound import approval_data
 from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.surface import PlatformSurface, new_draft_id
 from channels.telegram.drafts import DraftOwners
@@ -146,6 +147,12 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             ref, self._status_ref = self._status_ref, None
             await self.edit(ref, text, final=final, plain=plain)
             return ref
+        # A final message goes before intermediate edits; so does a first one, unless the line is so long that the
+        # answer will be complete before it would go out (then the final alone is the better use).
+        return await self._post(text, self._buttons(final), plain=plain, urgent=final or self._limiter.prompt())
+
+    async def _post(self, text: str, markup: InlineKeyboardMarkup | None, *, plain: bool, urgent: bool) -> int:
+        """sendMessage, as the reply's first message answers the user's (if it does) and in its topic."""
         reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True) if self._reply_to else None
         message = await self._call_rendered(
             lambda rendered: self._client.send_message(
@@ -155,13 +162,11 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
                 message_thread_id=self._target.thread_id,
                 reply_parameters=reply,
                 link_preview_options=NO_PREVIEW,
-                reply_markup=self._buttons(final),
+                reply_markup=markup,
             ),
             text,
             plain=plain,
-            # A final message goes before intermediate edits; so does a first one, unless the line is so long
-            # that the answer will be complete before it would go out (then the final alone is the better use).
-            urgent=final or self._limiter.prompt(),
+            urgent=urgent,
         )
         self._reply_to = None
         return message.message_id
@@ -186,6 +191,23 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
         await self._call(
             lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
         )
+
+    async def ask_approval(self, text: str, approval_id: str) -> int:
+        """The request as a message with an inline keyboard: Approve and Deny (callback data well under 64 bytes)."""
+        keyboard = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("✅ Approve", callback_data=approval_data(approval_id, True)),
+                    InlineKeyboardButton("❌ Deny", callback_data=approval_data(approval_id, False)),
+                ]
+            ]
+        )
+        await self.close()  # a status message left above would otherwise be edited into the answer after it
+        return await self._post(text, keyboard, plain=False, urgent=True)
+
+    async def settle_approval(self, ref: int, text: str) -> None:
+        """A final edit: the decision replaces the request, and an edit without markup takes the buttons away."""
+        await self.edit(ref, text, final=True)
 
     def _buttons(self, final: bool) -> InlineKeyboardMarkup | None:
         """The Stop button while a message streams; an edit without markup removes it, so the final has none."""

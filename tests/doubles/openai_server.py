@@ -45,6 +45,8 @@ class ToolCalls:
     calls: Sequence[tuple[str, dict[str, Any] | str]]
     text_before: str = ""
     chunk_size: int = 5
+    release: asyncio.Event | None = None
+    """If set, the calls wait for it after `text_before` (a model step still running while the user writes)."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,8 @@ class OpenAIDouble:
             if reply.text_before:
                 for piece in _pieces(reply.text_before, reply.chunk_size):
                     await stream.delta({"content": piece})
+            if reply.release is not None:
+                await reply.release.wait()
             for index, (name, args) in enumerate(reply.calls):
                 arguments = args if isinstance(args, str) else json.dumps(args)
                 head: dict[str, Any] = {"index": index, "type": "function"}

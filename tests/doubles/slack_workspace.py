@@ -500,7 +500,27 @@ def _blocks(blocks: Any) -> list[dict[str, Any]]:
     for block in blocks:
         if block["type"] == "context_actions":
             _context_actions(block)
+        elif block["type"] == "actions":
+            _actions(block)
     return blocks
+
+
+def _actions(block: Mapping[str, Any]) -> None:
+    """(Slack) an actions block: 1-25 elements; a button has a plain_text text of at most 75 characters, an
+    action_id, a value of at most 2000 characters and a style of primary or danger, if any."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
+        raise SlackError("invalid_blocks")
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            continue  # (other interactive elements: not used by the bot)
+        text = element.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text" or not 1 <= len(str(text.get("text"))) <= 75:
+            raise SlackError("invalid_blocks")
+        if not isinstance(element.get("action_id"), str) or not element["action_id"]:
+            raise SlackError("invalid_blocks")
+        if len(str(element.get("value", ""))) > 2000 or element.get("style", "primary") not in ("primary", "danger"):
+            raise SlackError("invalid_blocks")
 
 
 def _context_actions(block: Mapping[str, Any]) -> None:

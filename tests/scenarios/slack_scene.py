@@ -23,14 +23,12 @@ from typing import Any
 
 import pytest
 
-from agent.thread import open_agent_thread
+from bot.agent_setup import open_bot_agent
 from bot.settings import Settings
 from bot.slack_app import SlackBot, serve_slack
-from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble
 from tests.doubles.slack_api import AppView, SlackDouble, SlackMessage
 from tests.doubles.slack_events import EventReply, app_mention, dm_message, interaction_form, post_event
-from tools import default_tools
 
 TOKEN = "xoxb-livebot-test"
 SECRET = "signing-secret-for-tests"
@@ -118,9 +116,5 @@ async def running_scene(tmp_path: Path, *, view: AppView = "agent", **settings: 
     feature (agent_view for new apps, assistant_view for older ones)."""
     async with OpenAIDouble() as llm, SlackDouble(token=TOKEN, view=view) as slack:
         config = slack_settings(tmp_path, llm, slack.base_url, **settings)
-        files_dir = config.agent_config().files_dir
-        async with (
-            open_agent_thread(config.agent_config(), default_tools(files=FileStore(files_dir))) as agent,
-            serve_slack(config, agent) as bot,
-        ):
+        async with open_bot_agent(config) as agent, serve_slack(config, agent) as bot:  # the tools settings give
             yield SlackScene(slack, llm, bot)

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.agent_setup import open_bot_agent
 from bot.telegram_app import serve_telegram
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
@@ -101,13 +103,6 @@ async def test_a_stdio_server_that_dies_mid_call_is_a_tool_error_and_is_started_
     assert len(starts.read_text().splitlines()) == 2  # one process for the bot's life, one after the crash
 
 
-async def test_a_server_that_cannot_start_stops_start_up_with_one_line(model_env: dict, tmp_path: Path) -> None:
-    config = write_config(tmp_path, gone={"url": f"http://127.0.0.1:{free_port()}/mcp", "timeout": 10})
-    done = await run_bot(["console"], stdin="hi\n", env={**model_env, "MCP_CONFIG": config}, cwd=tmp_path)
-    assert done.code == 2
-    assert done.err.strip().count("\n") == 0 and "MCP server 'gone'" in done.err and "could not be started" in done.err
-
-
 async def test_a_malformed_config_stops_start_up_naming_the_file(model_env: dict, tmp_path: Path) -> None:
     config = write_config(tmp_path, double={"command": "x", "comand": "y"})
     done = await run_bot(["console"], stdin="hi\n", env={**model_env, "MCP_CONFIG": config}, cwd=tmp_path)
@@ -117,8 +112,8 @@ async def test_a_malformed_config_stops_start_up_naming_the_file(model_env: dict
 
 async def test_results_are_text_for_the_model_capped_with_pictures_described() -> None:
     servers = McpServers([ServerConfig(name="d", transport="stdio", command=sys.executable, args=(SERVER, "stdio"))])
-    async with servers.open() as tools:
-        by_name = {tool.name: tool for tool in tools}
+    async with servers.open() as opened:
+        by_name = {tool.name: tool for tool in opened.current()}
         long = await by_name["long_text"].ainvoke({"chars": 50_000})
         picture = await by_name["picture"].ainvoke({})
         failed = await by_name["fail"].ainvoke({"reason": "no such file"})
@@ -144,9 +139,9 @@ async def test_require_approval_is_carried_on_each_tool() -> None:
         require_approval=frozenset({"crash"}),
         timeout=45,
     )
-    async with McpServers([config]).open() as tools:
-        approval = {tool.name: (tool.metadata or {})["require_approval"] for tool in tools}
-        timeouts = {(tool.metadata or {})["timeout"] for tool in tools}
+    async with McpServers([config]).open() as opened:
+        approval = {tool.name: (tool.metadata or {})["require_approval"] for tool in opened.current()}
+        timeouts = {(tool.metadata or {})["timeout"] for tool in opened.current()}
     assert approval == {"echo": False, "crash": True} and timeouts == {45}
 
 
@@ -205,3 +200,49 @@ async def test_a_streamable_http_server_in_telegram_with_a_crash_and_a_restart(
             tg.user_message(dm, alice, "and now?")
             await tg.wait_for(lambda: tg.visible_texts(dm)[-1] == "It is back.", timeout=60)
     assert tool_answer(llm.requests[5]) == "web echoes: back?"
+
+
+async def test_an_image_in_a_result_goes_to_the_chat_as_a_picture(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice")
+    dm = tg.private_chat(alice)
+    config = telegram_settings(tg, llm, tmp_path / "data", mcp_config=write_config(tmp_path, double=stdio()))
+    llm.script(ToolCalls([("picture", {})], text_before="Here it comes."), Text("That was the picture."))
+    async with open_bot_agent(config) as agent, serve_telegram(config, agent):
+        tg.user_message(dm, alice, "show me the picture")
+        await tg.wait_for(lambda: tg.visible_texts(dm)[-1:] == ["That was the picture."], timeout=60)
+    photos = [message for message in tg.bot_messages(dm) if message.photo]
+    assert len(photos) == 1 and photos[0].caption == "double: picture"
+    texts = [message.text or message.caption for message in tg.bot_messages(dm)]
+    assert texts == ["Here it comes.", "double: picture", "That was the picture."]  # in the answer's flow
+    assert tool_answer(llm.requests[1]) == "[image: shown to the user]"
+
+
+async def test_a_server_down_at_start_up_does_not_stop_it_and_its_tools_come_when_it_is_up(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    alice = tg.add_user("Alice")
+    dm = tg.private_chat(alice)
+    config = telegram_settings(
+        tg, llm, tmp_path / "data", mcp_config=write_config(tmp_path, late={"url": f"http://127.0.0.1:{port}/mcp"})
+    )
+    llm.script(Text("Only my own tools."), ToolCalls([("echo", {"text": "late"})]), Text("It is here now."))
+    async with open_bot_agent(config) as agent, serve_telegram(config, agent):
+        [line] = [r.getMessage() for r in caplog.records if "MCP server 'late'" in r.getMessage()]
+        assert "could not be started" in line and "trying again in the background" in line
+        tg.user_message(dm, alice, "/tools")
+        await tg.wait_for(lambda: any("unavailable right now" in text for text in tg.visible_texts(dm)), timeout=60)
+        tg.user_message(dm, alice, "hello")
+        await tg.wait_for(lambda: tg.visible_texts(dm)[-1] == "Only my own tools.", timeout=60)
+        assert offered(llm.requests[0]) == BUILT_IN
+
+        async with http_server(port, "late"):
+            await tg.wait_for(lambda: any(tool.name == "echo" for tool in agent.tools), timeout=90)
+            tg.user_message(dm, alice, "/tools")
+            await tg.wait_for(lambda: "echo: Repeat the text back" in tg.visible_texts(dm)[-1], timeout=60)
+            tg.user_message(dm, alice, "echo late")
+            await tg.wait_for(lambda: tg.visible_texts(dm)[-1] == "It is here now.", timeout=60)
+    assert offered(llm.requests[1]) == [*BUILT_IN, "echo", "add", "long_text", "picture", "fail", "crash"]
+    assert tool_answer(llm.requests[2]) == "late echoes: late"
