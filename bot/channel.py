@@ -18,17 +18,23 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from redis.asyncio import Redis
+
 from agent.thread import AgentThread
 from bot.approvals import Approval, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
+from bot.dedupe import Dedupe
+from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
+from bot.replicas import open_redis, redis_problem
 from bot.runtime import Runtime
 from bot.settings import Settings
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import ChannelError
 from channels.inbound import Answer, ApprovalPress, Ignore, Refuse, StopPress, Target, Verdict
 from channels.ratelimit import Budget, RateLimiter
+from channels.shared_budget import SharedBudgets
 from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,10 @@ class ChannelBot(Generic[T]):
         self._settings = settings
         self._live_refused: set[Hashable] = set()  # chats that refused drafts or native streams
         self._refusals = Once(REFUSAL_EVERY)  # chats that heard an allowlist refusal lately
+        self.redis: Redis | None = None
+        """The Redis the replicas share (replica mode), else None."""
+        self.dedupe = Dedupe(self.platform)
+        """Which updates were answered already: the handlers drop one delivered again."""
 
     # -- what a platform supplies -----------------------------------------------------------------------
 
@@ -99,6 +109,18 @@ class ChannelBot(Generic[T]):
     def listen(self) -> AbstractAsyncContextManager[None]:
         """Take updates (polling, a webhook, a socket) for the duration of the block; none arrive after it."""
         raise NotImplementedError
+
+    @property
+    def shared_key(self) -> str:
+        """Who this bot is on its platform (its user id), so that bots sharing a Redis keep apart."""
+        raise NotImplementedError
+
+    def share(self, client: Redis) -> None:
+        """Replica mode: work with the other replicas of this bot through `client` (from before `listen`): the
+        updates answered, and the rate budgets of the bot and its chats (`channels.shared_budget`)."""
+        self.redis = client
+        self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
+        self.limiter.share(SharedBudgets(client, f"{self.platform}:{self.shared_key}"))
 
     # -- what the core does -----------------------------------------------------------------------------
 
@@ -217,11 +239,20 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     messages), the replies in flight (SHUTDOWN_GRACE, then cut short with a notice; what they could not deliver
     stays in the outbox for the next start), and last the platform client.
     """
+    ready = Readiness()
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
-        open_outbox(settings.bot_data_dir) as outbox,
+        open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_attachments(settings, agent.files) as files,
         open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
+        contextlib.AsyncExitStack() as shared,
     ):
+        if database_url is not None:
+            ready.checks["postgres"] = outbox.problem
+        client = None
+        if settings.redis_url is not None:
+            client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))
+            ready.checks["redis"] = lambda: redis_problem(client)
         runtime = Runtime(
             agent,
             outbox=outbox,
@@ -232,15 +263,25 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             approvals=approvals,
         )
         async with kind.connect(settings, runtime) as bot:
+            if client is not None:
+                bot.share(client)
+            live = Live(
+                kind.platform,
+                in_flight=lambda: bot.conversations.replying,
+                dropped=lambda: bot.limiter.dropped,
+                outbox=lambda: outbox.figures(kind.platform),
+            )
             try:
-                async with bot.listen():
+                async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready), bot.listen():
                     courier = asyncio.create_task(
                         outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
                     )
                     watcher = asyncio.create_task(approvals.watch(bot.expire), name=f"{kind.platform}-approvals")
+                    ready.listening = True
                     try:
                         yield bot
                     finally:
+                        ready.shutting_down = True
                         watcher.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await watcher
