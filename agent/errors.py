@@ -33,36 +33,54 @@ GENERIC = "Something went wrong while answering. Please try again."
 COULD_NOT_CONNECT = "Could not connect to the model server. Please try again later."
 CONNECTION_LOST = "The connection to the model server was lost mid-answer."
 
-# Most specific first: several of these classes inherit from one another.
-_NOTICES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+# Most specific first: several of these classes inherit from one another. Each row: the classes, the notice, and
+# the kind (a short label for the `livebot_model_errors_total` metric).
+_NOTICES: tuple[tuple[tuple[type[BaseException], ...], str, str], ...] = (
     (
         (ContextOverflowError,),
         "The conversation is too long for the model. Reset it to start over (help lists the commands).",
+        "context_overflow",
     ),
-    (
-        (ModelTimeoutError, openai.APITimeoutError, TimeoutError),
-        "The model took too long to answer.",
-    ),
+    ((ModelTimeoutError, openai.APITimeoutError, TimeoutError), "The model took too long to answer.", "timeout"),
     (
         (ModelConnectionError, openai.APIConnectionError, ConnectionError),
         CONNECTION_LOST,  # or COULD_NOT_CONNECT: see describe_failure
+        "connection",
     ),
-    ((ModelAuthenticationError, openai.AuthenticationError), "The model server rejected the API key."),
-    ((ModelPermissionDeniedError, openai.PermissionDeniedError), "The model server refused access to this model."),
-    ((ModelNotFoundError, openai.NotFoundError), "The model server does not know this model (check LLM_MODEL)."),
+    ((ModelAuthenticationError, openai.AuthenticationError), "The model server rejected the API key.", "auth"),
+    (
+        (ModelPermissionDeniedError, openai.PermissionDeniedError),
+        "The model server refused access to this model.",
+        "permission",
+    ),
+    (
+        (ModelNotFoundError, openai.NotFoundError),
+        "The model server does not know this model (check LLM_MODEL).",
+        "not_found",
+    ),
     (
         (ModelRateLimitError, openai.RateLimitError),
         "The model is rate-limited right now. Please try again in a moment.",
+        "rate_limited",
     ),
-    ((ModelInvalidRequestError, openai.BadRequestError), "The model server rejected the request."),
-    ((ModelAPIError, openai.APIStatusError), "The model server had an error ({status}). Please try again."),
-    ((GraphRecursionError,), "The answer took too many steps and was stopped."),
+    ((ModelInvalidRequestError, openai.BadRequestError), "The model server rejected the request.", "bad_request"),
+    (
+        (ModelAPIError, openai.APIStatusError),
+        "The model server had an error ({status}). Please try again.",
+        "server_error",
+    ),
+    ((GraphRecursionError,), "The answer took too many steps and was stopped.", "too_many_steps"),
 )
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short label for what went wrong (`timeout`, `auth`, `connection`, ...; `other` when none fits)."""
+    return next((kind for classes, _, kind in _NOTICES if isinstance(exc, classes)), "other")
 
 
 def describe_failure(exc: BaseException) -> str:
     """Return a short notice for `exc`, safe to show a user (no secrets, no traceback)."""
-    for kinds, notice in _NOTICES:
+    for kinds, notice, _ in _NOTICES:
         if isinstance(exc, kinds):
             if notice is CONNECTION_LOST and _never_connected(exc):
                 return COULD_NOT_CONNECT

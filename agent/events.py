@@ -88,9 +88,11 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The run ended early. `notice` is short, safe to show a user (no secrets, no traceback)."""
+    """The run ended early. `notice` is short, safe to show a user (no secrets, no traceback); `kind` labels the
+    cause for the metrics (`agent.errors.failure_kind`, or `history` / `silent` / `stalled`)."""
 
     notice: str
+    kind: str = "other"
 
 
 AgentEvent = TextDelta | ToolCall | ToolResult | ApprovalNeeded | Done | Failed

@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 DictPool = AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the Postgres server, unless the URL sets `connect_timeout` itself (libpq waits forever)."""
 _MAX_REASON_CHARS = 300
+SETUP_LOCK = 0x6C697665626F74  # "livebot": the advisory lock key of table set-up (`setup_lock`)
+SETUP_LOCK_POLL = 0.1
+"""Seconds between two tries of the set-up lock while another process sets up."""
 
 
 class MemoryUnavailable(ConnectionError):
@@ -139,7 +142,7 @@ async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
     except psycopg.Error as exc:
         raise MemoryUnavailable(f"{cannot_connect}: {one_line(exc, hide)}") from None
     try:
-        async with conn:
+        async with conn, setup_lock(conn):
             await AsyncPostgresSaver(conn).setup()
     except psycopg.Error as exc:
         reason = one_line(exc, hide)
@@ -165,6 +168,40 @@ def describe_database(url: str) -> tuple[str, list[str]]:
     """
     params = _conninfo(url)
     return _where(params), _secrets(url, params)
+
+
+@asynccontextmanager
+async def setup_lock(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """Hold the database-wide set-up lock (a Postgres advisory lock) for the block.
+
+    Replicas start at the same moment, and creating the same tables at once fails in all but one of them
+    (`CREATE TABLE IF NOT EXISTS` races on Postgres's catalogue; the checkpointer's migrations race on their own
+    table): every table set-up of livebot runs under this lock, one process at a time. The lock is the session's
+    (`conn` must be in autocommit mode), released at the end of the block or when the connection goes.
+
+    The lock is tried, not waited for inside Postgres: the checkpointer's migrations create an index
+    CONCURRENTLY, which waits for every open transaction, including a `pg_advisory_lock` call waiting for the
+    lock that the migrating process holds (a deadlock Postgres breaks by failing one of them).
+    """
+    async with conn.cursor(row_factory=tuple_row) as cursor:
+        while True:
+            await cursor.execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,))
+            if (await cursor.fetchone() or (False,))[0]:
+                break
+            await asyncio.sleep(SETUP_LOCK_POLL)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
+def postgres_unavailable(url: str, what: str, exc: psycopg.Error) -> MemoryUnavailable:
+    """The one-line error for `what` ("cannot set up the outbox") failing in the database at `url`: it names the
+    database and the reason, never the password."""
+    params = _conninfo(url)
+    return MemoryUnavailable(
+        f"{what} in the Postgres database at {_where(params)}: {one_line(exc, _secrets(url, params))}"
+    )
 
 
 def _conninfo(url: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from agent.approval import DENIED, decisions, requested_calls
 from agent.call_ids import with_call_ids
 from agent.config import AgentConfig
 from agent.demo import TOOL_PAUSE, DemoChatModel, slowed
-from agent.errors import describe_failure, silence_notice
+from agent.errors import describe_failure, failure_kind, silence_notice
 from agent.events import (
     AgentEvent,
     ApprovalNeeded,
@@ -116,7 +116,7 @@ class Agent:
             history = await self._repair_history(config)
         except Exception:
             log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED)
+            yield Failed(HISTORY_FAILED, "history")
             return
         translator = _Translator(history)
         async with aclosing(self._stream({"messages": [HumanMessage(text)]}, config, translator)) as events:
@@ -141,7 +141,7 @@ class Agent:
             snapshot = await self.graph.aget_state(config)
         except Exception:
             log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED)
+            yield Failed(HISTORY_FAILED, "history")
             return
         requested = requested_calls(snapshot.interrupts)
         if not requested:
@@ -189,14 +189,14 @@ class Agent:
                         if not timer.expired():
                             raise
                         log.warning("model silent in %s (started: %s); reply ended", thread_id, watch.started)
-                        yield Failed(silence_notice(watch))
+                        yield Failed(silence_notice(watch), "stalled" if watch.started else "silent")
                         return
                     watch.saw(mode, payload, clock.time())
                     for event in translator.feed(mode, payload):
                         yield event
         except Exception as exc:
             log.error("run in %s failed: %s", thread_id, type(exc).__name__, exc_info=exc)
-            yield Failed(describe_failure(exc))
+            yield Failed(describe_failure(exc), failure_kind(exc))
             return
         yield Done(translator.usage)
 

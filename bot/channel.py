@@ -19,12 +19,17 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from redis.asyncio import Redis
+
 from agent.thread import AgentThread
 from bot.approvals import Approval, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
+from bot.dedupe import Dedupe
 from bot.inflight import InFlight, Leftover, open_inflight
+from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
+from bot.replicas import open_redis, redis_problem
 from bot.runtime import INTERRUPTED_MARK, Runtime
 from bot.settings import Settings
 from bot.store import open_store
@@ -39,6 +44,7 @@ from channels.errors import (
 )
 from channels.inbound import Answer, ApprovalPress, Ignore, Refuse, StopPress, Target, Verdict
 from channels.ratelimit import Budget, RateLimiter
+from channels.shared_budget import SharedBudgets
 from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,10 @@ class ChannelBot(Generic[T]):
         self._settings = settings
         self._live_refused: set[Hashable] = set()  # chats that refused drafts or native streams
         self._refusals = Once(REFUSAL_EVERY)  # chats that heard an allowlist refusal lately
+        self.redis: Redis | None = None
+        """The Redis the replicas share (replica mode), else None."""
+        self.dedupe = Dedupe(self.platform)
+        """Which updates were answered already: the handlers drop one delivered again."""
 
     # -- what a platform supplies -----------------------------------------------------------------------
 
@@ -113,6 +123,18 @@ class ChannelBot(Generic[T]):
     def listen(self) -> AbstractAsyncContextManager[None]:
         """Take updates (polling, a webhook, a socket) for the duration of the block; none arrive after it."""
         raise NotImplementedError
+
+    @property
+    def shared_key(self) -> str:
+        """Who this bot is on its platform (its user id), so that bots sharing a Redis keep apart."""
+        raise NotImplementedError
+
+    def share(self, client: Redis) -> None:
+        """Replica mode: work with the other replicas of this bot through `client` (from before `listen`): the
+        updates answered, and the rate budgets of the bot and its chats (`channels.shared_budget`)."""
+        self.redis = client
+        self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
+        self.limiter.share(SharedBudgets(client, f"{self.platform}:{self.shared_key}"))
 
     # -- what the core does -----------------------------------------------------------------------------
 
@@ -302,14 +324,22 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     stays in the outbox for the next start), the platform client, and last the in-flight records of the replies
     that ended.
     """
+    ready = Readiness()
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
-        open_outbox(settings.bot_data_dir) as outbox,
+        open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_store(settings.bot_data_dir, database_url) as store,
         open_inflight(store) as inflight,
         open_attachments(settings, agent.files) as files,
         open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
+        contextlib.AsyncExitStack() as shared,
     ):
+        if database_url is not None:
+            ready.checks["postgres"] = outbox.problem
+        client = None
+        if settings.redis_url is not None:
+            client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))
+            ready.checks["redis"] = lambda: redis_problem(client)
         runtime = Runtime(
             agent,
             outbox=outbox,
@@ -321,16 +351,29 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             approvals=approvals,
         )
         async with kind.connect(settings, runtime) as bot:
+            if client is not None:
+                bot.share(client)
+            live = Live(
+                kind.platform,
+                in_flight=lambda: bot.conversations.replying,
+                dropped=lambda: bot.limiter.dropped,
+                outbox=lambda: outbox.figures(kind.platform),
+            )
             try:
-                await finish_leftovers(bot, inflight)
-                async with bot.listen():
+                if settings.replicas:  # another replica's replies are in flight, not cut: issue 16 takes over
+                    log.info("%s: replica mode: replies cut short are not finished at start-up", kind.platform)
+                else:
+                    await finish_leftovers(bot, inflight)
+                async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready), bot.listen():
                     courier = asyncio.create_task(
                         outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
                     )
                     watcher = asyncio.create_task(approvals.watch(bot.expire), name=f"{kind.platform}-approvals")
+                    ready.listening = True
                     try:
                         yield bot
                     finally:
+                        ready.shutting_down = True
                         watcher.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await watcher

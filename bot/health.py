@@ -13,6 +13,8 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.metrics import LOOP_LAG
+
 log = logging.getLogger(__name__)
 
 PERIOD = 0.05
@@ -40,6 +42,7 @@ class LoopLag:
             await asyncio.sleep(PERIOD)
             lag = max(0.0, loop.time() - before - PERIOD)
             self.samples.append(lag)
+            LOOP_LAG.observe(lag)
             if lag > STALL:
                 log.warning("event loop stalled for %.0f ms", lag * 1000)
 

@@ -19,6 +19,7 @@ from agent.thread import AgentThread
 from bot.approvals import CANNOT_ASK, Approval, Approvals, Decision, describe_calls
 from bot.attachments import Attachments, Turn
 from bot.inflight import InFlight, Record
+from bot.metrics import Outcome
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
 from channels.clock import Clock
@@ -157,6 +158,7 @@ class Runtime:
         handler = StreamingHandler(surface, clock=self._clock, on_screen=record.show if record else None)
         handler.patience = self._patience
         handler.feedback = True
+        outcome = Outcome(self._channel, handler)
         await handler.start()
         readable = False  # text worth reading since the start or the last tool: the text before a tool is no answer
         paused: tuple[ToolCall, ...] = ()
@@ -186,10 +188,11 @@ class Runtime:
                             await self._show(incoming, handler, picture)
                     case ApprovalNeeded(calls=calls):
                         paused = calls
-                    case Failed(notice=notice):
+                    case Failed(notice=notice, kind=kind):
                         handler.emit(f"\n\n⚠️ {notice}")
                         readable = True
                         self.failed_replies += 1
+                        outcome.failed("model", kind)
                     case Done(usage=usage):
                         log.debug(
                             "%s: answered (%d tokens in, %d out)",
@@ -204,19 +207,26 @@ class Runtime:
         except FileProblem as problem:  # no model call: the reply says what is wrong with the file
             log.info("%s: file refused: %s", incoming.conversation, problem)
             handler.emit(str(problem))
+            outcome.failed("file")
         except asyncio.CancelledError as stopped:
             if events is not None:
                 await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
             shutting_down = SHUTDOWN in stopped.args
+            outcome.ended("shutdown" if shutting_down else "stopped")
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
             if shutting_down:
                 handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
+            raise
+        except Exception:
+            outcome.failed("error")
             raise
         finally:
             try:
                 if events is not None:
                     await events.aclose()
-                if not await handler.stop():
+                delivered = await handler.stop()
+                outcome.record(delivered)
+                if not delivered:
                     await self._keep(incoming, surface, handler.undelivered)
             finally:
                 if record is not None:

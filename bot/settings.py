@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     bot_data_dir: Path = Path("data")
     database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_listen: str = "0.0.0.0"
     memory_token_budget: int = Field(6000, ge=100)
 
     telegram_bot_token: SecretStr | None = None
@@ -125,6 +128,32 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("is a Redis URL; DATABASE_URL is the Postgres database (REDIS_URL is Redis's)")
+        return value
+
+    def check_replicas(self) -> None:
+        """Replica mode keeps every durable state in Postgres: without DATABASE_URL it cannot start.
+
+        Raises:
+            SettingsError: REDIS_URL is set and DATABASE_URL is not (one line naming it).
+        """
+        if self.replicas and self.database_url is None:
+            raise SettingsError(
+                "DATABASE_URL is not set; replica mode (REDIS_URL) keeps memory and the outbox in Postgres, "
+                "e.g. DATABASE_URL=postgresql://livebot:secret@db:5432/livebot"
+            )
+
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -142,6 +171,11 @@ class Settings(BaseSettings):
         return value.lower() if info.field_name == "vision" else value.upper()
 
     @property
+    def replicas(self) -> bool:
+        """Replica mode: REDIS_URL is set, so this process is one of several sharing Redis and Postgres."""
+        return self.redis_url is not None
+
+    @property
     def live_mode(self) -> LiveMode | None:
         """STREAM_MODE as the capability registry takes it (None = auto)."""
         return None if self.stream_mode == "auto" else LiveMode(self.stream_mode)
@@ -155,6 +189,7 @@ class Settings(BaseSettings):
                 self.openai_api_key,
                 self.transcribe_api_key,
                 self.database_url,
+                self.redis_url,
                 self.telegram_bot_token,
                 self.telegram_webhook_secret,
                 self.slack_bot_token,
@@ -235,11 +270,13 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
         SettingsError: Naming the setting and what is wrong; the value is shown only for non-secrets.
     """
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
+        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL", "REDIS_URL"))
         got = "" if secret or "input" not in error else f" (got {error['input']!r})"
         message = error["msg"].removeprefix("Value error, ")
         raise SettingsError(f"setting {name} is invalid: {message}{got}") from None
+    settings.check_replicas()
+    return settings

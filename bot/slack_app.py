@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agent.thread import AgentThread
 from bot.channel import ApprovalOutcome, ChannelBot, StopOutcome, serve_channel
 from bot.feedback import FeedbackLog, Rating
+from bot.metrics import slack_trace
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
@@ -93,16 +94,19 @@ class SlackBot(ChannelBot[SlackTarget]):
         self.url: str | None = None
         """HTTP mode: the URL Slack posts events to, as bound (for logs and tests)."""
         self.feedback = FeedbackLog()
-        self._seen = SeenEvents()
         self._greeted = SeenEvents()  # users shown the suggested prompts (only the ids: first_time works for any)
         self._socket_mode = check_settings(settings)
         self._app = build_app(self, settings, socket_mode=self._socket_mode)
 
-    def on_event(self, body: dict[str, Any]) -> None:
-        """Bolt's listener for app_mention and message events: decide, queue, return at once."""
+    @property
+    def shared_key(self) -> str:
+        return self.me.user_id
+
+    async def on_event(self, body: dict[str, Any]) -> None:
+        """Bolt's listener for app_mention and message events: decide, queue, return at once (an event delivered
+        again, to this replica or another: nothing)."""
         event_id = str(body.get("event_id") or "")
-        if event_id and not self._seen.first_time(event_id):
-            log.info("event %s delivered again; already answered", event_id)
+        if event_id and not await self.dedupe.first(event_id):
             return
         event = body.get("event") or {}
         verdict = read_event(event, self.me, team_id=body.get("team_id"), files=self.files)
@@ -217,7 +221,8 @@ class SlackBot(ChannelBot[SlackTarget]):
         """
         check_settings(settings)
         assert settings.slack_bot_token is not None
-        session = aiohttp.ClientSession()  # one connection pool for every call: no TLS handshake per update
+        # One connection pool for every call (no TLS handshake per update), each call counted for the metrics.
+        session = aiohttp.ClientSession(trace_configs=[slack_trace()])
         client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url.rstrip("/") + "/",  # slack_sdk joins "base_url + method"
@@ -314,7 +319,7 @@ def build_app(bot: SlackBot, settings: Settings, *, socket_mode: bool) -> AsyncA
     )
 
     async def listener(body: dict[str, Any]) -> None:
-        bot.on_event(body)
+        await bot.on_event(body)
 
     async def opened(event: dict[str, Any]) -> None:
         bot.on_opened(event)

@@ -100,6 +100,8 @@ class StreamingHandler:
         self._status_on = False
         self._drafting = False  # the flusher is in a draft call (which the final message would replace at once)
         self._stopped = False
+        self.first_visible: float | None = None
+        """When (the clock's time) the first text of the reply was on screen; None until then (for the metrics)."""
         self.undelivered: list[str] = []
         """Text that could not be delivered even by the final rules (for an outbox to retry later)."""
         self.feedback = False
@@ -108,6 +110,11 @@ class StreamingHandler:
         self.patience = float("inf")
         """Longest a final delivery waits in all (retry_after, backoff); past it the text goes to `undelivered`,
         for an outbox to deliver later, and the conversation moves on."""
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the reply is timed by (`first_visible` is in its time)."""
+        return self._clock
 
     @property
     def mode(self) -> LiveMode:
@@ -423,7 +430,10 @@ class StreamingHandler:
                 await self._clock.sleep(FINAL_BACKOFF[failures - 1])
                 continue
             self._shown = view
-            self._next_at = max(self._next_at, self._clock.now() + self._interval)
+            now = self._clock.now()
+            if self.first_visible is None:
+                self.first_visible = now
+            self._next_at = max(self._next_at, now + self._interval)
             self._set_waiting(False)
             if self._on_screen is not None:
                 self._on_screen(self._screen(view, final))

@@ -1,14 +1,17 @@
 """The Telegram platform for `python -m bot telegram`: a python-telegram-bot Application behind the channel core.
 
-Updates arrive by long polling, or by webhook when TELEGRAM_WEBHOOK_URL is set (python-telegram-bot checks
-TELEGRAM_WEBHOOK_SECRET on every request and answers 403 without it). The update handler only decides and
-queues (`bot.channel`): the reply runs in its conversation's queue, so a slow reply never holds up another chat.
+Updates arrive by long polling, or by webhook when TELEGRAM_WEBHOOK_URL is set (`bot.webhooks` checks
+TELEGRAM_WEBHOOK_SECRET on every request and answers 403 without it). In replica mode (REDIS_URL) only the
+replica holding the poller lease polls (`bot.poller`), and an update delivered again is not answered twice. The
+update handler only decides and queues (`bot.channel`): the reply runs in its conversation's queue, so a slow
+reply never holds up another chat.
 The items of an album (one message each, sharing a media_group_id) are held until the album is whole and answered
 as one message (`channels.telegram.albums`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,9 +23,12 @@ from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, serve_channel
+from bot.metrics import count_httpx_call
+from bot.poller import Lease, poll_while_leased
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
@@ -73,8 +79,14 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self.drafts = DraftOwners()
         """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
+    @property
+    def shared_key(self) -> str:
+        return str(self.me.id)
+
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """python-telegram-bot's handler: decide, queue, return at once."""
+        """python-telegram-bot's handler: decide, queue, return at once (an update delivered again: nothing)."""
+        if not await self.dedupe.first(str(update.update_id)):
+            return
         if (press := stop_request(update)) is not None:
             assert update.callback_query is not None
             outcome = await self.stop_pressed(press)
@@ -170,25 +182,43 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         """
         application, settings = self.application, self._settings
         runner: web.AppRunner | None = None
+        leased: asyncio.Task[None] | None = None
         try:
             await application.bot.set_my_commands(MENU)
             await application.start()
             assert application.updater is not None
             if settings.telegram_webhook_url:
                 runner = await self._listen_webhook()
+                how = "on webhook"
+            elif self.redis is not None:  # replicas: one polls, the others stand by
+                lease = Lease(self.redis, f"livebot:telegram:{self.shared_key}:poller")
+                leased = asyncio.create_task(poll_while_leased(lease, self._start_polling, self._stop_polling))
+                how = "polling when it holds the poller lease (replica mode)"
             else:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-            how = "on webhook" if settings.telegram_webhook_url else "polling"
+                await self._start_polling()
+                how = "polling"
             log.info("telegram: @%s is %s", self.me.username, how)
             yield
         finally:
             if runner is not None:
                 await runner.cleanup()
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
+            if leased is not None:
+                leased.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await leased
+            await self._stop_polling()
             if application.running:
                 await application.stop()
             self.albums.flush()  # no more items can come: an album still held is answered
+
+    async def _start_polling(self) -> None:
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: polling")
+
+    async def _stop_polling(self) -> None:
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
 
     async def _listen_webhook(self) -> web.AppRunner:
         """Serve `bot.webhooks.telegram_webhook` at TELEGRAM_WEBHOOK_LISTEN:PORT, then point Telegram at it."""
@@ -237,9 +267,15 @@ def build_application(settings: Settings) -> Application:
         # httpcore polls every pooled connection on each request, so an idle pool of hundreds (PTB's default is
         # 256) costs the event loop more than the calls do. The shared limiter keeps at most BOT_BUDGET.limit
         # calls in flight, so a few more connections than that never make a call wait for one.
-        .connection_pool_size(BOT_BUDGET.limit + 8)
+        .request(_counted_request(BOT_BUDGET.limit + 8))
+        .get_updates_request(_counted_request(1))
         .build()
     )
+
+
+def _counted_request(pool: int) -> HTTPXRequest:
+    """python-telegram-bot's default request (as the builder makes it), with each call counted for the metrics."""
+    return HTTPXRequest(connection_pool_size=pool, httpx_kwargs={"event_hooks": {"response": [count_httpx_call]}})
 
 
 def serve_telegram(settings: Settings, agent: AgentThread) -> contextlib.AbstractAsyncContextManager[TelegramBot]:

@@ -199,6 +199,8 @@ class RateLimiter:
         self._paced: dict[Hashable, _Window] = {}  # the paced ones among them (few: one per workspace and method)
         self._gates: dict[Hashable, float] = {}
         self._sweep_at = 1024
+        self.dropped = 0
+        """Calls refused for want of budget (not urgent, nothing to spare) since the start: the metrics read it."""
 
     @asynccontextmanager
     async def slot(
@@ -225,6 +227,7 @@ class RateLimiter:
         else:
             wait = self._intermediate_wait(windows, caller)
             if wait > 0:
+                self.dropped += 1
                 raise RateLimited(wait, "local rate budget")
         if caller is not None:
             self._take_turn(windows, caller)
@@ -250,6 +253,10 @@ class RateLimiter:
             shut = self._told_to_wait(windows, gate, platform_429.retry_after) if platform_429 else ()
             if self._shared is not None:
                 await self._give_back(place, shut, platform_429.retry_after if platform_429 else 0.0)
+
+    def share(self, shared: SharedBudgets) -> None:
+        """Replica mode, once the bot knows who it is: from now on every call also needs room in `shared`."""
+        self._shared = shared
 
     @staticmethod
     @contextmanager

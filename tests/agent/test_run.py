@@ -162,7 +162,7 @@ async def test_broken_stream_keeps_the_text_so_far_then_fails(llm: OpenAIDouble,
     events = await run_once(make_config(llm), "why?")
 
     assert text_of(events) == "The answer is "
-    assert events[-1] == Failed(CONNECTION_LOST)
+    assert events[-1] == Failed(CONNECTION_LOST, "connection")
     assert not any(isinstance(event, Done) for event in events)
     assert len(llm.requests) == 1, "a stream that broke half-way must not be retried behind the user's back"
 
@@ -174,7 +174,7 @@ async def test_http_error_becomes_a_safe_notice(
 
     events = await run_once(make_config(llm), "hi")
 
-    assert events == [Failed("The model server rejected the API key.")]
+    assert events == [Failed("The model server rejected the API key.", "auth")]
     assert "AuthenticationError" in caplog.text  # the details go to the log, not to the user
 
 
@@ -343,7 +343,7 @@ async def test_a_silent_model_server_ends_the_reply_with_a_notice_and_no_retry(
 
     events = await run_once(make_config(llm, first_token_timeout=0.5), "hello?")
 
-    assert events == [Failed(MODEL_SILENT.format(seconds=0.5))]
+    assert events == [Failed(MODEL_SILENT.format(seconds=0.5), "silent")]
     assert len(llm.requests) == 1, "no silent retry that doubles the wait"
     await asyncio.wait_for(llm.disconnected.wait(), timeout=10)  # the request was given up, not left open
 
@@ -356,7 +356,7 @@ async def test_a_model_that_stalls_after_its_first_words_keeps_them_and_says_it_
     events = await run_once(make_config(llm, first_token_timeout=30, idle_timeout=0.5), "hi")
 
     assert text_of(events) == "The answer starts like this"
-    assert events[-1] == Failed(MODEL_STALLED.format(seconds=0.5))
+    assert events[-1] == Failed(MODEL_STALLED.format(seconds=0.5), "stalled")
     assert len(llm.requests) == 1
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import sys
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from tools import default_tools
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token-for-the-double-0123456789"
 _OWN_SETTINGS = (
-    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "LOG_LEVEL"),
+    *("OPENAI_", "LLM_", "TELEGRAM_", "SLACK_", "STREAM_", "BOT_", "DATABASE_URL", "REDIS_URL", "METRICS_"),
+    "LOG_LEVEL",
     *("MCP_CONFIG", "SEARXNG_", "BRAVE_", "TAVILY_"),
 )
 
@@ -69,12 +71,9 @@ async def run_bot(args: list[str], *, stdin: str, env: dict[str, str], cwd: Path
     return Finished(process.returncode, out.decode(), err.decode())
 
 
-@asynccontextmanager
-async def telegram_process(
-    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m bot telegram` against the doubles, yielded once it polls; killed on exit if it still runs."""
-    env = bot_env(
+def telegram_env(tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `python -m bot telegram` that talks to the two doubles."""
+    return bot_env(
         tmp_path,
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_BASE_URL=tg.root,
@@ -83,6 +82,14 @@ async def telegram_process(
         LLM_MODEL=llm.model,
         **settings,
     )
+
+
+@asynccontextmanager
+async def telegram_process(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`python -m bot telegram` against the doubles, yielded once it polls; killed on exit if it still runs."""
+    env = telegram_env(tg, llm, tmp_path, **settings)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "telegram", env=env, cwd=tmp_path, stderr=asyncio.subprocess.DEVNULL
     )
@@ -222,3 +229,38 @@ async def running(
         serve_telegram(config, agent) as bot,
     ):
         yield bot
+
+
+def _server(variable: str) -> str:
+    """The URL of a test server in `variable`; the test is skipped without it (`.ci/run` starts both and sets them)."""
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set (.ci/run starts PostgreSQL and Redis and sets it)")
+    return url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """LIVEBOT_TEST_REDIS_URL (`.ci/run` starts a Redis server and sets it), emptied before the test."""
+    url = _server("LIVEBOT_TEST_REDIS_URL")
+    import redis.asyncio as redis
+
+    async with redis.Redis.from_url(url) as client:
+        await client.flushdb()
+    yield url
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """LIVEBOT_TEST_DATABASE_URL with a schema of the test's own (dropped after it), so runs never meet."""
+    url = _server("LIVEBOT_TEST_DATABASE_URL")
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
