@@ -118,7 +118,7 @@ async def _open_sqlite(path: Path) -> AsyncIterator[BaseCheckpointSaver]:
             await saver.setup()
             saver.watch(path)
         except (OSError, sqlite3.Error) as exc:
-            raise MemoryUnavailable(f"cannot open the conversation memory at {path}: {_one_line(exc)}") from None
+            raise MemoryUnavailable(f"cannot open the conversation memory at {path}: {one_line(exc)}") from None
         yield saver
 
 
@@ -131,8 +131,7 @@ async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
     with a lock, so one connection is all it uses at a time.
     """
     params = _conninfo(url)
-    where = _where(params)
-    hide = _secrets(url, params)
+    where, hide = describe_database(url)
     # What AsyncPostgresSaver needs of every connection (as in its from_conn_string).
     kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     if "connect_timeout" not in params:
@@ -141,12 +140,12 @@ async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
     try:
         conn = await psycopg.AsyncConnection.connect(url, **kwargs)
     except psycopg.Error as exc:
-        raise MemoryUnavailable(f"{cannot_connect}: {_one_line(exc, hide)}") from None
+        raise MemoryUnavailable(f"{cannot_connect}: {one_line(exc, hide)}") from None
     try:
         async with conn, setup_lock(conn):
             await AsyncPostgresSaver(conn).setup()
     except psycopg.Error as exc:
-        reason = _one_line(exc, hide)
+        reason = one_line(exc, hide)
         raise MemoryUnavailable(
             f"cannot create the memory tables in the Postgres database at {where}: {reason}"
         ) from None
@@ -157,8 +156,18 @@ async def _open_postgres(url: str) -> AsyncIterator[BaseCheckpointSaver]:
         try:
             await pool.wait(timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:  # the server went away since the check above
-            raise MemoryUnavailable(f"{cannot_connect}: {_one_line(exc, hide)}") from None
+            raise MemoryUnavailable(f"{cannot_connect}: {one_line(exc, hide)}") from None
         yield AsyncPostgresSaver(cast(DictPool, pool))  # rows are dicts (row_factory above), not typed tuples
+
+
+def describe_database(url: str) -> tuple[str, list[str]]:
+    """`host:port/database` of a database URL, and every spelling of its password (to keep out of error lines).
+
+    Raises:
+        MemoryUnavailable: The URL is malformed (the message says what is expected, without the URL).
+    """
+    params = _conninfo(url)
+    return _where(params), _secrets(url, params)
 
 
 @asynccontextmanager
@@ -191,7 +200,7 @@ def postgres_unavailable(url: str, what: str, exc: psycopg.Error) -> MemoryUnava
     database and the reason, never the password."""
     params = _conninfo(url)
     return MemoryUnavailable(
-        f"{what} in the Postgres database at {_where(params)}: {_one_line(exc, _secrets(url, params))}"
+        f"{what} in the Postgres database at {_where(params)}: {one_line(exc, _secrets(url, params))}"
     )
 
 
@@ -221,7 +230,8 @@ def _secrets(url: str, params: dict[str, Any]) -> list[str]:
     return [secret for secret in found if secret]
 
 
-def _one_line(exc: BaseException, hide: Iterable[str] = ()) -> str:
+def one_line(exc: BaseException, hide: Iterable[str] = ()) -> str:
+    """`exc` as one line of at most 300 characters, with every string in `hide` (a password) replaced by ***."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     for secret in sorted(hide, key=len, reverse=True):
         text = text.replace(secret, "***")

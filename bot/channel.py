@@ -4,8 +4,9 @@ A platform (`bot.telegram_app`, `bot.slack_app`) subclasses `ChannelBot` and sup
 parser's verdicts, its surface (`open_surface`), its profile rows (`channels.capabilities`) and bot budget, a
 target type that encodes itself to an outbox address and back, and the wiring to its library (`connect`,
 `listen`). The core owns the rest: dispatching verdicts to the conversation queues, remembering chats that
-refused a live mode, Stop presses (including a button a crash left behind), outbox delivery, and start-up and
-shutdown in the right order. See docs/architecture.md, "How to add a platform".
+refused a live mode, Stop presses (including a button a crash left behind), outbox delivery, finishing the replies
+a crash cut short (`bot.inflight`), and start-up and shutdown in the right order. See docs/architecture.md, "How
+to add a platform".
 """
 
 from __future__ import annotations
@@ -25,13 +26,22 @@ from bot.approvals import Approval, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
 from bot.dedupe import Dedupe
+from bot.inflight import InFlight, Leftover, open_inflight
 from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
 from bot.replicas import open_redis, redis_problem
-from bot.runtime import Runtime
+from bot.runtime import INTERRUPTED_MARK, Runtime
 from bot.settings import Settings
+from bot.store import open_store
 from channels.capabilities import LiveMode, Profile, resolve
-from channels.errors import ChannelError
+from channels.errors import (
+    ChannelError,
+    FormattingRejected,
+    MessageTooLong,
+    RateLimited,
+    StreamingRefused,
+    TransientError,
+)
 from channels.inbound import Answer, ApprovalPress, Ignore, Refuse, StopPress, Target, Verdict
 from channels.ratelimit import Budget, RateLimiter
 from channels.shared_budget import SharedBudgets
@@ -39,6 +49,10 @@ from channels.surface import ButtonSurface, ReplySurface, capabilities
 
 log = logging.getLogger(__name__)
 
+FINISH_ATTEMPTS = 3
+"""Tries to finish one reply a crash cut short (a 429 or a network error is tried again) before it is dropped."""
+FINISH_PATIENCE = 60.0
+"""At start-up, how long finishing the replies a crash cut short may hold up serving."""
 REFUSAL_EVERY = 3600.0
 """A chat hears the allowlist refusal at most once in this many seconds, however often outsiders write."""
 T = TypeVar("T", bound=Target)
@@ -207,6 +221,37 @@ class ChannelBot(Generic[T]):
         can tell overrides it; the answer may be cached briefly. Never raises: when in doubt, False."""
         return False
 
+    async def finish_cut_reply(self, leftover: Leftover) -> None:
+        """Finish a reply a crash cut short: its message shows the text it last showed and INTERRUPTED_MARK, without
+        the Stop button. A native stream still open is stopped with the mark (the text stays exactly as shown);
+        one that expired, and a message being edited, get the text and the mark by an edit; a draft, which is no
+        message, and a reply with no message open, get them as a new message.
+
+        Raises:
+            ChannelError: The platform refused (the message was deleted, ...): the caller logs it and moves on.
+        """
+        surface = self.surface(self.target_type.from_address(leftover.address))
+        screen, can = leftover.screen, capabilities(surface)
+        text = f"{screen.text.rstrip()}\n\n{INTERRUPTED_MARK}" if screen.text.strip() else INTERRUPTED_MARK
+        if screen.message is None:
+            await surface.send(text, final=True)
+            return
+        if screen.mode == LiveMode.NATIVE.value and can.stream is not None:
+            try:
+                await can.stream.stream_stop(screen.message, f"\n\n{INTERRUPTED_MARK}")
+                return
+            except StreamingRefused:
+                pass  # expired (or stopped) meanwhile: it takes an edit
+        if screen.buttons and can.buttons is not None:
+            can.buttons.adopt(screen.message)
+        try:
+            await surface.edit(screen.message, text, final=True)
+        except FormattingRejected:
+            await surface.edit(screen.message, text, final=True, plain=True)
+        except MessageTooLong:  # the mark does not fit under the text: it follows it
+            await surface.edit(screen.message, screen.text, final=True)
+            await surface.send(INTERRUPTED_MARK, final=True)
+
     async def deliver(self, address: dict[str, Any], text: str) -> None:
         """Send an outbox entry: the same rendering, budget and error rules as a reply's final message."""
         await self.surface(self.target_type.from_address(address)).send(text, final=True)
@@ -225,6 +270,44 @@ class ChannelBot(Generic[T]):
         return self.open_surface(target, profile, on_live_refused=lambda: self._live_refused.add(target.chat))
 
 
+async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight) -> None:
+    """Finish every reply of `bot`'s platform an earlier run left in flight (within FINISH_PATIENCE), and drop
+    their records, finished or not: a message the platform will not edit is logged, never retried at every start."""
+    leftovers = await inflight.leftovers(bot.platform)
+    if not leftovers:
+        return
+    log.info("%s: finishing %d reply(ies) cut short by a crash", bot.platform, len(leftovers))
+    tasks = [asyncio.create_task(_finish(bot, inflight, leftover)) for leftover in leftovers]
+    _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
+    for task in late:
+        task.cancel()
+    if late:
+        log.warning("%s: %d reply(ies) cut short not finished in %g s; tried again at the next start",
+                    bot.platform, len(late), FINISH_PATIENCE)  # fmt: skip
+        await asyncio.wait(late)
+
+
+async def _finish(bot: ChannelBot[Any], inflight: InFlight, leftover: Leftover) -> None:
+    where = leftover.conversation
+    for attempt in range(1, FINISH_ATTEMPTS + 1):
+        try:
+            await bot.finish_cut_reply(leftover)
+            log.info("%s: a reply cut short by a crash was marked as interrupted", where)
+            break
+        except (RateLimited, TransientError) as exc:
+            if attempt == FINISH_ATTEMPTS:
+                log.warning("%s: a reply cut short could not be finished (%s); dropped", where, exc)
+                break
+            await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) else attempt)
+        except ChannelError as exc:  # deleted, chat gone, ...: asking again gets the same answer
+            log.warning("%s: a reply cut short could not be finished (%s); dropped", where, exc)
+            break
+        except Exception:
+            log.exception("%s: finishing a reply cut short failed; dropped", where)
+            break
+    await inflight.drop(leftover.id)
+
+
 async def _drop_buttons(surface: ButtonSurface, message: Any) -> None:
     with contextlib.suppress(ChannelError):
         await surface.drop_buttons(message)
@@ -234,15 +317,19 @@ async def _drop_buttons(surface: ButtonSurface, message: Any) -> None:
 async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -> AsyncIterator[B]:
     """Run a `kind` bot with its outbox for the duration of the block: start-up and shutdown, in order.
 
-    Start: the outbox, the runtime, the platform client and the bot, the intake, then the courier that delivers
-    what an earlier run left in the outbox. Stop: the courier (after the entry it is sending), the intake (no new
+    Start: the outbox and the in-flight records, the runtime, the platform client and the bot, the replies an
+    earlier run left in flight finished (`finish_leftovers`), the intake, then the courier that delivers what an
+    earlier run left in the outbox. Stop: the courier (after the entry it is sending), the intake (no new
     messages), the replies in flight (SHUTDOWN_GRACE, then cut short with a notice; what they could not deliver
-    stays in the outbox for the next start), and last the platform client.
+    stays in the outbox for the next start), the platform client, and last the in-flight records of the replies
+    that ended.
     """
     ready = Readiness()
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
         open_outbox(settings.bot_data_dir, database_url) as outbox,
+        open_store(settings.bot_data_dir, database_url) as store,
+        open_inflight(store) as inflight,
         open_attachments(settings, agent.files) as files,
         open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
         contextlib.AsyncExitStack() as shared,
@@ -260,6 +347,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
             command_prefix=kind.command_prefix,
             patience=settings.final_patience,
             attachments=files,
+            inflight=inflight,
             approvals=approvals,
         )
         async with kind.connect(settings, runtime) as bot:
@@ -272,6 +360,10 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
                 outbox=lambda: outbox.figures(kind.platform),
             )
             try:
+                if settings.replicas:  # another replica's replies are in flight, not cut: issue 16 takes over
+                    log.info("%s: replica mode: replies cut short are not finished at start-up", kind.platform)
+                else:
+                    await finish_leftovers(bot, inflight)
                 async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready), bot.listen():
                     courier = asyncio.create_task(
                         outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"

@@ -18,6 +18,7 @@ from agent.check import check_model
 from bot.console_app import LOG_FILE
 from bot.logs import ProblemCounter, configure_logging
 from bot.settings import Settings, SettingsError, load_settings
+from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             file=settings.bot_data_dir / LOG_FILE if console else None,
         )
         return asyncio.run(_run(args, settings, problems))
-    except (SettingsError, MemoryUnavailable) as exc:
+    except (SettingsError, MemoryUnavailable, StoreUnavailable) as exc:
         print(f"livebot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C where no handler of ours was listening (start-up, shutdown)

@@ -18,6 +18,7 @@ from agent.events import AgentEvent, ApprovalNeeded, Done, Failed, Picture, Tool
 from agent.thread import AgentThread
 from bot.approvals import CANNOT_ASK, Approval, Approvals, Decision, describe_calls
 from bot.attachments import Attachments, Turn
+from bot.inflight import InFlight, Record
 from bot.metrics import Outcome
 from bot.outbox import Outbox
 from bot.streaming import StreamingHandler
@@ -35,6 +36,8 @@ STOPPED_MARK = "⏹ _Stopped._"
 SHUTDOWN = "shutdown"
 """The cancel message that marks a reply stopped because the bot is shutting down, not by the user."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
+INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
+"""Added at the next start to a reply a crash cut short (bot.channel finishes the in-flight records)."""
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
@@ -64,6 +67,7 @@ class Runtime:
         patience: FINAL_PATIENCE: how long a final message may wait for the platform before the outbox takes it.
         attachments: Turns messages with files into the model's input; None reads only text (files are ignored).
         approvals: Where requests to approve a tool call wait; None denies such calls at once (the model is told).
+        inflight: Where each answer in flight is recorded, so one a crash cuts short is finished at the next start.
     """
 
     def __init__(
@@ -77,8 +81,10 @@ class Runtime:
         patience: float = float("inf"),
         attachments: Attachments | None = None,
         approvals: Approvals | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
         self._agent = agent
+        self._inflight = inflight
         self.approvals = approvals
         self._attachments = attachments
         self._clock = clock
@@ -148,7 +154,8 @@ class Runtime:
         start: Start,
     ) -> None:
         """Stream the run `start` begins to `surface`; a run that pauses for approval ends with the request."""
-        handler = StreamingHandler(surface, clock=self._clock)
+        record = self._record(incoming, surface)
+        handler = StreamingHandler(surface, clock=self._clock, on_screen=record.show if record else None)
         handler.patience = self._patience
         handler.feedback = True
         outcome = Outcome(self._channel, handler)
@@ -214,14 +221,26 @@ class Runtime:
             outcome.failed("error")
             raise
         finally:
-            if events is not None:
-                await events.aclose()
-            delivered = await handler.stop()
-            outcome.record(delivered)
-            if not delivered:
-                await self._keep(incoming, surface, handler.undelivered)
+            try:
+                if events is not None:
+                    await events.aclose()
+                delivered = await handler.stop()
+                outcome.record(delivered)
+                if not delivered:
+                    await self._keep(incoming, surface, handler.undelivered)
+            finally:
+                if record is not None:
+                    record.end()
         if paused:
             await self._ask(incoming, surface, paused)
+
+    def _record(self, incoming: Incoming, surface: ReplySurface) -> Record | None:
+        """The in-flight record of an answer that starts now (none where a late finish makes no sense)."""
+        address = surface.address()
+        if self._inflight is None or address is None:
+            return None
+        thread_id = incoming.conversation  # the agent's LangGraph thread is the conversation (AgentThread.run)
+        return self._inflight.begin(incoming.conversation, self._channel, address, thread_id)
 
     async def _ask(self, incoming: Incoming, surface: ReplySurface, calls: tuple[ToolCall, ...]) -> None:
         """Show the request to approve `calls` (the text before them is final by now). Where it cannot be shown,

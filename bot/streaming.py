@@ -22,9 +22,10 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
+from bot.inflight import Screen
 from channels.capabilities import LiveMode
 from channels.clock import Clock, LoopClock
 from channels.errors import (
@@ -61,13 +62,18 @@ class StreamingHandler:
     Args:
         surface: Where the reply is shown; its `profile` decides the live mode, interval and length limit.
         clock: Injected in tests to control time; the event loop's clock otherwise.
+        on_screen: Told what the reply shows after each platform call that changed it (the in-flight record,
+            `bot.inflight`); it must be O(1) and do no I/O.
 
     Raises:
         CapabilityMismatch: The profile claims a capability the surface does not implement.
     """
 
-    def __init__(self, surface: ReplySurface, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, surface: ReplySurface, *, clock: Clock | None = None, on_screen: Callable[[Screen], None] | None = None
+    ) -> None:
         self._surface = surface
+        self._on_screen = on_screen
         self._profile = surface.profile
         can = capabilities(surface)  # checked once, here: a mismatch never surfaces mid-reply
         self._drafts, self._streams, self._typist = can.draft, can.stream, can.typing
@@ -429,7 +435,16 @@ class StreamingHandler:
                 self.first_visible = now
             self._next_at = max(self._next_at, now + self._interval)
             self._set_waiting(False)
+            if self._on_screen is not None:
+                self._on_screen(self._screen(view, final))
             return True
+
+    def _screen(self, view: str, final: bool) -> Screen:
+        """What the user sees after `view` went out: a message (or draft) being written, or none open."""
+        if final or self._mode is LiveMode.OFF:
+            return Screen(self._mode.value)
+        buttons = self._mode is LiveMode.EDIT and self._profile.buttons
+        return Screen(self._mode.value, self._ref, view, buttons)
 
     def _give_up(self, view: str, final: bool, why: str) -> bool:
         log.warning("%s: %s update failed: %s", self._profile.key, "final" if final else "intermediate", why)

@@ -194,12 +194,18 @@ def split_to_fit(text: str, measure: Callable[[str], int], limit: int, *, window
         window: How many leading characters to consider; bounds the work for a huge text (the rest is tail).
 
     Returns:
-        (head, tail): `head` fits, is not empty and ends at the best boundary; `tail` is the remaining text
-        (with a reopened code fence, or a table's header rows, first where the cut was inside one).
+        (head, tail): `head` fits, starts with the first character that is not whitespace (so it is never blank:
+        a platform refuses an empty message) and ends at the best boundary; `tail` is the remaining text (with a
+        reopened code fence, or a table's header rows, first where the cut was inside one). ("", "") for a text
+        of whitespace alone.
 
     Raises:
         ValueError: When not even one character fits (a limit no platform has).
     """
+
+    text = text.lstrip()  # a message never starts with the blank lines between two (nor is it only those)
+    if not text:
+        return "", ""
 
     def size(length: int) -> int:
         return measure(_closed(text[:length])[0])

@@ -4,7 +4,7 @@ A channel builds one surface per reply. Every surface has `send`, `edit`, `measu
 else it has its `profile` declares, and `capabilities` checks the claim once, when a StreamingHandler is built:
 `draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
 `profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
-`drop_buttons` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`, `ask_feedback` for
+`drop_buttons` and `adopt` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`, `ask_feedback` for
 `profile.feedback`, `ask_approval` / `settle_approval` (`ApprovalSurface`) for `profile.approvals`. A profile
 that claims what its surface lacks fails there with `CapabilityMismatch`, never mid-reply. Methods raise the
 errors of `channels.errors`, never a library's own exceptions, so the handler's error rules hold on every platform.
@@ -135,6 +135,11 @@ class ButtonSurface(ReplySurface, Protocol):
         """Take the Stop button off `message` (a `StopPress.message`): one a reply cut short by a crash left behind."""
         ...
 
+    def adopt(self, ref: MessageRef) -> None:
+        """Message `ref`, which an earlier run of the bot sent with the Stop button, is this surface's now: its next
+        final `edit` takes the button off (a reply cut short by a crash, finished at the next start)."""
+        ...
+
 
 @runtime_checkable
 class ImageSurface(ReplySurface, Protocol):
@@ -215,7 +220,7 @@ def capabilities(surface: ReplySurface) -> Capabilities:
         (profile.typing, found.typing, "typing", "typing"),
         (profile.status, found.status, "status", "status"),
         (profile.tasks, found.tasks, "tasks", "task"),
-        (profile.buttons, found.buttons, "buttons", "drop_buttons"),
+        (profile.buttons, found.buttons, "buttons", "drop_buttons/adopt"),
         (profile.images_out, found.images, "images_out", "image"),
         (profile.feedback, found.feedback, "feedback", "ask_feedback"),
         (profile.approvals, found.approvals, "approvals", "ask_approval/settle_approval"),

@@ -270,6 +270,11 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
             urgent=False,
         )
 
+    def adopt(self, ref: str) -> None:
+        """Message `ref` is made of blocks with the Stop button: its final edit sends blocks without it (an update
+        with markdown_text alone would keep the blocks it is not given, button included)."""
+        self._buttons[ref] = True
+
     async def ask_approval(self, text: str, approval_id: str) -> str:
         """The request as a message of blocks: the calls in a markdown block, then Approve and Deny buttons.
 

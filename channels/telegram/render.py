@@ -8,11 +8,17 @@ shown as code, an unclosed `**` as the characters themselves.
 Telegram shows no HTML, so the model's `<b>`, `<br>` or `&lt;` are text it meant the user to read. CommonMark
 reads them as raw HTML and character references, which telegramify-markdown drops or decodes (and has no option
 against), so `render` first backslash-escapes exactly those (see `as_typed`).
+
+Whatever else Markdown hides or inflates, a message is sent as typed rather than lose or bloat it (`_faithful`):
+a rendering that does not show every letter and digit the model wrote (a link reference definition, a table row
+with more cells than its header, a link's title), or one more than twice as long as its Markdown (a table padded
+to one wide cell grows without bound, and then an answer would take ever more messages).
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -45,6 +51,19 @@ _MAX_WEIGHT = 5
 that may be empty), so a text with few of them is cleared without parsing."""
 _MARKUP = tuple("*_`[]!<>&#|~\\-+=:$.)")
 """Characters that can start Markdown structure (with line breaks, which end or continue blocks)."""
+_MAX_GROWTH = 2
+"""A rendering may be at most this many times as long as its Markdown (past `_GROWTH_FREE` units): each message
+then carries at least half a message of the answer, so an answer takes a bounded number of messages."""
+_GROWTH_FREE = 1024
+"""A rendering this short is never too long: a small table may pad to a few times its Markdown."""
+_ORDERED_ITEM = re.compile(r"(?<![^\s>])\d{1,9}(?=[.)](?:\s|$))")
+"""An ordered list item's number, which Markdown renumbers from the first (1. 1. 1. shows as 1. 2. 3.)."""
+_FENCE_INFO = re.compile(r"^( {0,3}(?:`{3,}|~{3,})).*$", re.MULTILINE)
+"""A code fence's info string: it names the code's language (kept as the entity's language), and no more shows."""
+_REFERENCE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+"""A character reference (`&amp;`, `&#65;`): shown as typed in text, decoded in a link's target."""
+_LABEL = re.compile(r"^ {0,3}\[[^\]\n]{1,999}\]:", re.MULTILINE)
+"""The label of a link reference definition."""
 _DEEP = re.compile(r"^(?:[ \t]*+(?:>|[-+*](?=[ \t])|\d{1,9}+[.)](?=[ \t]))){32}", re.MULTILINE)
 """Block quotes and lists nested 32 deep: no answer writes them, and the parser's cost grows faster than the
 text there, so such a text is not even counted."""
@@ -84,14 +103,39 @@ def render(markdown: str, *, plain: bool = False) -> Rendered:
 
     Cached because the StreamingHandler measures a text and then sends the same text.
     """
+    markdown = markdown.rstrip()  # shows nothing, and a message is sent without it: measured the same either way
     typed = None if plain else _formattable(markdown)
     if typed is not None:
         # No LaTeX: Telegram shows none, and converting it costs time quadratic in a run of "$" or "\\(".
         text, entities = telegramify_markdown.convert(typed, latex_escape=False)
         text = text.rstrip()
-        if text:
+        if text and _faithful(markdown, text, entities):
             return Rendered(text, tuple(entities))
     return Rendered(markdown)
+
+
+def _faithful(markdown: str, text: str, entities: list[telegramify_markdown.MessageEntity]) -> bool:
+    """Whether `text` (with `entities`) shows every letter and digit of `markdown` and is not much longer.
+
+    Shown are the text and what its entities carry (a link's target is one tap away, a code block names its
+    language). Not counted as written: the numbers of ordered list items, which Markdown renumbers, code fences'
+    info strings, the names of character references, which a link's target shows decoded (`&amp;` as `&`), and
+    the labels of link reference definitions (`[1]: https://…`: the key a link uses, whose target it shows).
+    """
+    size = utf16_len(text)
+    if size > _GROWTH_FREE and size > _MAX_GROWTH * utf16_len(markdown):
+        return False
+    written = markdown
+    for hidden, kept in ((_ORDERED_ITEM, ""), (_FENCE_INFO, r"\1"), (_REFERENCE, ""), (_LABEL, "")):
+        written = hidden.sub(kept, written)
+    carried = "".join(
+        f"{entity.url or ''}{entity.language or ''}" for entity in entities if entity.url or entity.language
+    )
+    return not _letters(written) - _letters(text + carried)
+
+
+def _letters(text: str) -> Counter[str]:
+    return Counter(filter(str.isalnum, text))
 
 
 def _formattable(markdown: str) -> str | None:

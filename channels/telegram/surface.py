@@ -192,6 +192,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
             lambda: self._client.edit_message_reply_markup(self._target.chat_id, ref, reply_markup=None), urgent=False
         )
 
+    def adopt(self, ref: int) -> None:
+        """Nothing to learn: a final edit sends no markup, which takes any Stop button off."""
+
     async def ask_approval(self, text: str, approval_id: str) -> int:
         """The request as a message with an inline keyboard: Approve and Deny (callback data well under 64 bytes)."""
         keyboard = InlineKeyboardMarkup(

@@ -3,7 +3,9 @@ bench/worst_case.py throw at Telegram's renderer and at the splitter.
 
 Each answer is a few "units" of pathological Markdown repeated to a given size, mixed with words so there are
 letters and digits to lose: raw HTML block lines, runs of `*_`, many fence lines, long `>` runs, thousands of
-backticks, tables, LaTeX delimiters, brackets, character references, deep lists.
+backticks, tables (one padded to a wide header renders to many times its length), link reference definitions
+(which Markdown shows nothing of), LaTeX delimiters, brackets, character references, deep lists, runs of blank
+lines.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ UNITS = (
     "`a` ",
     "| a | b |\n|---|---|\n",
     "| 1 | 2 |\n",
+    "| a header cell far wider than the cells under it | b |\n|---|---|\n",  # rows padded to it: ~10x the text
+    "| 1 |\n",
     "| x ",
     "|",
     "[",

@@ -17,6 +17,7 @@ def cut_all(text: str, measure: Callable[[str], int], limit: int, *, most: int =
         AssertionError: More than `most` messages: the cutting does not end.
     """
     messages = []
+    text = text.lstrip()  # as the StreamingHandler starts a message: the blank lines before it are not sent
     while text.strip():
         assert len(messages) < most, f"still cutting after {most} messages"
         if len(text) <= limit * SPLIT_WINDOW and measure(text) <= limit:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,8 +23,11 @@ from bot.settings import Settings
 from bot.telegram_app import TelegramBot, serve_telegram
 from media.store import FileStore
 from tests.doubles.openai_server import OpenAIDouble, Text, ToolCalls
+from tests.doubles.slack_api import SlackDouble
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.slack_scene import SlackScene, clean_environment, running_scene
+from tests.scenarios.slack_scene import SECRET as SLACK_SECRET
+from tests.scenarios.slack_scene import TOKEN as SLACK_TOKEN
+from tests.scenarios.slack_scene import SlackScene, clean_environment, free_port, running_scene
 from tools import default_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +100,56 @@ async def telegram_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@asynccontextmanager
+async def slack_process(
+    slack: SlackDouble, llm: OpenAIDouble, tmp_path: Path, **settings: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`python -m bot slack` in HTTP mode against the doubles, yielded with its events URL once it listens;
+    killed on exit if it still runs."""
+    port = free_port()
+    own = {
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-test-" + "x" * 24,
+        "LLM_MODEL": llm.model,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "SLACK_LISTEN": "127.0.0.1",
+        "SLACK_PORT": str(port),
+    }
+    env = bot_env(tmp_path, **{**own, **settings})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "slack", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        async with asyncio.timeout(90):
+            while b"listening at" not in (line := await process.stderr.readline()):
+                assert line, "the bot exited before listening"
+        drain = asyncio.create_task(process.stderr.read())  # a full pipe would block the bot's log
+        yield process, f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if drain is not None:
+            await drain
+
+
+async def recorded_text(data: Path, text: str, timeout: float = 30) -> None:
+    """Wait until a reply in flight is recorded in BOT_DATA_DIR `data` as showing `text` (its Markdown): then a
+    crash loses nothing of what the user saw. (The record is written on its own cadence, which no platform call
+    announces, so this looks at the file every 50 ms.)"""
+    async with asyncio.timeout(timeout):
+        while True:
+            with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(data / "state.sqlite")) as db:
+                screens = [json.loads(row[0]) for row in db.execute("SELECT screen FROM inflight_replies")]
+                if any(screen["text"] == text for screen in screens):
+                    return
+            await asyncio.sleep(0.05)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from tests.doubles.openai_server import Hang, OpenAIDouble, Text
 from tests.doubles.slack_api import SlackDouble
 from tests.doubles.slack_events import app_mention, dm_message, post_event
 from tests.doubles.slack_socket import SocketModeDouble
-from tests.scenarios.conftest import bot_env, run_bot
-from tests.scenarios.slack_scene import CHANNEL, DM, SECRET, TOKEN, clean_environment, free_port, slack_settings
+from tests.scenarios.conftest import bot_env, run_bot, slack_process
+from tests.scenarios.slack_scene import CHANNEL, DM, SECRET, TOKEN, clean_environment, slack_settings
 from tools import default_tools
 
 APP_TOKEN = "xapp-1-A0LIVEBOT-socket-mode-test"
@@ -127,35 +126,12 @@ async def test_missing_setting_for_the_mode_stops_start_up_with_one_line(
 async def test_python_m_bot_slack_serves_http_mode_until_sigterm(tmp_path: Path) -> None:
     async with OpenAIDouble() as llm, SlackDouble(token=TOKEN) as slack:
         llm.script(Text("Hello from the process."))
-        port = free_port()
-        env = bot_env(
-            tmp_path,
-            OPENAI_BASE_URL=llm.base_url,
-            OPENAI_API_KEY="sk-test-" + "x" * 24,
-            LLM_MODEL=llm.model,
-            SLACK_BOT_TOKEN=TOKEN,
-            SLACK_SIGNING_SECRET=SECRET,
-            SLACK_API_URL=slack.base_url.rstrip("/"),  # the trailing slash is added by the bot
-            SLACK_LISTEN="127.0.0.1",
-            SLACK_PORT=str(port),
-        )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "slack", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
-        )
-        assert process.stderr is not None
-        try:
-            async with asyncio.timeout(60):
-                while b"listening at" not in (line := await process.stderr.readline()):
-                    assert line, "the bot exited before listening"
-                mention = app_mention("hi", bot_user_id=slack.identity.bot_user_id)
-                reply = await post_event(f"http://127.0.0.1:{port}/slack/events", slack.envelope(mention), SECRET)
-                assert reply.status == 200
-                await slack.wait_for(lambda: [m.stream for m in slack.messages(CHANNEL, mention["ts"])] == ["stopped"])
-                process.send_signal(signal.SIGTERM)
-                await process.stderr.read()
-                assert await process.wait() == 0
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        api = slack.base_url.rstrip("/")  # the trailing slash is added by the bot
+        async with slack_process(slack, llm, tmp_path, SLACK_API_URL=api) as (process, url):
+            mention = app_mention("hi", bot_user_id=slack.identity.bot_user_id)
+            reply = await post_event(url, slack.envelope(mention), SECRET)
+            assert reply.status == 200
+            await slack.wait_for(lambda: [m.stream for m in slack.messages(CHANNEL, mention["ts"])] == ["stopped"])
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 60) == 0
     assert slack.messages(CHANNEL, mention["ts"])[0].text == "Hello from the process."

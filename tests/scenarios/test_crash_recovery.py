@@ -1,0 +1,134 @@
+"""A reply cut short by a crash (kill -9 of the real bot process mid-answer) is finished at the next start: the
+message keeps the text it showed, gains a short "interrupted" mark and loses its Stop button; a Telegram draft,
+which is no message, arrives as one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.thread import open_agent_thread
+from bot.runtime import INTERRUPTED_MARK
+from bot.slack_app import serve_slack
+from channels.slack.surface import STOP_ACTION
+from media.store import FileStore
+from tests.doubles.openai_server import Held, OpenAIDouble, Text
+from tests.doubles.slack_api import SlackDouble, SlackMessage
+from tests.doubles.slack_events import app_mention, post_event
+from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.conftest import recorded_text, running, slack_process, telegram_process
+from tests.scenarios.slack_scene import SECRET, TOKEN, slack_settings
+from tools import default_tools
+
+INTERRUPTED = INTERRUPTED_MARK.replace("_", "")  # as Telegram shows it: the italics become an entity
+SHOWN = "Streaming when the power"
+ANSWER = f"{SHOWN} goes out, which it is about to."
+
+
+def held(release: asyncio.Event) -> Held:
+    """The model writes SHOWN, then waits (until the test is done with it)."""
+    return Held(ANSWER, after_chars=len(SHOWN), release=release)
+
+
+async def test_a_group_reply_cut_by_a_crash_is_marked_and_loses_its_stop_button(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    release = asyncio.Event()
+    llm.script(held(release))
+    async with telegram_process(tg, llm, tmp_path) as process:
+        tg.user_message(group, alice, "@livebot_test go")
+        await tg.wait_for(lambda: tg.visible_texts(group) == [SHOWN], timeout=60)
+        await recorded_text(tmp_path / "data", SHOWN)
+        process.kill()  # SIGKILL: no goodbye
+        await process.wait()
+    [message] = tg.bot_messages(group)
+    assert message.reply_markup is not None  # as the crash left it
+    release.set()
+    async with running(tg, llm, tmp_path / "data"):
+        [message] = tg.bot_messages(group)  # finished before the bot takes messages: no new message
+        assert message.text == f"{SHOWN}\n\n{INTERRUPTED}"
+        assert message.reply_markup is None
+    async with running(tg, llm, tmp_path / "data"):  # a second start finds nothing left to finish
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=20)
+    assert len([c for c in tg.calls if c.method == "editMessageText" and c.ok]) == 2  # the stream's and ours
+
+
+async def test_a_cut_reply_whose_message_was_deleted_is_dropped_not_retried_at_every_start(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    release = asyncio.Event()
+    llm.script(held(release), Text("Still here."))
+    async with telegram_process(tg, llm, tmp_path) as process:
+        tg.user_message(group, alice, "@livebot_test go")
+        [message] = await tg.wait_for(lambda: tg.bot_messages(group), timeout=60)
+        await recorded_text(tmp_path / "data", SHOWN)
+        process.kill()
+        await process.wait()
+    release.set()
+    tg.delete_message(group, message.message_id)  # someone tidied the chat while the bot was down
+    async with running(tg, llm, tmp_path / "data") as bot:
+        tg.user_message(group, alice, "@livebot_test still there?")
+        await tg.wait_for(lambda: tg.visible_texts(group) == ["Still here."], timeout=20)
+        await bot.conversations.drain()
+    assert "could not be finished" in caplog.text
+    edits = len(tg.calls_to("editMessageText", group))
+    async with running(tg, llm, tmp_path / "data"):  # dropped: the next start does not try again
+        await tg.wait_for(lambda: tg.waiting_polls, timeout=20)
+    assert len(tg.calls_to("editMessageText", group)) == edits
+
+
+async def test_a_private_draft_cut_by_a_crash_arrives_as_a_message_with_the_mark(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    dm = tg.private_chat(alice)
+    release = asyncio.Event()
+    llm.script(held(release))
+    async with telegram_process(tg, llm, tmp_path) as process:
+        tg.user_message(dm, alice, "go")
+        await tg.wait_for(lambda: any(draft.text == SHOWN for draft in tg.drafts(dm)), timeout=60)
+        await recorded_text(tmp_path / "data", SHOWN)
+        process.kill()
+        await process.wait()
+    assert tg.visible_texts(dm) == []  # only a draft: nothing stays
+    release.set()
+    async with running(tg, llm, tmp_path / "data"):
+        assert tg.visible_texts(dm) == [f"{SHOWN}\n\n{INTERRUPTED}"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "edit"], ids=["native-stream", "edited-with-stop-button"])
+async def test_a_slack_thread_reply_cut_by_a_crash_is_marked(tmp_path: Path, mode: str) -> None:
+    release = asyncio.Event()
+    async with OpenAIDouble() as llm, SlackDouble(token=TOKEN) as slack:
+        llm.script(held(release))
+        mention = app_mention("go", bot_user_id=slack.identity.bot_user_id)
+        async with slack_process(slack, llm, tmp_path, STREAM_MODE=mode) as (process, url):
+            assert (await post_event(url, slack.envelope(mention), SECRET)).status == 200
+            await slack.wait_for(lambda: [m.text for m in slack.messages("C0GENERAL", mention["ts"])] == [SHOWN])
+            await recorded_text(tmp_path / "data", SHOWN)
+            process.kill()
+            await process.wait()
+        [message] = slack.messages("C0GENERAL", mention["ts"])
+        assert message.streaming if mode == "auto" else stop_buttons(message)  # as the crash left it
+        release.set()
+
+        config = slack_settings(tmp_path, llm, slack.base_url, stream_mode=mode)
+        files = FileStore(config.agent_config().files_dir)
+        async with (
+            open_agent_thread(config.agent_config(), default_tools(files=files)) as agent,
+            serve_slack(config, agent),
+        ):
+            [message] = slack.messages("C0GENERAL", mention["ts"])
+            assert message.text == f"{SHOWN}\n\n{INTERRUPTED_MARK}"
+            assert not message.streaming and stop_buttons(message) == []
+
+
+def stop_buttons(message: SlackMessage) -> list[dict[str, Any]]:
+    return [e for b in message.blocks for e in b.get("elements") or [] if e.get("action_id") == STOP_ACTION]
