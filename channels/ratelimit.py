@@ -179,8 +179,9 @@ class RateLimiter:
         bot_is_platform_limit: The platform limits the bot as a whole (Telegram), so a 429 no other budget
             explains holds every call. Slack has no such limit (each method is budgeted per workspace).
         clock: Injected in tests; the event loop's clock otherwise.
-        shared: In replica mode, the budgets and gates every replica of this bot token shares
-            (channels/shared_budget.py); a call then needs room in them too.
+
+    In replica mode `share` adds the budgets and gates every replica of the bot token shares
+    (channels/shared_budget.py): a call then needs room in them too.
     """
 
     def __init__(
@@ -189,10 +190,9 @@ class RateLimiter:
         *,
         bot_is_platform_limit: bool = True,
         clock: Clock | None = None,
-        shared: SharedBudgets | None = None,
     ) -> None:
         self._clock = clock or LoopClock()
-        self._shared = shared
+        self._shared: SharedBudgets | None = None
         self._bot = _Window(bot)
         self._bot_is_platform_limit = bot_is_platform_limit
         self._windows: dict[Hashable, _Window] = {}

@@ -32,10 +32,10 @@ async def namespace() -> AsyncIterator[str]:
 async def replicas(namespace: str) -> AsyncIterator[tuple[RateLimiter, RateLimiter]]:
     url = os.environ["LIVEBOT_TEST_REDIS_URL"]
     async with redis.Redis.from_url(url) as one, redis.Redis.from_url(url) as two:
-        yield (
-            RateLimiter(BOT, shared=SharedBudgets(one, namespace)),
-            RateLimiter(BOT, shared=SharedBudgets(two, namespace)),
-        )
+        a, b = RateLimiter(BOT), RateLimiter(BOT)
+        a.share(SharedBudgets(one, namespace))
+        b.share(SharedBudgets(two, namespace))
+        yield a, b
 
 
 async def call(limiter: RateLimiter, *, urgent: bool, started: list[float] | None = None) -> bool:
@@ -96,7 +96,8 @@ async def test_without_redis_each_replica_goes_by_its_own_budget(
     caplog: pytest.LogCaptureFixture, namespace: str
 ) -> None:
     async with redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1) as down:
-        limiter = RateLimiter(BOT, shared=SharedBudgets(down, namespace))
+        limiter = RateLimiter(BOT)
+        limiter.share(SharedBudgets(down, namespace))
         with caplog.at_level(logging.ERROR):
             went = await asyncio.gather(*(call(limiter, urgent=False) for _ in range(6)))
     assert sum(went) == 4  # the local budget, as without replicas
