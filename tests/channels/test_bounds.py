@@ -80,6 +80,21 @@ def test_cutting_a_telegram_message_off_any_answer_costs_bounded_cpu(text: str) 
 
 
 @_SETTINGS
+@given(pathological(3 * LIMIT))
+def test_cutting_a_telegram_message_renders_two_candidates_at_most(text: str) -> None:
+    """The CPU bound by construction: each rendering of a message is bounded, and a cut makes two at most."""
+    rendered: list[str] = []
+
+    def rendering(candidate: str) -> int:
+        rendered.append(candidate)
+        return measure(candidate)
+
+    if len(text) > LIMIT * SPLIT_WINDOW or measure(text) > LIMIT:
+        head, _ = split_to_fit(text, rendering, LIMIT, window=LIMIT * SPLIT_WINDOW, ceiling=ceiling)
+        assert len(rendered) <= 2 and measure(head) <= LIMIT
+
+
+@_SETTINGS
 @given(pathological(LIMIT))
 def test_no_rendering_is_longer_than_its_ceiling(text: str) -> None:
     """A cut takes the messages the ceiling clears without rendering them: each must fit when it is sent."""
