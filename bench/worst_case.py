@@ -8,7 +8,7 @@ units (sometimes after a first line of thousands of backticks), as
 
 - Telegram render: `render` of a 4,096-character text;
 - Telegram cut: one `split_to_fit` of a ~12,000-character answer into a 4,096-unit message (Telegram's measure,
-  which renders each candidate);
+  which renders each candidate it is asked about, and its ceiling, as the StreamingHandler cuts);
 - Slack cut: one `split_to_fit` of a ~36,000-character answer into a 12,000-character message.
 
 Fetching: `html_to_text` of 1 MiB pages made of one markup unit repeated (each call as `web_fetch` makes it,
