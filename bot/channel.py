@@ -327,15 +327,15 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
     ready = Readiness()
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
-        open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_store(settings.bot_data_dir, database_url) as store,
         open_inflight(store) as inflight,
         open_attachments(settings, agent.files) as files,
-        open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
         contextlib.AsyncExitStack() as shared,
     ):
+        outbox = await open_outbox(store, settings.bot_data_dir)
+        approvals = await open_approvals(store, settings.bot_data_dir, kind.platform, settings.approval_timeout)
         if database_url is not None:
-            ready.checks["postgres"] = outbox.problem
+            ready.checks["postgres"] = store.problem
         client = None
         if settings.redis_url is not None:
             client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))

@@ -135,7 +135,10 @@ class Runtime:
         """Go on with the run that paused for `approval`, now decided: the request's message says what was
         decided (its buttons go), and the rest of the answer streams to `surface` in a new message."""
         assert self.approvals is not None  # only approvals it recorded are resumed
-        approval = await self.approvals.record(approval, decision)
+        recorded = await self.approvals.record(approval, decision)
+        if recorded is None:  # decided elsewhere first (another replica): that decision goes on with the run
+            return
+        approval = recorded
         asks = capabilities(surface).approvals
         if asks is not None and approval.message is not None:
             try:
@@ -260,7 +263,8 @@ class Runtime:
                 return
             if self.approvals.take(approval.id) is None:
                 return  # decided meanwhile
-            await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK))
+            if await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK)) is None:
+                return
         log.info("%s: %d call(s) denied: no approval possible here", incoming.conversation, len(calls))
         await self._stream(incoming, surface, self._resumed(incoming.conversation, False, CANNOT_ASK))
 

@@ -216,19 +216,6 @@ async def test_an_unusable_data_directory_stops_start_up_with_one_line(tmp_path:
 
 
 @pytest.mark.skipif(not POSTGRES, reason="LIVEBOT_TEST_DATABASE_URL is not set")
-async def test_three_processes_setting_up_one_postgres_at_once_all_start(tmp_path: Path) -> None:
-    assert POSTGRES is not None
-    schema = Schema(f"test_{uuid.uuid4().hex[:8]}", [f"CREATE TABLE t_{uuid.uuid4().hex[:8]} (id TEXT PRIMARY KEY)"])
-
-    async def start() -> None:
-        async with open_store(tmp_path, POSTGRES) as store:
-            await store.migrate(schema)
-            await store.migrate(SCHEMA)
-
-    await asyncio.gather(start(), start(), start())  # three pools: three connections racing on the server
-
-
-@pytest.mark.skipif(not POSTGRES, reason="LIVEBOT_TEST_DATABASE_URL is not set")
 async def test_records_in_postgres_round_trip(tmp_path: Path) -> None:
     assert POSTGRES is not None
     platform = f"test-{uuid.uuid4().hex[:8]}"
