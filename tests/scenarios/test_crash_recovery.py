@@ -19,11 +19,12 @@ from bot.runtime import RESUMED_MARK
 from bot.slack_app import serve_slack
 from channels.slack.surface import STOP_ACTION
 from media.store import FileStore
-from tests.doubles.openai_server import Held, OpenAIDouble, Text
+from tests.doubles.openai_server import Held, OpenAIDouble, Text, ToolCalls
+from tests.doubles.search_api import SearchDouble
 from tests.doubles.slack_api import SlackDouble, SlackMessage
 from tests.doubles.slack_events import app_mention, post_event
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.conftest import recorded_text, running, slack_process, telegram_process
+from tests.scenarios.conftest import recorded_text, running, slack_process, telegram_process, telegram_settings
 from tests.scenarios.slack_scene import SECRET, TOKEN, slack_settings
 from tools import default_tools
 
@@ -72,6 +73,35 @@ async def test_a_group_reply_cut_by_a_crash_is_marked_and_answered_whole_once(
         await tg.wait_for(lambda: tg.waiting_polls, timeout=20)
     assert len([c for c in tg.calls if c.method == "editMessageText"]) == edits
     assert len(tg.bot_messages(group)) == 2 and len(llm.requests) == 2
+
+
+async def test_a_reply_cut_while_a_tool_runs_runs_the_tool_again_and_answers_whole_once(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    search = ToolCalls([("web_search", {"query": "power cuts"})], text_before="Let me look that up.")
+    llm.script(search, Text(ANSWER))
+    async with SearchDouble(results=[("Power", "https://example.com/power", "about cuts")]) as api:
+        api.hold = asyncio.Event()  # the search service is slow: the tool is running when the bot dies
+        async with telegram_process(tg, llm, tmp_path, SEARXNG_URL=api.searxng_url) as process:
+            tg.user_message(group, alice, "@livebot_test go")
+            await tg.wait_for(lambda: api.requests, timeout=60)
+            process.kill()
+            await process.wait()
+        api.hold.set()
+        before = tg.visible_texts(group)
+        assert before[0] == "Let me look that up."  # the text before the tool was finished before it ran
+        backends = telegram_settings(tg, llm, tmp_path / "data", searxng_url=api.searxng_url).search_backends
+        searching = [tool for tool in default_tools(search=backends) if tool.name == "web_search"]
+        async with running(tg, llm, tmp_path / "data", tools=searching) as bot:
+            await tg.wait_for(lambda: ANSWER in tg.visible_texts(group), timeout=60)
+            await bot.conversations.drain()
+        assert len(api.requests) == 2  # the tool ran again
+    assert [m.reply_markup for m in tg.bot_messages(group)] == [None] * len(tg.bot_messages(group))
+    assert tg.visible_texts(group)[-1] == ANSWER and tg.visible_texts(group).count(ANSWER) == 1
+    assert len(llm.requests) == 2  # the step that asked for the tool is not asked again: the answer after it is
+    assert llm.requests[1]["messages"][-1]["role"] == "tool"
 
 
 async def test_a_crash_right_after_the_final_edit_answers_nothing_twice(
