@@ -163,6 +163,20 @@ async def test_records_survive_the_process_and_a_leftover_is_dropped_once_finish
         assert await book.leftovers("slack") == []
 
 
+async def test_a_dead_processs_records_are_found_by_owner_and_claimed_by_one_taker(tmp_path: Path) -> None:
+    async with open_store(tmp_path) as store:
+        async with open_inflight(store) as dead, open_inflight(store) as alive:
+            dead.begin("telegram:1", "telegram", {"chat_id": 1}, "telegram:1", "alice").show(Screen("edit", 5, "Hi"))
+            alive.begin("telegram:2", "telegram", {"chat_id": 2}, "telegram:2", "bob").show(Screen("edit", 6, "Yo"))
+        first, second = InFlight(store), InFlight(store)  # two replicas that both saw `dead` go
+        [left] = await first.leftovers("telegram", owner=dead.owner)
+        assert (left.conversation, left.asker, left.screen.text) == ("telegram:1", "alice", "Hi")
+        [same] = await second.leftovers("telegram", owner=dead.owner)
+        assert await first.claim(left) and not await second.claim(same)  # one takes it over, the other leaves it
+        assert await first.leftovers("telegram", owner=dead.owner) == []
+        assert [r.conversation for r in await second.leftovers("telegram", owner=first.owner)] == ["telegram:1"]
+
+
 class FlakyStore(CountingStore):
     """The real store, but the database is away for the first `outages` writes."""
 
