@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store import Schema, Store
+from bot.store import Dialects, Schema, Store
 from channels.clock import Clock, LoopClock
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,11 @@ SCHEMA = Schema(
         " started REAL NOT NULL, updated REAL NOT NULL)",
         "CREATE INDEX inflight_replies_platform ON inflight_replies (platform, owner)",
         "ALTER TABLE inflight_replies ADD COLUMN asker TEXT NOT NULL DEFAULT ''",
+        Dialects(  # Postgres's REAL is a 4-byte float: whole minutes off for a time; SQLite's is 8 bytes already
+            sqlite="SELECT 1",
+            postgres="ALTER TABLE inflight_replies ALTER COLUMN started TYPE DOUBLE PRECISION,"
+            " ALTER COLUMN updated TYPE DOUBLE PRECISION",
+        ),
     ],
 )
 _UPSERT = (

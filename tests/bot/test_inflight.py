@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -239,5 +240,6 @@ async def test_records_in_postgres_round_trip(tmp_path: Path) -> None:
             record.show(Screen("edit", 3, "text", buttons=True))
         [left] = await InFlight(store).leftovers(platform)
         assert left.screen == Screen("edit", 3, "text", True)
+        assert abs(left.started - time.time()) < 10  # to the second, not to the minute (what the take-over compares)
         await book.drop(left.id)
         assert await InFlight(store).leftovers(platform) == []
