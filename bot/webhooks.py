@@ -22,15 +22,15 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from slack_bolt.request.internals import parse_body
-from slack_sdk.signature import SignatureVerifier
-from telegram import Bot, Update
 
 from bot.settings import SettingsError
+
+if TYPE_CHECKING:
+    from telegram import Bot
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ def telegram_webhook(path: str, secret: str, bot: Bot, updates: asyncio.Queue[An
         bot: For decoding updates (python-telegram-bot objects are bound to their bot).
         updates: The Application's update queue.
     """
+    from telegram import Update  # here, not at the top: every channel imports this module, one platform uses this
+
     expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
@@ -113,6 +115,9 @@ def slack_guard(signing_secret: str) -> Middleware:
     it raise: here the timestamp is checked first (401), then the size (413), then the signature (401), and only a
     signed body that parses the way Bolt parses it reaches Bolt.
     """
+    from slack_bolt.request.internals import parse_body  # here, not at the top: as telegram_webhook's import
+    from slack_sdk.signature import SignatureVerifier
+
     verifier = SignatureVerifier(signing_secret)
 
     @web.middleware

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from xml.etree import ElementTree
 
-from pypdf import PdfReader
-
 from media.errors import NoText, Unreadable, Unsupported
 
 log = logging.getLogger(__name__)
@@ -145,6 +143,8 @@ def extract(data: bytes, name: str, mime: str, *, max_chars: int) -> Extract:
 
 
 def _pdf(data: bytes, name: str, max_chars: int) -> Extract:
+    from pypdf import PdfReader  # here, not at the top: a bot start need not pay for it (a third of a second)
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):

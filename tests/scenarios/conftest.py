@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from langchain_core.tools import BaseTool
@@ -239,10 +240,20 @@ def _server(variable: str) -> str:
     return url
 
 
+def _worker_database(url: str) -> str:
+    """`url` with the database number moved on by this pytest-xdist worker's number (gw1 uses 0 + 1), so that
+    workers running side by side each empty a database of their own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture
 async def redis_url() -> AsyncIterator[str]:
-    """LIVEBOT_TEST_REDIS_URL (`.ci/run` starts a Redis server and sets it), emptied before the test."""
-    url = _server("LIVEBOT_TEST_REDIS_URL")
+    """LIVEBOT_TEST_REDIS_URL (`.ci/run` starts a Redis server and sets it), emptied before the test; a database of
+    the worker's own when pytest-xdist runs the tests."""
+    url = _worker_database(_server("LIVEBOT_TEST_REDIS_URL"))
     import redis.asyncio as redis
 
     async with redis.Redis.from_url(url) as client:

@@ -133,7 +133,9 @@ async def terminal_bot(env: dict[str, str], cwd: Path, *args: str) -> AsyncItera
     """The console bot on a pseudo-terminal of COLUMNS x ROWS, yielded once its input line is up."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {**env, "TERM": "xterm-256color"}
+    # The bot reads its size from the pseudo-terminal, as in a user's shell: COLUMNS and LINES (which a
+    # pytest-xdist worker has, set to 80 x 24) would override it.
+    env = {**{k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}, "TERM": "xterm-256color"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "console", *args, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd
     )
