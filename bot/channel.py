@@ -32,6 +32,7 @@ from bot.outbox import open_outbox
 from bot.replicas import open_redis, redis_problem
 from bot.runtime import INTERRUPTED_MARK, Runtime
 from bot.settings import Settings
+from bot.shared_queues import SharedQueues
 from bot.store import open_store
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import (
@@ -129,12 +130,20 @@ class ChannelBot(Generic[T]):
         """Who this bot is on its platform (its user id), so that bots sharing a Redis keep apart."""
         raise NotImplementedError
 
-    def share(self, client: Redis) -> None:
+    def share(self, client: Redis, inflight: InFlight) -> None:
         """Replica mode: work with the other replicas of this bot through `client` (from before `listen`): the
-        updates answered, and the rate budgets of the bot and its chats (`channels.shared_budget`)."""
+        updates answered, the rate budgets of the bot and its chats (`channels.shared_budget`), and the
+        conversations' queues and leases (`bot.shared_queues`; this replica is named as in its in-flight records,
+        and finishes those other replicas left in the conversations it takes over)."""
         self.redis = client
-        self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
+        prefix = f"livebot:{self.platform}:{self.shared_key}"
+        self.dedupe = Dedupe(self.platform, client, f"{prefix}:seen")
         self.limiter.share(SharedBudgets(client, f"{self.platform}:{self.shared_key}"))
+        self.conversations.share(
+            SharedQueues(client, prefix, inflight.owner),
+            lambda address: self.surface(self.target_type.from_address(address)),
+            lambda conversation: finish_leftovers(self, inflight, conversation),
+        )
 
     # -- what the core does -----------------------------------------------------------------------------
 
@@ -142,7 +151,7 @@ class ChannelBot(Generic[T]):
         """Act on a parser's verdict about `what` (an update or event, for the debug log); returns at once."""
         match verdict:
             case Answer(incoming=incoming, target=target):
-                self.conversations.submit(incoming, lambda: self.surface(target))
+                self.conversations.submit(incoming, lambda: self.surface(target), target.address())
             case Refuse(target=target, text=text, outsider=True):
                 if self._refusals.first(target.chat):
                     self.conversations.aside(self._refuse_outsider(target, text))
@@ -161,7 +170,7 @@ class ChannelBot(Generic[T]):
         else is told so and nothing stops. When no reply is running, the button outlived its reply (the bot was
         killed mid-answer): it is taken away, aside, so the platform's acknowledgement of the press does not wait.
         """
-        asker = self.conversations.asker(press.conversation)
+        asker = await self.conversations.asker_anywhere(press.conversation)
         if asker is None:
             buttons = capabilities(self.surface(press.target)).buttons
             if buttons is not None:
@@ -170,7 +179,8 @@ class ChannelBot(Generic[T]):
         if not await self.may_act(press.target, press.user, asker):
             log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
             return StopOutcome.NOT_YOURS
-        return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+        stopped = await self.conversations.stop_anywhere(press.conversation)
+        return StopOutcome.STOPPED if stopped else StopOutcome.NOTHING
 
     async def approval_pressed(self, press: ApprovalPress[T]) -> ApprovalOutcome:
         """Decide the approval an Approve or Deny button belongs to, if the presser may (as for Stop: the person
@@ -270,13 +280,14 @@ class ChannelBot(Generic[T]):
         return self.open_surface(target, profile, on_live_refused=lambda: self._live_refused.add(target.chat))
 
 
-async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight) -> None:
-    """Finish every reply of `bot`'s platform an earlier run left in flight (within FINISH_PATIENCE), and drop
-    their records, finished or not: a message the platform will not edit is logged, never retried at every start."""
-    leftovers = await inflight.leftovers(bot.platform)
+async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversation: str | None = None) -> None:
+    """Finish every reply of `bot`'s platform an earlier run (or, with `conversation`, the replica that held
+    that conversation before) left in flight (within FINISH_PATIENCE), and drop their records, finished or not: a
+    message the platform will not edit is logged, never retried at every start."""
+    leftovers = await inflight.leftovers(bot.platform, conversation)
     if not leftovers:
         return
-    log.info("%s: finishing %d reply(ies) cut short by a crash", bot.platform, len(leftovers))
+    log.info("%s: finishing %d reply(ies) cut short by a crash", conversation or bot.platform, len(leftovers))
     tasks = [asyncio.create_task(_finish(bot, inflight, leftover)) for leftover in leftovers]
     _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
     for task in late:
@@ -352,7 +363,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
         )
         async with kind.connect(settings, runtime) as bot:
             if client is not None:
-                bot.share(client)
+                bot.share(client, inflight)
             live = Live(
                 kind.platform,
                 in_flight=lambda: bot.conversations.replying,

@@ -154,14 +154,18 @@ class InFlight:
         self._changed(record)
         return record
 
-    async def leftovers(self, platform: str) -> list[Leftover]:
-        """The records of `platform` that other runs (an earlier, crashed one) left, oldest first."""
+    async def leftovers(self, platform: str, conversation: str | None = None) -> list[Leftover]:
+        """The records of `platform` that other runs (an earlier, crashed one; another replica) left, oldest
+        first; with `conversation`, only that conversation's (a replica taking it over)."""
+        query = (
+            "SELECT id, conversation, platform, address, thread_id, screen, owner, started FROM inflight_replies"
+            " WHERE platform = ? AND owner <> ?"
+        )
+        params: tuple[str, ...] = (platform, self.owner)
+        if conversation is not None:
+            query, params = f"{query} AND conversation = ?", (*params, conversation)
         async with self._store.transaction() as tx:
-            rows = await tx.fetchall(
-                "SELECT id, conversation, platform, address, thread_id, screen, owner, started FROM inflight_replies"
-                " WHERE platform = ? AND owner <> ? ORDER BY started",
-                (platform, self.owner),
-            )
+            rows = await tx.fetchall(f"{query} ORDER BY started", params)
         found = []
         for row in rows:
             try:

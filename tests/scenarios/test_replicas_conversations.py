@@ -1,0 +1,124 @@
+"""One conversation over three replicas behind a round-robin balancer: its messages are answered one at a time
+and in order whichever replica they land on, a Stop pressed on another replica stops the reply, a replica killed
+mid-answer has its reply finished (marked) and its queued follow-up answered by another, and a replica stopped
+with SIGTERM during a burst loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from bot.channel import StopOutcome
+from bot.runtime import INTERRUPTED_MARK, STOPPED_MARK
+from tests.doubles.openai_server import Held, OpenAIDouble, Text
+from tests.doubles.telegram_api import TelegramDouble
+from tests.scenarios.replicas import (
+    RoundRobin,
+    recorded_in_postgres,
+    replicas,
+    wait_queued,
+    webhook_replicas,
+    webhooks_set,
+)
+
+SHOWN = "Streaming the first answer"
+INTERRUPTED = INTERRUPTED_MARK.replace("_", "")  # as Telegram shows it: the italics become an entity
+STOPPED = STOPPED_MARK.replace("_", "")
+
+
+def last_question(request: dict[str, object]) -> str:
+    """What the user said last in a model request."""
+    messages = request["messages"]
+    assert isinstance(messages, list)
+    return str([m for m in messages if m["role"] == "user"][-1]["content"])
+
+
+async def test_one_conversation_over_three_replicas_is_answered_in_order_and_stops_from_any(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, redis_url: str, postgres_url: str
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    release, hold = asyncio.Event(), asyncio.Event()
+    llm.script(
+        Held(f"{SHOWN}, finished.", after_chars=len(SHOWN), release=release),
+        Text("Both follow-ups, answered together."),
+        Held("Stop me while I write this", after_chars=10, release=hold),
+    )
+    balancer = RoundRobin()
+    envs = webhook_replicas(tg, llm, tmp_path, redis_url, postgres_url, 3, url=balancer.url)
+    async with balancer.serving(envs), replicas(tg, envs, up=lambda: webhooks_set(tg, 3)):
+        tg.user_message(group, alice, "@livebot_test one")
+        await tg.wait_for(lambda: tg.visible_texts(group) == [SHOWN], timeout=60)
+        tg.user_message(group, alice, "@livebot_test two")  # to the next replica: it queues, it does not answer
+        await wait_queued(redis_url, group.id, 1)
+        tg.user_message(group, alice, "@livebot_test three")  # to the third
+        await wait_queued(redis_url, group.id, 2)
+        assert len(balancer.sent) == 3 and len(set(balancer.sent)) == 3  # one message per replica
+        assert len(llm.requests) == 1  # one reply at a time
+        release.set()
+        both = [f"{SHOWN}, finished.", "Both follow-ups, answered together."]
+        await tg.wait_for(lambda: tg.visible_texts(group) == both, timeout=60)
+        assert last_question(llm.requests[1]) == "two\n\nthree"  # merged in the order they were sent
+
+        tg.user_message(group, alice, "@livebot_test four")
+        await tg.wait_for(lambda: len(tg.bot_messages(group)) == 3, timeout=60)
+        message = tg.bot_messages(group)[2]
+        writer = balancer.sent[-1]
+        press = tg.press_button(group, message.message_id, alice, "stop")  # lands on the next replica
+        await tg.wait_for(lambda: press.answered, timeout=30)
+        assert balancer.sent[-1] != writer
+        assert press.answer is not None and press.answer.get("text") == StopOutcome.STOPPED.value
+        await tg.wait_for(lambda: tg.bot_messages(group)[2].reply_markup is None, timeout=30)
+        assert STOPPED in tg.visible_texts(group)[2]
+        hold.set()
+
+
+async def test_a_replica_killed_or_stopped_hands_its_conversations_over(
+    tg: TelegramDouble, llm: OpenAIDouble, tmp_path: Path, redis_url: str, postgres_url: str
+) -> None:
+    alice = tg.add_user("Alice", username="alice")
+    group = tg.add_group("Team")
+    release = asyncio.Event()
+    llm.script(
+        Held(f"{SHOWN} when the power goes out.", after_chars=len(SHOWN), release=release),
+        Text("The follow-up, answered by another replica."),
+    )
+    balancer = RoundRobin()
+    envs = webhook_replicas(tg, llm, tmp_path, redis_url, postgres_url, 3, url=balancer.url, SHUTDOWN_GRACE="120")
+    async with balancer.serving(envs), replicas(tg, envs, up=lambda: webhooks_set(tg, 3)) as processes:
+        tg.user_message(group, alice, "@livebot_test go")
+        await tg.wait_for(lambda: tg.visible_texts(group) == [SHOWN], timeout=60)
+        writer = processes[balancer.sent[-1]]
+        await recorded_in_postgres(postgres_url, SHOWN)
+        tg.user_message(group, alice, "@livebot_test and then?")
+        await wait_queued(redis_url, group.id, 1)
+        writer.kill()  # SIGKILL mid-answer, a follow-up waiting
+        await writer.wait()
+        finished = [f"{SHOWN}\n\n{INTERRUPTED}", "The follow-up, answered by another replica."]
+        await tg.wait_for(lambda: tg.visible_texts(group) == finished, timeout=60)  # after the lease expired
+        assert tg.bot_messages(group)[0].reply_markup is None
+        release.set()
+
+        # A burst over the two replicas left, one of which is stopped while it answers: every message is answered.
+        users = [tg.add_user(f"User{i}", username=f"user{i}") for i in range(6)]
+        chats = [tg.private_chat(user) for user in users]
+        llm.script(*[Text(f"Answer {i}.", delay=0.05) for i in range(12)])
+        for chat, user in zip(chats, users, strict=True):
+            tg.user_message(chat, user, "first")
+            tg.user_message(chat, user, "second")
+        await tg.wait_for(lambda: len(llm.requests) >= 4, timeout=60)
+        stopping = next(p for p in processes if p.returncode is None)
+        stopping.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(stopping.wait(), 180) == 0
+
+        def asked(word: str) -> int:  # each message is in exactly one turn (merged with others or not)
+            return sum(last_question(request).split("\n\n").count(word) for request in llm.requests[2:])
+
+        def answers() -> int:
+            return sum(len(tg.visible_texts(chat)) for chat in chats)
+
+        await tg.wait_for(lambda: asked("first") == asked("second") == 6 and answers() == len(llm.requests) - 2, 120)
+    for chat in chats:
+        texts = tg.visible_texts(chat)
+        assert texts and all(text.startswith("Answer") for text in texts), texts  # no "restarting" mark
