@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -143,7 +143,13 @@ class ChannelBot(Generic[T]):
             SharedQueues(client, prefix, inflight.owner),
             lambda address: self.surface(self.target_type.from_address(address)),
             lambda conversation: finish_leftovers(self, inflight, conversation),
+            self.fetcher,
         )
+
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        """Replica mode: the download of a file that came with a message another replica took in
+        (`Attachment.source`)."""
+        raise NotImplementedError
 
     # -- what the core does -----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from bot.runtime import LEASE_LOST, SHUTDOWN, Runtime
 from bot.shared_queues import SWEEP_EVERY, Entry, SharedQueues
 from channels.clock import Clock, LoopClock
 from channels.commands import RESET, STOP, command_of
-from channels.inbound import Incoming
+from channels.inbound import Attachment, FileKind, Incoming
 from channels.surface import ReplySurface
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class Conversations:
         self._noted = Once(NOTE_EVERY, clock=self._clock)  # conversations that heard TOO_FAST lately
         self._shared: SharedQueues | None = None
         self._surface_of: Callable[[dict[str, Any]], ReplySurface] | None = None
+        self._fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]] | None = None
         self._on_takeover: Callable[[str], Awaitable[None]] | None = None
         self._local: OrderedDict[str, _Request] = OrderedDict()  # entry id -> the request queued here
         self._order: dict[str, asyncio.Lock] = {}  # conversation -> its enqueueing here, in arrival order
@@ -112,6 +113,7 @@ class Conversations:
         queues: SharedQueues,
         surface_of: Callable[[dict[str, Any]], ReplySurface],
         on_takeover: Callable[[str], Awaitable[None]],
+        fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]],
     ) -> None:
         """Replica mode: queue every conversation's messages in Redis (`queues`) from now on.
 
@@ -120,8 +122,9 @@ class Conversations:
             surface_of: The reply surface for a queued entry's address (entries from other replicas).
             on_takeover: Called with a conversation taken over from a replica that stopped renewing its lease,
                 before its queue is drained: it finishes the replies that replica left in flight there.
+            fetcher: The download of a queued entry's file (`Attachment.source`).
         """
-        self._shared, self._surface_of, self._on_takeover = queues, surface_of, on_takeover
+        self._shared, self._surface_of, self._on_takeover, self._fetcher = queues, surface_of, on_takeover, fetcher
         self._background = [
             asyncio.create_task(self._heartbeat(queues), name="leases-heartbeat"),
             asyncio.create_task(self._sweep(queues), name="leases-sweep"),
@@ -316,7 +319,8 @@ class Conversations:
         lock = self._order.setdefault(key, asyncio.Lock())  # two messages landing here keep their order
         try:
             async with lock:
-                entry = Entry(key, incoming.text, incoming.user_id, incoming.user_name, address, shared.new_id())
+                files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
+                entry = Entry(key, incoming.text, incoming.user_id, incoming.user_name, address, shared.new_id(), files)
                 self._local[entry.id] = request
                 while len(self._local) > KEEP_LOCAL:
                     self._local.popitem(last=False)
@@ -402,9 +406,10 @@ class Conversations:
 
     def _request_of(self, entry: Entry) -> _Request:
         """A message another replica queued."""
-        assert self._surface_of is not None and entry.address is not None
-        address, surface_of = entry.address, self._surface_of
-        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name)
+        assert self._surface_of is not None and self._fetcher is not None and entry.address is not None
+        address, surface_of, fetcher = entry.address, self._surface_of, self._fetcher
+        files = tuple(_attachment(data, fetcher) for data in entry.files)
+        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files)
         return _Request(incoming, lambda: surface_of(address))
 
     async def _stop_elsewhere(self, shared: SharedQueues, key: str, surface: SurfaceFactory) -> None:
@@ -501,6 +506,28 @@ class Conversations:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _file(a: Attachment) -> dict[str, Any]:
+    """An attachment as a queued entry keeps it: all but its download, which `source` names."""
+    return {
+        "name": a.name,
+        "kind": a.kind.value,
+        "mime": a.mime,
+        "size": a.size,
+        "duration": a.duration,
+        "source": a.source,
+    }
+
+
+def _attachment(
+    data: dict[str, Any], fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]]
+) -> Attachment:
+    """The attachment `_file` kept, with its download."""
+    source = data["source"]
+    return Attachment(
+        data["name"], FileKind(data["kind"]), data["mime"], data["size"], fetcher(source), data["duration"], source
+    )
 
 
 class Once:

@@ -117,16 +117,18 @@ class Entry:
     user_name: str | None
     address: dict[str, Any] | None
     id: str = ""
-    """Unique per entry: the replica that queued it finds its own message (with its files) by it."""
+    """Unique per entry: the replica that queued it answers its own message from memory."""
+    files: tuple[dict[str, Any], ...] = ()
+    """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
 
     def encode(self) -> str:
         fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
-        return json.dumps({**fields, "i": self.id})
+        return json.dumps({**fields, "i": self.id, "f": self.files})
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Entry:
         data = json.loads(raw)
-        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"])
+        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"]))
 
 
 class SharedQueues:

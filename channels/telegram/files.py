@@ -9,6 +9,7 @@ answers "file is too big" past 20 MB. `getFile` passes the bot's rate budget lik
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
@@ -32,7 +33,12 @@ class Downloader:
             largest = message.photo[-1]
             return (
                 Attachment(
-                    "photo.jpg", FileKind.IMAGE, "image/jpeg", largest.file_size, self._fetch(chat, largest.file_id)
+                    "photo.jpg",
+                    FileKind.IMAGE,
+                    "image/jpeg",
+                    largest.file_size,
+                    self._fetch(chat, largest.file_id),
+                    source=_source(chat, largest.file_id),
                 ),
             )
         if (document := message.document) is not None:
@@ -40,7 +46,12 @@ class Downloader:
             kind = FileKind.DOCUMENT
             return (
                 Attachment(
-                    name, kind, document.mime_type or "", document.file_size, self._fetch(chat, document.file_id)
+                    name,
+                    kind,
+                    document.mime_type or "",
+                    document.file_size,
+                    self._fetch(chat, document.file_id),
+                    source=_source(chat, document.file_id),
                 ),
             )
         if (voice := message.voice) is not None:
@@ -53,6 +64,7 @@ class Downloader:
                     voice.file_size,
                     fetch,
                     _seconds(voice.duration),
+                    _source(chat, voice.file_id),
                 ),
             )
         if (audio := message.audio) is not None:
@@ -60,17 +72,32 @@ class Downloader:
             name = audio.file_name or "audio.mp3"
             return (
                 Attachment(
-                    name, FileKind.VOICE, audio.mime_type or "", audio.file_size, fetch, _seconds(audio.duration)
+                    name,
+                    FileKind.VOICE,
+                    audio.mime_type or "",
+                    audio.file_size,
+                    fetch,
+                    _seconds(audio.duration),
+                    _source(chat, audio.file_id),
                 ),
             )
         for video in (message.video, message.animation, message.video_note):
             if video is not None:
                 return (
                     Attachment(
-                        "video.mp4", FileKind.DOCUMENT, "video/mp4", video.file_size, self._fetch(chat, video.file_id)
+                        "video.mp4",
+                        FileKind.DOCUMENT,
+                        "video/mp4",
+                        video.file_size,
+                        self._fetch(chat, video.file_id),
+                        source=_source(chat, video.file_id),
                     ),
                 )
         return ()
+
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        """The download of a file another replica was sent (`Attachment.source`)."""
+        return self._fetch(int(source["chat"]), str(source["file_id"]))
 
     def _fetch(self, chat: int, file_id: str) -> Callable[[int], Awaitable[bytes]]:
         async def fetch(limit: int) -> bytes:
@@ -88,6 +115,10 @@ class Downloader:
                 raise DownloadFailed(exc.message) from None
 
         return fetch
+
+
+def _source(chat: int, file_id: str) -> dict[str, Any]:
+    return {"chat": chat, "file_id": file_id}
 
 
 def _seconds(duration: object) -> float | None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bot.channel import StopOutcome
 from bot.runtime import INTERRUPTED_MARK, STOPPED_MARK
-from tests.doubles.openai_server import Held, OpenAIDouble, Text
+from tests.doubles.openai_server import Held, OpenAIDouble, Text, image_parts, text_parts
 from tests.doubles.telegram_api import TelegramDouble
+from tests.media.samples import jpeg
 from tests.scenarios.replicas import (
     RoundRobin,
     recorded_in_postgres,
@@ -52,14 +53,16 @@ async def test_one_conversation_over_three_replicas_is_answered_in_order_and_sto
         await tg.wait_for(lambda: tg.visible_texts(group) == [SHOWN], timeout=60)
         tg.user_message(group, alice, "@livebot_test two")  # to the next replica: it queues, it does not answer
         await wait_queued(redis_url, group.id, 1)
-        tg.user_message(group, alice, "@livebot_test three")  # to the third
+        tg.user_file(group, alice, photo=jpeg(800, 600), caption="@livebot_test three")  # to the third, with a photo
         await wait_queued(redis_url, group.id, 2)
         assert len(balancer.sent) == 3 and len(set(balancer.sent)) == 3  # one message per replica
         assert len(llm.requests) == 1  # one reply at a time
         release.set()
         both = [f"{SHOWN}, finished.", "Both follow-ups, answered together."]
         await tg.wait_for(lambda: tg.visible_texts(group) == both, timeout=60)
-        assert last_question(llm.requests[1]) == "two\n\nthree"  # merged in the order they were sent
+        merged = llm.requests[1]
+        assert [t for t in text_parts(merged) if "two" in t][-1].endswith("two\n\nthree")  # in the order sent
+        assert len(image_parts(merged)) == 1  # the photo another replica took in was fetched by the holder
 
         tg.user_message(group, alice, "@livebot_test four")
         await tg.wait_for(lambda: len(tg.bot_messages(group)) == 3, timeout=60)
