@@ -105,7 +105,7 @@ class Conversations:
         self._fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]] | None = None
         self._on_takeover: Callable[[str], Awaitable[None]] | None = None
         self._local: OrderedDict[str, _Request] = OrderedDict()  # entry id -> the request queued here
-        self._order: dict[str, asyncio.Lock] = {}  # conversation -> its enqueueing here, in arrival order
+        self._order: dict[str, tuple[asyncio.Lock, int]] = {}  # conversation -> its enqueueing here, and who waits
         self._background: list[asyncio.Task[None]] = []
 
     def share(
@@ -316,7 +316,8 @@ class Conversations:
     async def _enqueue(self, shared: SharedQueues, request: _Request, address: dict[str, Any]) -> None:
         """Append a message to its conversation's queue in Redis; take the conversation if nobody holds it."""
         incoming, key = request.incoming, request.incoming.conversation
-        lock = self._order.setdefault(key, asyncio.Lock())  # two messages landing here keep their order
+        lock, waiting = self._order.get(key) or (asyncio.Lock(), 0)  # messages landing here keep their order
+        self._order[key] = (lock, waiting + 1)
         try:
             async with lock:
                 files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
@@ -340,8 +341,11 @@ class Conversations:
                 elif lease is not None:
                     self._take(shared, key, lease, taken_over=status == "orphaned")
         finally:
-            if not lock.locked():
-                self._order.pop(key, None)
+            lock, waiting = self._order[key]
+            if waiting == 1:
+                del self._order[key]
+            else:
+                self._order[key] = (lock, waiting - 1)
 
     def _take(self, shared: SharedQueues, key: str, lease: str, *, taken_over: bool = False) -> None:
         """This replica holds `key` now: drain its queue."""
