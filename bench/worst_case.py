@@ -8,7 +8,7 @@ units (sometimes after a first line of thousands of backticks), as
 
 - Telegram render: `render` of a 4,096-character text;
 - Telegram cut: one `split_to_fit` of a ~12,000-character answer into a 4,096-unit message (Telegram's measure,
-  which renders each candidate);
+  which renders each candidate it is asked about, and its ceiling, as the StreamingHandler cuts);
 - Slack cut: one `split_to_fit` of a ~36,000-character answer into a 12,000-character message.
 
 Fetching: `html_to_text` of 1 MiB pages made of one markup unit repeated (each call as `web_fetch` makes it,
@@ -28,11 +28,12 @@ import random
 import time
 import zlib
 from collections.abc import AsyncIterator
+from functools import partial
 
 import httpx
 
 from channels.splitting import split_to_fit
-from channels.telegram.render import measure, render
+from channels.telegram.render import ceiling, measure, render
 from tests.channels.adversarial import UNITS, cpu
 from tools._body import read_body
 from tools._html_text import html_to_text
@@ -72,11 +73,11 @@ def text_bounds(samples: int) -> None:
         record("Telegram render (4,096 chars)", cpu(lambda message=message: render(message).entities), label)
         answer = ticks + fill(units, 3 * TELEGRAM)
         if measure(answer) > TELEGRAM or len(answer) > TELEGRAM * WINDOW:
-            cut = lambda answer=answer: split_to_fit(answer, measure, TELEGRAM, window=TELEGRAM * WINDOW)  # noqa: E731
+            cut = partial(split_to_fit, answer, measure, TELEGRAM, window=TELEGRAM * WINDOW, ceiling=ceiling)
             record("Telegram cut (4,096-unit message)", cpu(cut), label)
         answer = ticks + fill(units, 3 * SLACK)
         if len(answer) > SLACK:
-            cut = lambda answer=answer: split_to_fit(answer, len, SLACK, window=SLACK * WINDOW)  # noqa: E731
+            cut = partial(split_to_fit, answer, len, SLACK, window=SLACK * WINDOW)
             record("Slack cut (12,000-char message)", cpu(cut), label)
     print(f"rendering and cutting: {len(texts(samples))} inputs, worst CPU per call (target 20 ms)")
     for kind, (seconds, label) in worst.items():

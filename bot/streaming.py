@@ -319,7 +319,8 @@ class StreamingHandler:
         limit = self._limit
         if limit is None or (len(text) <= limit * _SPLIT_WINDOW and self._surface.measure(text) <= limit):
             return text, ""
-        return split_to_fit(text, self._surface.measure, limit, window=limit * _SPLIT_WINDOW)
+        surface = self._surface
+        return split_to_fit(text, surface.measure, limit, window=limit * _SPLIT_WINDOW, ceiling=surface.ceiling)
 
     def _new_segment(self) -> None:
         self._text = ""

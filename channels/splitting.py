@@ -16,6 +16,7 @@ zero-width space.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Callable
@@ -34,14 +35,18 @@ _LOOKAHEAD = 64
 """How far past the longest fitting prefix a separator may reach (it is dropped, so it need not fit)."""
 _CANDIDATES = 16
 """Boundaries of one kind weighed per cut (see `_best_cut`)."""
-_PROBES = 4
-"""Measures of candidate messages per search at most (see `split_to_fit`); one or two do for real answers."""
+_PROBES = 2
+"""Candidate messages measured per cut at most (see `split_to_fit`): Telegram's measure renders the candidate,
+and two renderings of the densest text a message can hold are the most one cut may cost."""
+_STRETCH = 1.5
+"""A second candidate is at most this many times as long as the first: the measure roughly follows the length,
+and a longer candidate costs longer to measure."""
 _RETRIES = 3
-"""Boundaries tried at most whose message, once its fence is closed, does not fit after all."""
+"""Boundaries tried at most whose message, once its fence is closed, the ceiling does not clear after all."""
 _FULL = 0.9
 """A first message measured at least this full is taken: closer is not worth another measure."""
 _MAX_REOPEN = 64
-"""Longest fence line repeated at the top of the next message (see `_closed`)."""
+"""Longest fence line repeated at the top of the next message (see `_Fences.closed`)."""
 _JOINER = "\u200d"
 _VIRAMA = 9
 """The canonical combining class of a virama, which joins the consonants around it into one conjunct."""
@@ -55,35 +60,74 @@ def open_fence(text: str) -> str | None:
 
     A closing fence uses the same character, at least as many of them, and no info string (CommonMark).
     """
-    opening: str | None = None
-    marker = ""
-    for match in _FENCE_LINE.finditer(text):
-        run, rest = match.group(1), match.group(2)
+    return _Fences(text).open_at(len(text))
+
+
+_Open = tuple[str, str] | None
+"""A fence left open: its opening line (stripped) and its run of backticks or tildes."""
+
+
+def _after(state: _Open, line: str, run: str, rest: str) -> _Open:
+    """The open fence after a fence line (`run` of backticks or tildes, then `rest`), given the one before."""
+    if state is None:
+        if run[0] == "`" and "`" in rest:
+            return None  # not a fence: an info string may not contain a backtick
+        return line.strip(), run
+    marker = state[1]
+    if run[0] == marker[0] and len(run) >= len(marker) and not rest.strip():
+        return None
+    return state
+
+
+class _Fences:
+    """Which code fence each prefix of one text leaves open. A cut asks about many prefixes, and a text of
+    thousands of fence lines must not be scanned again for each: its fence lines are read once, in order, and only
+    as far as a question reaches."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._lines = _FENCE_LINE.finditer(text)
+        self._next = next(self._lines, None)  # the first fence line not taken into account yet
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._before: list[_Open] = []  # the open fence before each fence line read
+        self._after: list[_Open] = []  # and after it
+
+    def open_at(self, length: int) -> str | None:
+        """The opening line of the fence that `text[:length]` leaves open, or None."""
+        while self._next is not None and self._next.start() < length:
+            line = self._next
+            state = self._after[-1] if self._after else None
+            self._starts.append(line.start())
+            self._ends.append(line.end())
+            self._before.append(state)
+            self._after.append(_after(state, line.group(0), line.group(1), line.group(2)))
+            self._next = next(self._lines, None)
+        at = bisect.bisect_left(self._starts, length) - 1  # the last fence line that starts before the end
+        if at < 0:
+            return None
+        state = self._after[at]
+        if self._ends[at] > length:  # the prefix ends inside that line: what its part says
+            part = _FENCE_LINE.fullmatch(self._text, self._starts[at], length)
+            state = _after(self._before[at], part.group(0), part.group(1), part.group(2)) if part else self._before[at]
+        return state[0] if state else None
+
+    def closed(self, length: int) -> tuple[str, str]:
+        """`text[:length]` with an open fence closed, and the line that reopens it in the next message ("" if none).
+
+        The reopening line is the opening line when that is short, as every real one is; an opening line of
+        thousands of backticks (or a huge info string) is reopened as a plain fence of three, because repeating it
+        would fill the next message before any of the text moves on, and the cutting would never end.
+        """
+        head, opening = self._text[:length], self.open_at(length)
         if opening is None:
-            if run[0] == "`" and "`" in rest:
-                continue  # not a fence: an info string may not contain a backtick
-            opening, marker = match.group(0).strip(), run
-        elif run[0] == marker[0] and len(run) >= len(marker) and not rest.strip():
-            opening = None
-    return opening
-
-
-def _closed(head: str) -> tuple[str, str]:
-    """`head` with an open fence closed, and the line that reopens it in the next message ("" if none).
-
-    The reopening line is the opening line when that is short, as every real one is; an opening line of
-    thousands of backticks (or a huge info string) is reopened as a plain fence of three, because repeating it
-    would fill the next message before any of the text moves on, and the cutting would never end.
-    """
-    opening = open_fence(head)
-    if opening is None:
-        return head, ""
-    match = re.match(r"`+|~+", opening)
-    assert match is not None  # open_fence only returns fence lines
-    marker = match.group(0)
-    if len(opening) > _MAX_REOPEN:
-        opening = marker if len(marker) <= _MAX_REOPEN else marker[0] * 3
-    return head.rstrip() + "\n" + marker, opening + "\n"
+            return head, ""
+        match = re.match(r"`+|~+", opening)
+        assert match is not None  # only fence lines open fences
+        marker = match.group(0)
+        if len(opening) > _MAX_REOPEN:
+            opening = marker if len(marker) <= _MAX_REOPEN else marker[0] * 3
+        return head.rstrip() + "\n" + marker, opening + "\n"
 
 
 def _table_header(head: str, gap: str, rest: str) -> str:
@@ -155,7 +199,7 @@ def _cluster_start(text: str, at: int) -> int:
     return cut or at  # one "character" longer than a whole message: cut it where it must be
 
 
-def _best_cut(text: str, longest: int) -> tuple[int, int]:
+def _best_cut(text: str, fences: _Fences, longest: int) -> tuple[int, int]:
     """Where the first message ends and the next begins, for a first message of at most `longest` characters.
 
     Only the latest `_CANDIDATES` boundaries of each kind are weighed (each costs a look at its paragraph), so a
@@ -168,7 +212,7 @@ def _best_cut(text: str, longest: int) -> tuple[int, int]:
         candidates = [m for m in boundary.finditer(region) if m.start() > 0 and floor + m.start() <= longest]
         for match in reversed(candidates[-_CANDIDATES:]):  # the latest boundary first: the fullest message
             cut = (floor + match.start(), floor + match.end())
-            if paragraph_break or not _inline_open(text, cut[0]) or open_fence(text[: cut[0]]):
+            if paragraph_break or not _inline_open(text, cut[0]) or fences.open_at(cut[0]):
                 return cut
             fallback = fallback or cut
     if fallback is not None:  # every cut there splits a span: an earlier paragraph break, even if less full
@@ -178,20 +222,25 @@ def _best_cut(text: str, longest: int) -> tuple[int, int]:
     return point, point
 
 
-def split_to_fit(text: str, measure: Callable[[str], int], limit: int, *, window: int) -> tuple[str, str]:
+def split_to_fit(
+    text: str, measure: Callable[[str], int], limit: int, *, window: int, ceiling: Callable[[str], int] | None = None
+) -> tuple[str, str]:
     """Split `text` into a first message that fits and the text that continues in the next message.
 
-    The work is bounded whatever the text: `measure` (which may render the whole candidate, as Telegram's does)
-    is called a handful of times, not once per character or per boundary. The longest prefix that fits is found
-    by scaling the guess by how far its measure is off, then interpolating between the longest prefix that fits
-    and the shortest that does not (a measure roughly follows the length, so one or two guesses land in the last
-    few percent below the limit, which is full enough); then the best boundary before it is taken.
+    The work is bounded whatever the text. The longest prefix that surely fits is found on `ceiling`, a cheap
+    bound of the measure (or on the measure itself, when it is cheap and no ceiling is given). Past it, at most
+    `_PROBES` candidate messages are measured, each already cut at its best boundary, so that a measure that
+    renders the whole candidate (Telegram's) runs at most twice: the first candidate is as long as a message, the
+    second scaled by how far the first was off (a measure roughly follows the length, so one candidate usually
+    lands in the full band below the limit). The longest candidate that fits is taken, else the sure one. Only for
+    a limit below anything the ceiling clears are a few more candidates measured.
 
     Args:
         text: Markdown that does not fit in one message.
         measure: The size of a candidate message as the platform counts it.
         limit: The largest size a message may have.
         window: How many leading characters to consider; bounds the work for a huge text (the rest is tail).
+        ceiling: A size `measure` never exceeds, cheap to compute; `measure` itself when omitted (a cheap one).
 
     Returns:
         (head, tail): `head` fits, starts with the first character that is not whitespace (so it is never blank:
@@ -202,48 +251,73 @@ def split_to_fit(text: str, measure: Callable[[str], int], limit: int, *, window
     Raises:
         ValueError: When not even one character fits (a limit no platform has).
     """
-
     text = text.lstrip()  # a message never starts with the blank lines between two (nor is it only those)
     if not text:
         return "", ""
-
-    def size(length: int) -> int:
-        return measure(_closed(text[:length])[0])
-
-    fit_size, over_size = size(1), 0
-    if fit_size > limit:
-        raise ValueError("not even one character fits in a message")
-    fit, over = 1, min(len(text), window) + 1  # the longest prefix known to fit, the shortest known not to
-    guess = min(limit, over - 1)
+    end = min(len(text), window)
+    fences = _Fences(text[: end + _LOOKAHEAD])  # as far as a cut looks
+    sure = _longest_sure(fences, end, ceiling or measure, limit)
+    best = _cut_within(text, fences, sure, ceiling or measure, limit) if sure else None  # (cut, resume, head, reopen)
+    guess = min(limit, end)
     target = limit * (1 + _FULL) / 2  # aim inside the full band, not at its edge
-    missed = False  # whether the last guess was too long
-    for _ in range(_PROBES):
-        measured = size(guess)
-        if measured <= limit:
-            fit, fit_size, missed = guess, measured, False
-        else:
-            if missed:  # twice too long: interpolation creeps in from one side, halve instead
-                over, over_size = guess, measured
-                guess = (fit + over) // 2
-                continue
-            over, over_size, missed = guess, measured, True
-        if fit_size >= limit * _FULL or over - fit <= max(1, fit // 64):
-            break
-        if over_size > fit_size:  # between a fit and a miss: where the measure crosses the target, if linear
-            guess = fit + int((over - fit) * (target - fit_size) / (over_size - fit_size))
-        else:  # only fits so far: scale up by how much room is left
-            guess = int(guess * target / max(1, measured))
-        if not fit < guess < over:
-            guess = (fit + over) // 2
-    longest = fit
-    for _ in range(_RETRIES):
-        cut, resume = _best_cut(text, longest)
-        head, reopen = _closed(text[:cut])
+    probes = 0
+    # More probes only while nothing is known to fit: a limit below what the ceiling can ever clear.
+    while ceiling and guess > (best[0] if best else 0) and probes < (_PROBES if best else _PROBES + _RETRIES):
+        probes += 1
+        cut, resume = _best_cut(text, fences, guess)
+        head, reopen = fences.closed(cut)
         measured = measure(head)
-        if measured <= limit:
-            tail = text[resume:]
-            return head, (reopen or _table_header(head, text[cut:resume], tail)) + tail
-        # Closing the fence at the nicer boundary made it too long (or the measure is not monotonic): earlier.
-        longest = max(1, min(cut - 1, int(cut * limit / measured)))
-    head, reopen = _closed(text[:fit])  # measured to fit; only a text built to defeat the search gets here
-    return head, reopen + text[fit:]
+        if measured <= limit and (best is None or cut > best[0]):
+            best = (cut, resume, head, reopen)
+            if measured >= limit * _FULL:
+                break
+        stretched = int(guess * _STRETCH) if measured <= limit else guess - 1
+        guess = min(end, stretched, int(cut * target / max(1, measured)))
+    if best is None:
+        if measure(fences.closed(1)[0]) > limit:
+            raise ValueError("not even one character fits in a message")
+        best = (1, 1, *fences.closed(1))
+    cut, resume, head, reopen = best
+    tail = text[resume:]
+    return head, (reopen or _table_header(head, text[cut:resume], tail)) + tail
+
+
+def _longest_sure(fences: _Fences, end: int, bound: Callable[[str], int], limit: int) -> int:
+    """A prefix of the text, at most `end` long, whose message (fence closed) `bound` says fits: the first one
+    found in the full band below the limit, else the longest; 0 if none.
+
+    A binary search from a message's length: the bound grows with the prefix but for a fence closed or opened on
+    the way, and any prefix it clears will do.
+    """
+    fits, over = 0, end + 1
+    middle = min(limit, end)
+    while over - fits > 1:
+        size = bound(fences.closed(middle)[0])
+        if size > limit:
+            over = middle
+        elif size >= limit * _FULL:
+            return middle
+        else:
+            fits = middle
+        middle = (fits + over) // 2
+    return fits
+
+
+def _cut_within(
+    text: str, fences: _Fences, longest: int, bound: Callable[[str], int], limit: int
+) -> tuple[int, int, str, str]:
+    """(cut, resume, head, reopen) of the best cut at most `longest` into `text` whose head `bound` clears.
+
+    Closing a fence at a nicer boundary can make the head longer than the prefix it was cut from; then an
+    earlier boundary is tried, and a few misses in, the cut is made at `longest` itself (cleared by the caller).
+    """
+    first = longest
+    for _ in range(_RETRIES):
+        cut, resume = _best_cut(text, fences, longest)
+        head, reopen = fences.closed(cut)
+        size = bound(head)
+        if size <= limit:
+            return cut, resume, head, reopen
+        longest = max(1, min(cut - 1, int(cut * limit / size)))
+    head, reopen = fences.closed(first)
+    return first, first, head, reopen

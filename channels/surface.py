@@ -1,7 +1,8 @@
 """The reply surface: the narrow interface between the StreamingHandler and one platform chat.
 
-A channel builds one surface per reply. Every surface has `send`, `edit`, `measure`, `close` and `address`; what
-else it has its `profile` declares, and `capabilities` checks the claim once, when a StreamingHandler is built:
+A channel builds one surface per reply. Every surface has `send`, `edit`, `measure`, `ceiling`, `close` and
+`address`; what else it has its `profile` declares, and `capabilities` checks the claim once, when a
+StreamingHandler is built:
 `draft` (`DraftSurface`) for `profile.draft`, the `stream_*` methods (`NativeStreamSurface`) for
 `profile.native_stream`, `typing` for `profile.typing`, `status` for `profile.status`, `task` for `profile.tasks`,
 `drop_buttons` and `adopt` for `profile.buttons`, `image` (`ImageSurface`) for `profile.images_out`, `ask_feedback` for
@@ -51,6 +52,11 @@ class ReplySurface(Protocol):
 
     def measure(self, text: str) -> int:
         """Length of `text` once rendered, as the platform counts it against `profile.max_chars`."""
+        ...
+
+    def ceiling(self, text: str) -> int:
+        """A length `measure(text)` never exceeds, cheap to compute (the measure itself where that is cheap): a cut
+        searches on it and measures only a couple of candidates (`channels.splitting.split_to_fit`)."""
         ...
 
     async def send(self, text: str, *, final: bool, plain: bool = False) -> MessageRef:

@@ -90,6 +90,9 @@ class RecordingSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
+    def ceiling(self, text: str) -> int:
+        return len(text)
+
     def _record(self, op: str, text: str, **kw: Any) -> None:
         self.calls.append(Call(self.clock.now(), op, text, **kw))
         pending = self.failures.get(op)

@@ -65,6 +65,9 @@ class TerminalSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
+    def ceiling(self, text: str) -> int:
+        return len(text)
+
     async def send(self, text: str, *, final: bool, plain: bool = False) -> int:
         await self._finish()
         self._ref += 1
@@ -125,6 +128,9 @@ class PlainSurface:
         self._sent = 0
 
     def measure(self, text: str) -> int:
+        return len(text)
+
+    def ceiling(self, text: str) -> int:
         return len(text)
 
     async def send(self, text: str, *, final: bool, plain: bool = False) -> int:

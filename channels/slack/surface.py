@@ -199,6 +199,9 @@ class SlackSurface(PlatformSurface[AsyncWebClient, SlackTarget]):
     def measure(self, text: str) -> int:
         return len(text)  # Slack's 12,000 limit counts the markdown_text as sent
 
+    def ceiling(self, text: str) -> int:
+        return len(text)
+
     def ask_feedback(self) -> None:
         """The next final call finishes the answer: that message carries Slack's feedback buttons."""
         self._feedback = True

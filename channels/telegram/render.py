@@ -36,19 +36,23 @@ MAX_ENTITIES = 100
 """Telegram formats at most 100 entities of a message and ignores the rest, so no more are built or sent."""
 _HTML_SPECIALS = re.compile(rb"[<&]")
 _DOLLAR = re.compile(rb"\$")
-_MAX_EVENTS = 2000
+_MAX_COST = 3200
 _PER_CHARS = 4096
-"""Weighted parser events one render converts at most per 4,096 characters (see `_too_dense`): a full message of
-richly formatted text (headings, lists with bold terms, code, links) weighs about 1,000 and converts in about
-3 ms, one of nothing but a table about 1,400 (2 ms); 2,000 of the dearest kind cost about 10 ms. Per characters,
-so that a text and the messages it is cut into are formatted alike."""
-_WEIGHTS = {"CodeBlock": 8, "Heading": 2, "Link": 2, "Image": 2, "Rule": 2}
-"""What an event costs telegramify-markdown next to a plain one (measured per kind on the units of
-tests/channels/adversarial.py): each block start scans the text written so far for trailing line breaks, which
-runs of empty code blocks make long."""
-_MAX_WEIGHT = 5
-"""No Markdown character makes more weight than this (the 4 characters of a fence line weigh 8, in a block
-that may be empty), so a text with few of them is cleared without parsing."""
+"""Parser events one render converts at most per 4,096 characters, in half events (`_COSTS`, see `_too_dense`): a
+full message of every construct an answer uses (headings, lists, quotes, code, links, a table) costs about 2,300,
+one of nothing but a table of short rows about 2,000; 3,200 of the dearest kind take about 8 ms on a quiet machine,
+so that a cut, which renders two candidates at most, stays within 20 ms. Per characters, so that a text and the
+messages it is cut into are formatted alike."""
+_COSTS = {"CodeBlock": 16, "Heading": 4, "Link": 6, "Image": 6, "Item": 3, "Rule": 4, "TableCell": 1, "TableRow": 1}
+"""What an event costs telegramify-markdown, in halves of a plain one (measured per kind on the units of
+tests/channels/adversarial.py, so that each kind costs about 2 µs per half): each block start scans the text
+written so far for trailing line breaks, which runs of empty code blocks make long; headings, links and list items
+do more than plain text, a table's rows and cells less."""
+_PLAIN = 2
+"""What a text event and any event not in `_COSTS` cost."""
+_MAX_CHAR_COST = 10
+"""No Markdown character costs more than this (the 4 characters of a fence line cost 16 + 16, in a block that
+may be empty), so a text with few of them is cleared without parsing."""
 _MARKUP = tuple("*_`[]!<>&#|~\\-+=:$.)")
 """Characters that can start Markdown structure (with line breaks, which end or continue blocks)."""
 _MAX_GROWTH = 2
@@ -64,6 +68,8 @@ _REFERENCE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0
 """A character reference (`&amp;`, `&#65;`): shown as typed in text, decoded in a link's target."""
 _LABEL = re.compile(r"^ {0,3}\[[^\]\n]{1,999}\]:", re.MULTILINE)
 """The label of a link reference definition."""
+_LABEL_USED = re.compile(r"(?<=\])\[[^\]\n]{1,999}\]")
+"""The label a full reference link names its definition by (`[text][1]`): the link shows the text alone."""
 _DEEP = re.compile(r"^(?:[ \t]*+(?:>|[-+*](?=[ \t])|\d{1,9}+[.)](?=[ \t]))){32}", re.MULTILINE)
 """Block quotes and lists nested 32 deep: no answer writes them, and the parser's cost grows faster than the
 text there, so such a text is not even counted."""
@@ -120,13 +126,14 @@ def _faithful(markdown: str, text: str, entities: list[telegramify_markdown.Mess
     Shown are the text and what its entities carry (a link's target is one tap away, a code block names its
     language). Not counted as written: the numbers of ordered list items, which Markdown renumbers, code fences'
     info strings, the names of character references, which a link's target shows decoded (`&amp;` as `&`), and
-    the labels of link reference definitions (`[1]: https://…`: the key a link uses, whose target it shows).
+    the labels of link reference definitions (`[1]: https://…`: the key a link uses, whose target it shows) and of
+    the links that use them (`[text][1]`).
     """
     size = utf16_len(text)
     if size > _GROWTH_FREE and size > _MAX_GROWTH * utf16_len(markdown):
         return False
     written = markdown
-    for hidden, kept in ((_ORDERED_ITEM, ""), (_FENCE_INFO, r"\1"), (_REFERENCE, ""), (_LABEL, "")):
+    for hidden, kept in ((_ORDERED_ITEM, ""), (_FENCE_INFO, r"\1"), (_REFERENCE, ""), (_LABEL, ""), (_LABEL_USED, "")):
         written = hidden.sub(kept, written)
     carried = "".join(
         f"{entity.url or ''}{entity.language or ''}" for entity in entities if entity.url or entity.language
@@ -154,29 +161,36 @@ def _too_dense(markdown: str) -> bool:
     """
     if _DEEP.search(markdown):
         return True
-    allowed = max(_MAX_EVENTS, _MAX_EVENTS * len(markdown) // _PER_CHARS)
-    if sum(map(markdown.count, _MARKUP)) + markdown.count("\n") <= allowed // _MAX_WEIGHT:
+    allowed = max(_MAX_COST, _MAX_COST * len(markdown) // _PER_CHARS)
+    if sum(map(markdown.count, _MARKUP)) + markdown.count("\n") <= allowed // _MAX_CHAR_COST:
         return False
-    budget = allowed - 2 * markdown.count("||")  # telegramify-markdown makes each `||` spoiler mark HTML
+    budget = allowed - 2 * _PLAIN * markdown.count("||")  # telegramify-markdown makes each `||` spoiler mark HTML
     for event, _ in pyromark.events_with_range(markdown, options=STANDARD_OPTIONS):  # unmerged text, as converted
-        budget -= 1 if type(event) is dict and "Text" in event else _weight(event)
+        budget -= _PLAIN if type(event) is dict and "Text" in event else _cost(event)
         if budget < 0:
             return True
     return False
 
 
-def _weight(event: object) -> int:
+def _cost(event: object) -> int:
     if not isinstance(event, dict):
-        return _WEIGHTS.get(event, 1) if isinstance(event, str) else 1  # "Rule", "SoftBreak", ...
+        return _COSTS.get(event, _PLAIN) if isinstance(event, str) else _PLAIN  # "Rule", "SoftBreak", ...
     tag = event.get("Start") or event.get("End")
     if tag is None:
-        return 1
-    return _WEIGHTS.get(tag if isinstance(tag, str) else next(iter(tag)), 1)
+        return _PLAIN
+    return _COSTS.get(tag if isinstance(tag, str) else next(iter(tag)), _PLAIN)
 
 
 def measure(markdown: str) -> int:
     """The visible length of `markdown` once rendered, in UTF-16 units."""
     return utf16_len(render(markdown).text)
+
+
+def ceiling(markdown: str) -> int:
+    """A length `measure(markdown)` never exceeds, without rendering: a rendering is kept only while it is at most
+    `_MAX_GROWTH` times as long as its Markdown (past `_GROWTH_FREE`), and otherwise the Markdown is sent as typed.
+    It lets a cut take a message that surely fits without paying for its rendering (see `split_to_fit`)."""
+    return max(_GROWTH_FREE, _MAX_GROWTH * utf16_len(markdown.rstrip()))
 
 
 def as_typed(markdown: str) -> str | None:

@@ -43,7 +43,7 @@ from channels.inbound import approval_data
 from channels.ratelimit import Budget, RateLimiter, Scope
 from channels.surface import PlatformSurface, new_draft_id
 from channels.telegram.drafts import DraftOwners
-from channels.telegram.render import Rendered, measure, render
+from channels.telegram.render import Rendered, ceiling, measure, render
 from channels.telegram.stoppable_drafts import STOPPABLE
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ class TelegramSurface(PlatformSurface[Bot, TelegramTarget]):
 
     def measure(self, text: str) -> int:
         return measure(text)
+
+    def ceiling(self, text: str) -> int:
+        return ceiling(text)
 
     async def send(self, text: str, *, final: bool, plain: bool = False) -> int:
         if self._status_ref is not None:  # the answer takes over the status message

@@ -9,8 +9,8 @@ import aiohttp
 from tests.doubles.openai_server import OpenAIDouble, Text
 
 
-async def post(llm: OpenAIDouble, messages: list[dict]) -> tuple[int, str]:
-    body = {"model": llm.model, "messages": messages, "stream": True}
+async def post(llm: OpenAIDouble, messages: list[dict], **extra: object) -> tuple[int, str]:
+    body = {"model": llm.model, "messages": messages, "stream": True, **extra}
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{llm.base_url}/chat/completions", json=body) as response,
@@ -34,6 +34,17 @@ async def test_unanswered_tool_calls_are_rejected_like_openai(llm: OpenAIDouble)
     assert error["type"] == "invalid_request_error"
     assert "call_1" in error["message"]
     assert len(llm.requests) == 1
+    assert llm.pending == 1
+
+
+async def test_malformed_tools_are_rejected_like_openai(llm: OpenAIDouble) -> None:
+    llm.script(Text("never sent"))
+    spaced = {"type": "function", "function": {"name": "look up", "parameters": {"type": "object"}}}
+    listed = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "array"}}}
+    for tools in ([], [{"name": "lookup"}], [spaced], [listed]):
+        status, text = await post(llm, [{"role": "user", "content": "hi"}], tools=tools)
+        assert status == 400, tools
+        assert json.loads(text)["error"]["param"] == "tools"
     assert llm.pending == 1
 
 

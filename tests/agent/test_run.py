@@ -88,6 +88,12 @@ async def test_tool_call_is_reported_before_the_tool_runs(llm: OpenAIDouble, mak
     followup = llm.requests[1]["messages"]
     wire_id = followup[-2]["tool_calls"][0]["id"]
     assert followup[-1] == {"role": "tool", "tool_call_id": wire_id, "content": "noted buy milk"}
+    # Every model call offers the tool, with the schema its signature and docstring make (converted once).
+    for request in llm.requests:
+        (offered,) = request["tools"]
+        assert offered["function"]["name"] == "record"
+        assert offered["function"]["description"] == "Write a note down."
+        assert offered["function"]["parameters"]["properties"] == {"note": {"type": "string"}}
 
 
 @pytest.mark.parametrize("call_ids", ["unique", "per_reply", "none"])

@@ -10,7 +10,14 @@ SPLIT_WINDOW = 4
 """bot.streaming's window: how many times the limit the splitter looks at."""
 
 
-def cut_all(text: str, measure: Callable[[str], int], limit: int, *, most: int = 10_000) -> list[str]:
+def cut_all(
+    text: str,
+    measure: Callable[[str], int],
+    limit: int,
+    *,
+    ceiling: Callable[[str], int] | None = None,
+    most: int = 10_000,
+) -> list[str]:
     """The messages (as sent, trailing blanks dropped) that carry `text` within `limit` as `measure` counts.
 
     Raises:
@@ -23,7 +30,7 @@ def cut_all(text: str, measure: Callable[[str], int], limit: int, *, most: int =
         if len(text) <= limit * SPLIT_WINDOW and measure(text) <= limit:
             messages.append(text.rstrip())
             break
-        head, text = split_to_fit(text, measure, limit, window=limit * SPLIT_WINDOW)
+        head, text = split_to_fit(text, measure, limit, window=limit * SPLIT_WINDOW, ceiling=ceiling)
         messages.append(head.rstrip())
         text = text.lstrip()
     return messages

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 
 from channels.capabilities import resolve
 from channels.splitting import split_to_fit
-from channels.telegram.render import measure, render
+from channels.telegram.render import ceiling, measure, render
 from tests.channels.adversarial import cpu, pathological
 from tests.channels.messages import SPLIT_WINDOW, cut_all, squeezed
 from tests.channels.telegram.checks import LIMIT, assert_valid_message
@@ -75,7 +75,31 @@ def test_rendering_a_full_telegram_message_costs_bounded_cpu(text: str) -> None:
 @given(pathological(3 * LIMIT))
 def test_cutting_a_telegram_message_off_any_answer_costs_bounded_cpu(text: str) -> None:
     if len(text) > LIMIT * SPLIT_WINDOW or measure(text) > LIMIT:
-        assert cpu(lambda: split_to_fit(text, measure, LIMIT, window=LIMIT * SPLIT_WINDOW)) < BOUND, repr(text[:200])
+        cut = lambda: split_to_fit(text, measure, LIMIT, window=LIMIT * SPLIT_WINDOW, ceiling=ceiling)  # noqa: E731
+        assert cpu(cut) < BOUND, repr(text[:200])
+
+
+@_SETTINGS
+@given(pathological(3 * LIMIT))
+def test_cutting_a_telegram_message_renders_two_candidates_at_most(text: str) -> None:
+    """The CPU bound by construction: each rendering of a message is bounded, and a cut makes two at most."""
+    rendered: list[str] = []
+
+    def rendering(candidate: str) -> int:
+        rendered.append(candidate)
+        return measure(candidate)
+
+    if len(text) > LIMIT * SPLIT_WINDOW or measure(text) > LIMIT:
+        head, _ = split_to_fit(text, rendering, LIMIT, window=LIMIT * SPLIT_WINDOW, ceiling=ceiling)
+        assert len(rendered) <= 2 and measure(head) <= LIMIT
+
+
+@_SETTINGS
+@given(pathological(LIMIT))
+def test_no_rendering_is_longer_than_its_ceiling(text: str) -> None:
+    """A cut takes the messages the ceiling clears without rendering them: each must fit when it is sent."""
+    for length in (len(text) // 4, len(text) // 2, len(text)):
+        assert measure(text[:length]) <= ceiling(text[:length])
 
 
 @_SETTINGS
@@ -87,7 +111,7 @@ def test_cutting_a_slack_message_off_any_answer_costs_bounded_cpu(text: str) -> 
 
 def assert_telegram_shows_all(text: str) -> None:
     """Every letter and digit of `text` shown, in messages Telegram takes (none empty), at least half full."""
-    messages = cut_all(text, measure, LIMIT)
+    messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
     assert len(messages) <= 1 + 2 * len(text) // LIMIT  # messages at least half full, give or take a fence
     assert not written(text) - telegram_shown(messages)  # (telegram_shown also checks that none is empty)
 
@@ -135,28 +159,32 @@ def test_what_a_random_search_found(text: str) -> None:
     assert_slack_shows_all(text * 3)
 
 
-@pytest.mark.parametrize(("measure_", "limit"), [(len, SLACK_LIMIT), (measure, LIMIT)], ids=["slack", "telegram"])
+@pytest.mark.parametrize(
+    ("measure_", "ceiling_", "limit"), [(len, None, SLACK_LIMIT), (measure, ceiling, LIMIT)], ids=["slack", "telegram"]
+)
 @pytest.mark.parametrize("blank", [" ", "\n", "\n\n", "\t\n"])
 def test_a_message_cut_off_text_that_opens_with_blank_lines_is_never_blank(
-    measure_: Callable[[str], int], limit: int, blank: str
+    measure_: Callable[[str], int], ceiling_: Callable[[str], int] | None, limit: int, blank: str
 ) -> None:
     """Mid-answer, the text after a cut can open with thousands of blank lines (the StreamingHandler strips them
     only where a message starts); the message cut from it must still hold some of the answer."""
     text = blank * 5_000 + "<div>\n" * 3_000
-    head, tail = split_to_fit(text, measure_, limit, window=limit * SPLIT_WINDOW)
+    head, tail = split_to_fit(text, measure_, limit, window=limit * SPLIT_WINDOW, ceiling=ceiling_)
     assert head.strip() and measure_(head) <= limit
     assert squeezed(head + tail) == squeezed(text)
 
 
-@pytest.mark.parametrize(("measure_", "limit"), [(len, SLACK_LIMIT), (measure, LIMIT)], ids=["slack", "telegram"])
+@pytest.mark.parametrize(
+    ("measure_", "ceiling_", "limit"), [(len, None, SLACK_LIMIT), (measure, ceiling, LIMIT)], ids=["slack", "telegram"]
+)
 @pytest.mark.parametrize("backticks", [3_000, 7_000, 20_000])
 def test_an_answer_opening_with_thousands_of_backticks_is_cut_into_few_messages(
-    measure_: Callable[[str], int], limit: int, backticks: int
+    measure_: Callable[[str], int], ceiling_: Callable[[str], int] | None, limit: int, backticks: int
 ) -> None:
     """Reopening such a fence in every message used to fill the message before any text moved on: Slack posted
     a message a second until the user wrote "stop"."""
     text = "`" * backticks + "\n" + "the answer itself, 42 words long. " * 400
-    messages = cut_all(text, measure_, limit, most=100)
+    messages = cut_all(text, measure_, limit, ceiling=ceiling_, most=100)
     assert len(messages) <= 2 + 2 * len(text) // limit
     assert letters("".join(messages))["4"] >= 400
 
@@ -165,6 +193,6 @@ def test_an_html_table_of_hundreds_of_lines_is_shown_whole_on_telegram() -> None
     """After 64 block-level HTML lines the rest of the answer never reached the user."""
     rows = "".join(f"<tr><td>row {n}</td></tr>\n" for n in range(300))
     text = f"Here is the table:\n\n<table>\n{rows}</table>\n\nAnd that is all, said row 300."
-    shown = "".join(render(message).text for message in cut_all(text, measure, LIMIT))
+    shown = "".join(render(message).text for message in cut_all(text, measure, LIMIT, ceiling=ceiling))
     assert all(f"row {n}<" in shown for n in range(300))
     assert shown.endswith("And that is all, said row 300.")

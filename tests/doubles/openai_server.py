@@ -16,6 +16,7 @@ import asyncio
 import base64
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -96,6 +97,9 @@ class Silent:
 
 
 Reply = Text | ToolCalls | Break | Hang | Held | Silent | Error
+
+
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 @dataclass
@@ -208,6 +212,8 @@ class OpenAIDouble:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        if problem := _bad_tools(body.get("tools")):
+            return _error(400, problem, "invalid_request_error", code=None, param="tools")
         if problem := _unanswered_tool_calls(body.get("messages", [])):
             return _error(400, problem, "invalid_request_error", code=None, param="messages")
         if problem := _bad_images(body.get("messages", [])):
@@ -428,6 +434,26 @@ def _count_tokens(messages: list[dict[str, Any]]) -> int:
         elif isinstance(content, list):
             total += sum(len(str(part.get("text", "")).split()) for part in content if isinstance(part, dict))
     return total
+
+
+def _bad_tools(tools: Any) -> str | None:
+    """OpenAI's 400 for a malformed `tools` list (None when it is well formed or absent): each entry a function
+    with a name of at most 64 letters, digits, `_` or `-` and, if given, an object schema for its parameters."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list) or not tools:
+        return "Invalid 'tools': empty array. Expected an array with minimum length 1."
+    for at, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+            return f"Missing required parameter: 'tools[{at}].function'."
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            return f"Invalid 'tools[{at}].function.name': string does not match pattern. Expected ^[a-zA-Z0-9_-]+$."
+        parameters = function.get("parameters", {"type": "object"})
+        if not isinstance(parameters, dict) or parameters.get("type") != "object":
+            return f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"'."
+    return None
 
 
 def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:

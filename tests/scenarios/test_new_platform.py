@@ -63,6 +63,9 @@ class PadSurface:
     def measure(self, text: str) -> int:
         return len(text)
 
+    def ceiling(self, text: str) -> int:
+        return len(text)
+
     async def send(self, text: str, *, final: bool, plain: bool = False) -> int:
         self.room.append(text)
         self.shown.append(text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.telegram.render import measure, render
+from channels.telegram.render import ceiling, measure, render
 from tests.channels.messages import cut_all
 from tests.channels.telegram.checks import assert_valid_message
 
@@ -55,7 +55,7 @@ def assert_fits_with_valid_entities(messages: list[str], limit: int) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers(), st.integers(min_value=250, max_value=1000))
 def test_every_message_fits_has_valid_entities_and_nothing_is_lost_or_repeated(text: str, limit: int) -> None:
-    messages = cut_all(text, measure, limit)
+    messages = cut_all(text, measure, limit, ceiling=ceiling)
     assert_fits_with_valid_entities(messages, limit)
     shown = [word for message in messages for word in visible_words(message)]
     assert shown == visible_words(text)
@@ -64,4 +64,4 @@ def test_every_message_fits_has_valid_entities_and_nothing_is_lost_or_repeated(t
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answers(), st.integers(min_value=40, max_value=250))
 def test_any_paragraph_size_still_gives_messages_that_fit_with_valid_entities(text: str, limit: int) -> None:
-    assert_fits_with_valid_entities(cut_all(text, measure, limit), limit)
+    assert_fits_with_valid_entities(cut_all(text, measure, limit, ceiling=ceiling), limit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.telegram.render import measure, render
+from channels.telegram.render import ceiling, measure, render
 from tests.channels.messages import cut_all, squeezed
 from tests.channels.telegram.checks import LIMIT, assert_valid_message
 
@@ -47,7 +47,7 @@ def shown(messages: list[str]) -> str:
 @pytest.mark.parametrize("limit", [LIMIT, 700])
 def test_each_construct_repeated_past_the_limit(name: str, limit: int) -> None:
     text = answer([name], 3 * limit)
-    messages = cut_all(text, measure, limit)
+    messages = cut_all(text, measure, limit, ceiling=ceiling)
     assert len(messages) >= 3
     for message in messages:
         assert_valid_message(render(message), limit)
@@ -58,7 +58,7 @@ def test_each_construct_repeated_past_the_limit(name: str, limit: int) -> None:
 def test_all_constructs_together_past_the_limit(limit: int) -> None:
     names = sorted(set(BLOCKS) - {"unclosed fence"})
     text = answer(names, 4 * limit)
-    messages = cut_all(text, measure, limit)
+    messages = cut_all(text, measure, limit, ceiling=ceiling)
     for message in messages:
         assert_valid_message(render(message), limit)
     assert shown(messages) == squeezed(render(text).text)
@@ -70,7 +70,7 @@ def test_all_constructs_together_past_the_limit(limit: int) -> None:
 def test_an_answer_that_ends_inside_an_unclosed_fence_is_code_in_every_message(limit: int) -> None:
     code = "\n".join(f"value_{i} = {i} * 2  # <b> & **not bold**" for i in range(limit // 10))
     text = f"Here is the code:\n\n```python\n{code}"  # the model stopped before closing it
-    messages = cut_all(text, measure, limit)
+    messages = cut_all(text, measure, limit, ceiling=ceiling)
     assert len(messages) >= 3
     for message in messages[1:]:
         rendered = render(message)
@@ -83,7 +83,7 @@ def test_an_answer_that_ends_inside_an_unclosed_fence_is_code_in_every_message(l
 def test_a_long_table_is_a_table_in_every_message() -> None:
     rows = "".join(f"| row {i} | {i * 7} | note {i} |\n" for i in range(400))
     text = f"| Name | Value | Note |\n|---|---:|---|\n{rows}"
-    messages = cut_all(text, measure, LIMIT)
+    messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
     assert len(messages) >= 3
     body = []
     for message in messages:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from channels.telegram.render import measure, render, utf16_len
+from channels.telegram.render import ceiling, measure, render, utf16_len
 from tests.channels.messages import cut_all, squeezed
 from tests.channels.telegram.checks import LIMIT, assert_valid_message
 
@@ -64,7 +64,7 @@ def test_a_character_straddling_the_limit_moves_whole_to_the_next_message(name: 
     for straddle in range(1, utf16_len(cluster) + 1):  # how many of its units lie past the boundary
         filler = "数" * (LIMIT - utf16_len(cluster) + straddle)
         text = filler + cluster * 3 + "据" * 50
-        messages = cut_all(text, measure, LIMIT)
+        messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
         assert len(messages) == 2
         assert_whole_answer_in_fitting_messages(text, messages)
         assert sum(render(message).text.count(cluster) for message in messages) == 3, straddle
@@ -74,7 +74,7 @@ def test_a_run_of_flags_pairs_up_the_same_in_every_message() -> None:
     flags = "🇺🇦🇩🇪🇯🇵🇧🇷"
     for shift in range(8):
         text = "x" * shift + flags * (LIMIT // 8 + 10)
-        messages = cut_all(text, measure, LIMIT)
+        messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
         assert_whole_answer_in_fitting_messages(text, messages)
         assert render(messages[1]).text.startswith(("🇺🇦", "🇩🇪", "🇯🇵", "🇧🇷"))
 
@@ -83,7 +83,7 @@ def test_zero_width_characters_at_the_boundary() -> None:
     for zero_width in ("\u200b", "\u200c", "\u200d"):
         for straddle in range(3):
             text = "a" * (LIMIT - 1 + straddle) + zero_width + "b" * 100
-            messages = cut_all(text, measure, LIMIT)
+            messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
             assert_whole_answer_in_fitting_messages(text, messages)
             assert sum(render(m).text.count(zero_width) for m in messages) == 1  # neither dropped nor doubled
 
@@ -91,7 +91,7 @@ def test_zero_width_characters_at_the_boundary() -> None:
 def test_a_zero_width_space_is_where_unspaced_text_is_cut() -> None:
     words = ["ภาษาไทย", "ไม่มี", "ช่องว่าง"]  # Thai writes no spaces; a ZWSP marks where a line may break
     text = "\u200b".join(words[i % 3] for i in range(1500))
-    messages = cut_all(text, measure, LIMIT)
+    messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
     assert_whole_answer_in_fitting_messages(text, messages)
     assert render(messages[0]).text.endswith("\u200b")
     assert render(messages[1]).text.startswith(tuple(words))
@@ -99,7 +99,7 @@ def test_a_zero_width_space_is_where_unspaced_text_is_cut() -> None:
 
 def test_a_long_cjk_paragraph_is_cut_after_a_full_stop() -> None:
     text = "我们今天讨论数据的处理方法，以及如何提高效率。" * 400
-    messages = cut_all(text, measure, LIMIT)
+    messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
     assert len(messages) >= 2
     assert_whole_answer_in_fitting_messages(text, messages)
     assert all(render(message).text.endswith("。") for message in messages)
@@ -110,14 +110,14 @@ def test_right_to_left_text_straddling_the_limit() -> None:
     hebrew = "שָׁלוֹם עֲלֵיכֶם"
     for shift in range(12):
         text = "x" * shift + " ".join([arabic, hebrew, "**نص عريض** 123"] * 200)
-        messages = cut_all(text, measure, LIMIT)
+        messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
         assert_whole_answer_in_fitting_messages(text, messages)
 
 
 def test_formatting_around_emoji_at_the_boundary_keeps_entities_on_character_edges() -> None:
     for shift in range(6):
         text = "x" * shift + " ".join(["**😀 bold 👩🏽‍💻**", "`🇺🇦 code`", "_مرحبا_"] * 400)
-        messages = cut_all(text, measure, LIMIT)
+        messages = cut_all(text, measure, LIMIT, ceiling=ceiling)
         assert len(messages) >= 2
         assert_whole_answer_in_fitting_messages(text, messages)
 
@@ -129,7 +129,7 @@ def test_formatting_around_emoji_at_the_boundary_keeps_entities_on_character_edg
 )
 def test_any_run_of_such_characters_is_cut_only_between_them(atoms: list[str], limit: int) -> None:
     text = "".join(atoms)
-    messages = cut_all(text, measure, limit)
+    messages = cut_all(text, measure, limit, ceiling=ceiling)
     edges = {0}
     for atom in atoms:
         edges.add(max(edges) + len(atom))
