@@ -381,8 +381,8 @@ class Conversations:
                     request = None if self._closed else await self._next_shared_turn(shared, key, lease)
                     if request is None:
                         released = await shared.release(key, lease, hand_over=self._closed)
-                        if released is False:
-                            continue  # a message came meanwhile
+                        if released is False or conversation.lease != lease:
+                            continue  # a message came meanwhile (and this replica may have taken it again)
                         break
                 await shared.running(key, request.incoming.user_id)
                 await self._run(key, conversation, request)
@@ -398,12 +398,15 @@ class Conversations:
         entries = await shared.peek(key, MAX_PENDING)
         if not entries:
             return None
-        requests = deque(self._local.pop(entry.id, None) or self._request_of(entry) for entry in entries)
+        requests = deque(self._local.get(entry.id) or self._request_of(entry) for entry in entries)
         upcoming = requests[0]
         before = len(requests)
         request = self._next_turn(requests)
-        if not await shared.pop(key, lease, before - len(requests)):
+        taken = before - len(requests)
+        if not await shared.pop(key, lease, taken):
             return None  # the lease was lost: the heartbeat stops this conversation
+        for entry in entries[:taken]:
+            self._local.pop(entry.id, None)
         if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
             log.info("%s: a new message denies the tool call waiting for approval", key)
         return request
@@ -508,8 +511,13 @@ class Conversations:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s failed", task.get_coro().__qualname__, exc_info=error)  # type: ignore[union-attr]
 
 
 def _file(a: Attachment) -> dict[str, Any]:

@@ -250,10 +250,11 @@ class SharedQueues:
     async def stops(self) -> AsyncIterator[str]:
         """The conversations other replicas ask this one to stop, as they come (until cancelled)."""
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.channel)
         try:
             while True:
                 try:  # (a timeout, not a blocking read: the client's socket timeout would end that)
+                    if not pubsub.subscribed:
+                        await pubsub.subscribe(self.channel)
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 except RedisError as exc:  # redis-py reconnects and subscribes again at the next read
                     log.warning("control channel: %s; listening again in a second", type(exc).__name__)

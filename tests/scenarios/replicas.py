@@ -177,3 +177,14 @@ async def recorded_in_postgres(postgres_url: str, text: str, timeout: float = 30
                     if any(json.loads(row[0])["text"] == text for row in rows):
                         return
             await asyncio.sleep(0.05)
+
+
+async def none_in_flight(postgres_url: str, timeout: float = 30) -> None:
+    """Wait until no reply is recorded in flight in Postgres: the replies shown are over, also for a takeover."""
+    async with asyncio.timeout(timeout):
+        while True:
+            async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as db:
+                with contextlib.suppress(psycopg.Error):
+                    if not await (await db.execute("SELECT id FROM inflight_replies")).fetchall():
+                        return
+            await asyncio.sleep(0.05)
