@@ -195,15 +195,6 @@ async def setup_lock(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
 
-def postgres_unavailable(url: str, what: str, exc: psycopg.Error) -> MemoryUnavailable:
-    """The one-line error for `what` ("cannot set up the outbox") failing in the database at `url`: it names the
-    database and the reason, never the password."""
-    params = _conninfo(url)
-    return MemoryUnavailable(
-        f"{what} in the Postgres database at {_where(params)}: {one_line(exc, _secrets(url, params))}"
-    )
-
-
 def _conninfo(url: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(url)

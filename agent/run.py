@@ -15,10 +15,12 @@ answers those calls with a "cancelled" result.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
@@ -59,6 +61,17 @@ INTERRUPT = "__interrupt__"
 """The `updates` key under which LangGraph reports a pause (an `interrupt`)."""
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
 HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
+
+
+class Cut(enum.Enum):
+    """What the checkpoint says of a run a crash cut short (`Agent.cut_run`)."""
+
+    UNFINISHED = "unfinished"
+    """The question (and whatever the run did) is stored and the run has more to do: `carry_on` finishes it."""
+    FINISHED = "finished"
+    """The run wrote its answer (the crash came after it): nothing to do again."""
+    LOST = "lost"
+    """Nothing to go on with: the thread is gone (reset, another database), or the question never reached it."""
 
 
 class Agent:
@@ -155,6 +168,56 @@ class Agent:
             yield event
         command: Command[Any] = Command(resume=decisions(len(requested), approve=approve, reason=reason))
         async with aclosing(self._stream(command, config, translator)) as events:
+            async for event in events:
+                yield event
+
+    async def cut_run(self, thread_id: str, *, since: float) -> tuple[Cut, str]:
+        """What became of the run of `thread_id` that a crash cut short, by its last checkpoint; with FINISHED,
+        the text of the answer's last model step (what its last message shows, unless it was split), else "".
+
+        Args:
+            thread_id: The conversation key.
+            since: When the cut reply started (`time.time()`): a checkpoint older than that is an earlier turn's,
+                so the question of the cut one never reached the memory.
+        """
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        messages: list[BaseMessage] = list((snapshot.values or {}).get("messages", []))
+        if not messages:
+            return Cut.LOST, ""
+        if snapshot.next:  # a superstep to run (the model's, the tools'), or an approval to ask again
+            return Cut.UNFINISHED, ""
+        created = datetime.fromisoformat(snapshot.created_at).timestamp() if snapshot.created_at else 0.0
+        if created < since:
+            return Cut.LOST, ""
+        last = messages[-1]
+        if isinstance(last, AIMessage) and not _calls_of(last):
+            return Cut.FINISHED, last.text
+        return Cut.UNFINISHED, ""
+
+    async def carry_on(self, thread_id: str) -> AsyncGenerator[AgentEvent, None]:
+        """Go on with the run of `thread_id` that a crash cut short (`cut_run` said UNFINISHED), from its last
+        checkpoint, streamed as `run` streams a run: the step that was cut is done again (the model asked again
+        with the stored question, a tool that was running run again), then the rest.
+
+        A run cut between the model asking for tools and the tools' superstep leaves no step to run: its calls
+        are answered as cancelled (as at the next turn after a /stop), and the model goes on from there.
+        """
+        config = self._config(thread_id)
+        try:
+            snapshot = await self.graph.aget_state(config)
+            if snapshot.next:
+                history: list[BaseMessage] = list((snapshot.values or {}).get("messages", []))
+            else:
+                history = await self._repair_history(config)
+        except Exception:
+            log.exception("could not load the history of %s", thread_id)
+            yield Failed(HISTORY_FAILED, "history")
+            return
+        translator = _Translator(history)
+        gated = {call["name"] for call in requested_calls(snapshot.interrupts)}  # asked for again, not run yet
+        for event in translator.reopen(history, skip=gated):  # the calls that run again, if the tools' step was cut
+            yield event
+        async with aclosing(self._stream(None, config, translator)) as events:
             async for event in events:
                 yield event
 

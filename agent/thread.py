@@ -29,7 +29,7 @@ from langchain_core.tools import BaseTool
 
 from agent.config import AgentConfig
 from agent.events import AgentEvent, TextDelta, ToolCall, ToolResult, UserContent
-from agent.run import Agent, open_agent
+from agent.run import Agent, Cut, open_agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,15 @@ class AgentThread:
             self._loop.call_soon_threadsafe(handle.stop)
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(ended)
+
+    def carry_on(self, thread_id: str, *, on_text: Callable[[str], None]) -> AsyncGenerator[AgentEvent, None]:
+        """`Agent.carry_on` on the agent's loop, relayed as `run` relays a run."""
+        return self._relay(lambda: self._agent.carry_on(thread_id), on_text)
+
+    async def cut_run(self, thread_id: str, *, since: float) -> tuple[Cut, str]:
+        """`Agent.cut_run` on the agent's loop."""
+        future = asyncio.run_coroutine_threadsafe(self._agent.cut_run(thread_id, since=since), self._loop)
+        return await asyncio.wrap_future(future)
 
     async def reset(self, thread_id: str) -> None:
         """`Agent.reset` on the agent's loop."""

@@ -1,4 +1,4 @@
-"""Tool calls waiting for a person's approval, kept on disk so that the buttons still work after a restart.
+"""Tool calls waiting for a person's approval, kept durably so that the buttons still work after a restart.
 
 When a run pauses before a gated tool (agent/approval.py), the runtime records an `Approval` here and the surface
 shows the calls with Approve / Deny buttons (the console asks y/n). The run itself is in the agent's checkpoint;
@@ -15,8 +15,13 @@ The rules users see (README, "Approvals"):
 - /stop (and /reset) while a request waits cancels it: the request says so and the model is not called; the
   call is answered as cancelled when the conversation goes on.
 
-Which process decides is settled in memory (`take`: whoever takes an approval decides it, once); the decision is
-then written here, before the run goes on, so an approval is never resumed twice.
+Which task decides is settled in memory (`take`: whoever takes an approval decides it, once); the decision is
+then written here, before the run goes on, and only the first decision written counts (`record` returns None to
+any later one, another replica's included), so an approval is never resumed twice.
+
+Approvals live in the bot's state store (`bot.store`: SQLite in BOT_DATA_DIR, or Postgres with DATABASE_URL), in the
+table `livebot_approvals`. Those an earlier version kept in `BOT_DATA_DIR/approvals.sqlite` are imported at the
+first start (`bot.store.import_file`).
 """
 
 from __future__ import annotations
@@ -28,18 +33,27 @@ import logging
 import secrets
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from agent.approval import DENIED
+from bot.store import Schema, Store, import_file
 
 log = logging.getLogger(__name__)
 
-APPROVALS_FILE = "approvals.sqlite"
+LEGACY_FILE = "approvals.sqlite"
+SCHEMA = Schema(
+    "approvals",
+    [
+        "CREATE TABLE livebot_approvals (id TEXT PRIMARY KEY, channel TEXT NOT NULL, conversation TEXT NOT NULL,"
+        " asker TEXT NOT NULL, text TEXT NOT NULL, deadline DOUBLE PRECISION NOT NULL, address TEXT NOT NULL,"
+        " message TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, decided TEXT, note TEXT)",
+        "CREATE INDEX livebot_approvals_waiting ON livebot_approvals (channel) WHERE decided IS NULL",
+    ],
+)
+_COLUMNS = "id, channel, conversation, asker, text, deadline, address, message, created"
 MAX_VALUE_CHARS = 300
 """Characters of one argument value shown in a request; the model's text may be long, and it is hostile."""
 MAX_ARGS_CHARS = 1500
@@ -150,20 +164,18 @@ def _visible(char: str) -> str:
 
 
 class Approvals:
-    """The approvals of one channel: on disk, and indexed in memory. Open with `open_approvals`.
+    """The approvals of one channel: in the store, and indexed in memory. Open with `open_approvals`.
 
     Args:
-        db: The open store.
+        store: The bot's state store, its `approvals` schema set up.
         channel: The platform name whose approvals these are.
         timeout: APPROVAL_TIMEOUT, seconds.
         clock: Wall-clock time (tests may pass their own).
     """
 
-    def __init__(
-        self, db: aiosqlite.Connection, channel: str, timeout: float, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, store: Store, channel: str, timeout: float, *, clock: Callable[[], float] = time.time) -> None:
         self.timeout = timeout
-        self._db = db
+        self._store = store
         self._channel = channel
         self._clock = clock
         self._waiting: dict[str, Approval] = {}
@@ -172,16 +184,17 @@ class Approvals:
 
     async def load(self) -> None:
         """Read the approvals still waiting (from before a restart)."""
-        async with self._db.execute(
-            "SELECT id, conversation, asker, text, deadline, address, message FROM approvals"
-            " WHERE channel = ? AND decided IS NULL",
-            (self._channel,),
-        ) as rows:
-            async for row in rows:
-                approval = Approval(
-                    row[0], self._channel, row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6])
-                )
-                self._waiting[approval.id] = approval
+        async with self._store.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT id, conversation, asker, text, deadline, address, message FROM livebot_approvals"
+                " WHERE channel = ? AND decided IS NULL",
+                (self._channel,),
+            )
+        for row in rows:
+            approval = Approval(
+                row[0], self._channel, row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6])
+            )
+            self._waiting[approval.id] = approval
         if self._waiting:
             log.info("%s: %d approval(s) still waiting from before", self._channel, len(self._waiting))
 
@@ -198,21 +211,22 @@ class Approvals:
         approval = Approval(
             secrets.token_urlsafe(12), self._channel, conversation, asker, text, self._clock() + self.timeout, address
         )
-        await self._db.execute(
-            "INSERT INTO approvals (id, channel, conversation, asker, text, deadline, address, message, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'null', ?)",
-            (approval.id, self._channel, conversation, asker, text, approval.deadline, json.dumps(address),
-             self._clock()),
-        )  # fmt: skip
-        await self._db.commit()
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                f"INSERT INTO livebot_approvals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', ?)",
+                (approval.id, self._channel, conversation, asker, text, approval.deadline, json.dumps(address),
+                 self._clock()),
+            )  # fmt: skip
         self._waiting[approval.id] = approval
         self._changed.set()
         return approval
 
     async def shown(self, approval: Approval, message: Any) -> Approval:
         """Record where the request is shown (its message), so it can be settled after a restart."""
-        await self._db.execute("UPDATE approvals SET message = ? WHERE id = ?", (json.dumps(message), approval.id))
-        await self._db.commit()
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "UPDATE livebot_approvals SET message = ? WHERE id = ?", (json.dumps(message), approval.id)
+            )
         approval = replace(approval, message=message)
         if approval.id in self._waiting:
             self._waiting[approval.id] = approval
@@ -236,16 +250,20 @@ class Approvals:
             approval = replace(approval, message=pressed)
         return approval
 
-    async def record(self, approval: Approval, decision: Decision) -> Approval:
+    async def record(self, approval: Approval, decision: Decision) -> Approval | None:
         """Write the decision, before the run goes on (so it is never resumed twice, a restart included); returns
-        the approval with its message (which may have been recorded after it was taken)."""
+        the approval with its message (which may have been recorded after it was taken), or None when a decision
+        was written already (by another replica sharing the store): that one counts, this one is dropped."""
         outcome = "approved" if decision.approve else ("denied" if decision.resume else "cancelled")
-        await self._db.execute(
-            "UPDATE approvals SET decided = ?, note = ? WHERE id = ? AND decided IS NULL",
-            (outcome, decision.note, approval.id),
-        )
-        await self._db.commit()
         message = self._messages.pop(approval.id, approval.message)
+        async with self._store.transaction() as tx:
+            won = await tx.fetchall(
+                "UPDATE livebot_approvals SET decided = ?, note = ? WHERE id = ? AND decided IS NULL RETURNING id",
+                (outcome, decision.note, approval.id),
+            )
+        if not won:
+            log.info("%s: approval %s was decided elsewhere first", approval.conversation, approval.id)
+            return None
         return replace(approval, message=message)
 
     async def watch(self, expire: Callable[[Approval], object]) -> None:
@@ -264,17 +282,16 @@ class Approvals:
                 await asyncio.wait_for(self._changed.wait(), timeout)
 
 
-@contextlib.asynccontextmanager
-async def open_approvals(data_dir: Path, channel: str, timeout: float) -> AsyncIterator[Approvals]:
-    """Open (and create) `data_dir / "approvals.sqlite"` with `channel`'s waiting approvals loaded."""
-    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once at start-up, before any reply
-    async with aiosqlite.connect(data_dir / APPROVALS_FILE) as db:
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, channel TEXT NOT NULL,"
-            " conversation TEXT NOT NULL, asker TEXT NOT NULL, text TEXT NOT NULL, deadline REAL NOT NULL,"
-            " address TEXT NOT NULL, message TEXT NOT NULL, created REAL NOT NULL, decided TEXT, note TEXT)"
-        )
-        await db.commit()
-        approvals = Approvals(db, channel, timeout)
-        await approvals.load()
-        yield approvals
+async def open_approvals(store: Store, data_dir: Path, channel: str, timeout: float) -> Approvals:
+    """`channel`'s approvals in `store` (the table set up, those an earlier version kept in
+    `data_dir / "approvals.sqlite"` imported), with the waiting ones loaded."""
+    await store.migrate(SCHEMA)
+    await import_file(  # the ids are random tokens: an import repeated after a crash skips what it has
+        store,
+        data_dir / LEGACY_FILE,
+        f"SELECT {_COLUMNS} FROM approvals WHERE decided IS NULL",
+        f"INSERT INTO livebot_approvals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    approvals = Approvals(store, channel, timeout)
+    await approvals.load()
+    return approvals

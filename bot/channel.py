@@ -4,9 +4,9 @@ A platform (`bot.telegram_app`, `bot.slack_app`) subclasses `ChannelBot` and sup
 parser's verdicts, its surface (`open_surface`), its profile rows (`channels.capabilities`) and bot budget, a
 target type that encodes itself to an outbox address and back, and the wiring to its library (`connect`,
 `listen`). The core owns the rest: dispatching verdicts to the conversation queues, remembering chats that
-refused a live mode, Stop presses (including a button a crash left behind), outbox delivery, finishing the replies
-a crash cut short (`bot.inflight`), and start-up and shutdown in the right order. See docs/architecture.md, "How
-to add a platform".
+refused a live mode, Stop presses (including a button a crash left behind), outbox delivery, taking over the
+replies a crash cut short (`bot.inflight`, `take_over`), and start-up and shutdown in the right order. See
+docs/architecture.md, "How to add a platform".
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from redis.asyncio import Redis
 
+from agent.run import Cut
 from agent.thread import AgentThread
 from bot.approvals import Approval, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
@@ -30,7 +31,7 @@ from bot.inflight import InFlight, Leftover, open_inflight
 from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
 from bot.replicas import open_redis, redis_problem
-from bot.runtime import INTERRUPTED_MARK, Runtime
+from bot.runtime import LOST_MARK, RESUMED_MARK, Runtime
 from bot.settings import Settings
 from bot.shared_queues import SharedQueues
 from bot.store import open_store
@@ -95,6 +96,7 @@ class ChannelBot(Generic[T]):
     target_type: type[T]
 
     def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self.runtime = runtime
         self.conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         self.limiter = RateLimiter(self.budget)
         self._settings = settings
@@ -237,36 +239,74 @@ class ChannelBot(Generic[T]):
         can tell overrides it; the answer may be cached briefly. Never raises: when in doubt, False."""
         return False
 
-    async def finish_cut_reply(self, leftover: Leftover) -> None:
-        """Finish a reply a crash cut short: its message shows the text it last showed and INTERRUPTED_MARK, without
-        the Stop button. A native stream still open is stopped with the mark (the text stays exactly as shown);
-        one that expired, and a message being edited, get the text and the mark by an edit; a draft, which is no
-        message, and a reply with no message open, get them as a new message.
+    async def take_over(self, leftover: Leftover, inflight: InFlight) -> None:
+        """Finish a reply another process left in flight (this bot's earlier run that crashed; a replica that
+        died): the one entry point for any leftover record. Returns once its message is settled; the rest of the
+        answer then streams as the next turn of its conversation.
+
+        By the run's checkpoint (`Agent.cut_run`): a run that can go on gets RESUMED_MARK on the cut message and
+        goes on from the checkpoint as a new reply (the model asked again with the stored question), before the
+        conversation's follow-ups; a run that had finished (the crash came after its final edit) only loses the
+        Stop button (its message shows the answer's end), so nothing is answered twice; one that cannot go on (the
+        thread is gone) gets LOST_MARK. The record is claimed first (`InFlight.claim`: another process that
+        claimed it is left to it) and dropped once the message is settled, settled or not: a message the platform
+        will not edit is logged, never retried at every start.
+        """
+        if not await inflight.claim(leftover):
+            log.info("%s: a reply cut short is being finished elsewhere", leftover.conversation)
+            return
+        try:
+            cut, answer = await self.runtime.cut_run(leftover.thread_id, since=leftover.started)
+        except Exception:
+            log.exception("%s: the checkpoint of a reply cut short cannot be read", leftover.conversation)
+            cut, answer = Cut.LOST, ""
+        shown = leftover.screen.text.rstrip()
+        if cut is Cut.FINISHED:  # the final edit may have shown more than the record knew: the answer's end
+            await _settle(self, leftover, answer if answer.startswith(shown) else shown, None)
+        else:
+            await _settle(self, leftover, shown, RESUMED_MARK if cut is Cut.UNFINISHED else LOST_MARK)
+        await inflight.drop(leftover.id)
+        if cut is Cut.UNFINISHED:
+            target = self.target_type.from_address(leftover.address)
+            self.conversations.carry_on(leftover.conversation, leftover.asker, lambda: self.surface(target))
+            log.info("%s: the run a crash cut short goes on from its checkpoint", leftover.conversation)
+
+    async def settle_cut_reply(self, leftover: Leftover, text: str, mark: str | None) -> None:
+        """Settle the message of a reply a crash cut short: it shows `text` (what it showed, or more) and `mark`
+        (None: no mark), without the Stop button. A native stream still open is stopped with the mark (the text
+        stays exactly as shown); one that expired, and a message being edited, get the text and the mark by an
+        edit; a draft, which is no message, and a reply with no message open, get them as a new message (without a
+        mark there is nothing to settle: the run finished, so its final message went out).
 
         Raises:
             ChannelError: The platform refused (the message was deleted, ...): the caller logs it and moves on.
         """
         surface = self.surface(self.target_type.from_address(leftover.address))
         screen, can = leftover.screen, capabilities(surface)
-        text = f"{screen.text.rstrip()}\n\n{INTERRUPTED_MARK}" if screen.text.strip() else INTERRUPTED_MARK
+        if mark is not None:
+            text = f"{text}\n\n{mark}" if text else mark
         if screen.message is None:
-            await surface.send(text, final=True)
+            if mark is not None:
+                await surface.send(text, final=True)
             return
         if screen.mode == LiveMode.NATIVE.value and can.stream is not None:
             try:
-                await can.stream.stream_stop(screen.message, f"\n\n{INTERRUPTED_MARK}")
+                await can.stream.stream_stop(screen.message, "" if mark is None else f"\n\n{mark}")
                 return
             except StreamingRefused:
                 pass  # expired (or stopped) meanwhile: it takes an edit
         if screen.buttons and can.buttons is not None:
             can.buttons.adopt(screen.message)
+        elif mark is None:
+            return  # no button and no mark: the message stays as it is
         try:
             await surface.edit(screen.message, text, final=True)
         except FormattingRejected:
             await surface.edit(screen.message, text, final=True, plain=True)
         except MessageTooLong:  # the mark does not fit under the text: it follows it
             await surface.edit(screen.message, screen.text, final=True)
-            await surface.send(INTERRUPTED_MARK, final=True)
+            if mark is not None:
+                await surface.send(mark, final=True)
 
     async def deliver(self, address: dict[str, Any], text: str) -> None:
         """Send an outbox entry: the same rendering, budget and error rules as a reply's final message."""
@@ -287,14 +327,14 @@ class ChannelBot(Generic[T]):
 
 
 async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversation: str | None = None) -> None:
-    """Finish every reply of `bot`'s platform an earlier run (or, with `conversation`, the replica that held
-    that conversation before) left in flight (within FINISH_PATIENCE), and drop their records, finished or not: a
-    message the platform will not edit is logged, never retried at every start."""
-    leftovers = await inflight.leftovers(bot.platform, conversation)
+    """Take over every reply of `bot`'s platform an earlier run of this process left in flight (or, with
+    `conversation`, those of that conversation, which this replica takes over from a dead one)
+    (`ChannelBot.take_over`), their messages settled within FINISH_PATIENCE; the runs that go on are queued."""
+    leftovers = await inflight.leftovers(bot.platform, conversation=conversation)
     if not leftovers:
         return
     log.info("%s: finishing %d reply(ies) cut short by a crash", conversation or bot.platform, len(leftovers))
-    tasks = [asyncio.create_task(_finish(bot, inflight, leftover)) for leftover in leftovers]
+    tasks = [asyncio.create_task(bot.take_over(leftover, inflight)) for leftover in leftovers]
     _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
     for task in late:
         task.cancel()
@@ -304,25 +344,25 @@ async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversatio
         await asyncio.wait(late)
 
 
-async def _finish(bot: ChannelBot[Any], inflight: InFlight, leftover: Leftover) -> None:
+async def _settle(bot: ChannelBot[Any], leftover: Leftover, text: str, mark: str | None) -> None:
+    """`settle_cut_reply`, tried again after a 429 or a network error; a failure is logged, never raised."""
     where = leftover.conversation
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         try:
-            await bot.finish_cut_reply(leftover)
-            log.info("%s: a reply cut short by a crash was marked as interrupted", where)
-            break
+            await bot.settle_cut_reply(leftover, text, mark)
+            log.info("%s: a reply cut short by a crash was settled", where)
+            return
         except (RateLimited, TransientError) as exc:
             if attempt == FINISH_ATTEMPTS:
                 log.warning("%s: a reply cut short could not be finished (%s); dropped", where, exc)
-                break
+                return
             await asyncio.sleep(exc.retry_after if isinstance(exc, RateLimited) else attempt)
         except ChannelError as exc:  # deleted, chat gone, ...: asking again gets the same answer
             log.warning("%s: a reply cut short could not be finished (%s); dropped", where, exc)
-            break
+            return
         except Exception:
             log.exception("%s: finishing a reply cut short failed; dropped", where)
-            break
-    await inflight.drop(leftover.id)
+            return
 
 
 async def _drop_buttons(surface: ButtonSurface, message: Any) -> None:
@@ -334,25 +374,25 @@ async def _drop_buttons(surface: ButtonSurface, message: Any) -> None:
 async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -> AsyncIterator[B]:
     """Run a `kind` bot with its outbox for the duration of the block: start-up and shutdown, in order.
 
-    Start: the outbox and the in-flight records, the runtime, the platform client and the bot, the replies an
-    earlier run left in flight finished (`finish_leftovers`), the intake, then the courier that delivers what an
-    earlier run left in the outbox. Stop: the courier (after the entry it is sending), the intake (no new
-    messages), the replies in flight (SHUTDOWN_GRACE, then cut short with a notice; what they could not deliver
-    stays in the outbox for the next start), the platform client, and last the in-flight records of the replies
-    that ended.
+    Start: the state store (in-flight records, outbox, approvals), the runtime, the platform client and the bot,
+    the replies an earlier run left in flight taken over (`finish_leftovers`: messages settled, runs queued), the
+    intake, then the courier that delivers what an earlier run left in the outbox. Stop: the courier (after the
+    entry it is sending), the intake (no new messages), the replies in flight (SHUTDOWN_GRACE, then cut short with
+    a notice; what they could not deliver stays in the outbox for the next start), the platform client, and last
+    the in-flight records of the replies that ended.
     """
     ready = Readiness()
     database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
-        open_outbox(settings.bot_data_dir, database_url) as outbox,
         open_store(settings.bot_data_dir, database_url) as store,
         open_inflight(store) as inflight,
         open_attachments(settings, agent.files) as files,
-        open_approvals(settings.bot_data_dir, kind.platform, settings.approval_timeout) as approvals,
         contextlib.AsyncExitStack() as shared,
     ):
+        outbox = await open_outbox(store, settings.bot_data_dir)
+        approvals = await open_approvals(store, settings.bot_data_dir, kind.platform, settings.approval_timeout)
         if database_url is not None:
-            ready.checks["postgres"] = outbox.problem
+            ready.checks["postgres"] = store.problem
         client = None
         if settings.redis_url is not None:
             client = await shared.enter_async_context(open_redis(settings.redis_url.get_secret_value()))

@@ -12,6 +12,7 @@ from bot.conversations import Conversations
 from bot.logs import ProblemCounter
 from bot.runtime import DEMO_HELP, Runtime
 from bot.settings import Settings
+from bot.store import open_store
 from channels.console import ConsoleChannel
 from channels.console.surfaces import ASK_APPROVAL
 
@@ -58,11 +59,13 @@ async def run_console(
         told = True
         return f"(problems were logged to {log_file})"
 
+    database_url = settings.database_url.get_secret_value() if settings.database_url else None
     async with (
         open_bot_agent(settings) as agent,
         open_attachments(settings, agent.files) as files,
-        open_approvals(settings.bot_data_dir, f"console:{name}", settings.approval_timeout) as approvals,
+        open_store(settings.bot_data_dir, database_url) as store,
     ):
+        approvals = await open_approvals(store, settings.bot_data_dir, f"console:{name}", settings.approval_timeout)
         channel = ConsoleChannel(
             name=name,
             mode=settings.live_mode,

@@ -62,11 +62,13 @@ class _Request:
     surface: SurfaceFactory
     decided: tuple[Approval, Decision] | None = None
     """Not a message: a decided approval, whose run goes on (`Runtime.resume`)."""
+    carried: bool = False
+    """Not a message: the rest of a run a crash cut short (`Runtime.carry_on`)."""
 
     @property
     def is_command(self) -> bool:
-        """A command, known or not ("/..."), or a decision: never merged with other messages."""
-        return self.decided is not None or self.incoming.text.startswith("/")
+        """A command, known or not ("/..."), a decision or a run carried on: never merged with other messages."""
+        return self.decided is not None or self.carried or self.incoming.text.startswith("/")
 
 
 @dataclass
@@ -197,6 +199,18 @@ class Conversations:
             )
         return approval
 
+    def carry_on(self, key: str, asker: str, surface: SurfaceFactory) -> None:
+        """Queue the rest of the run a crash cut short in conversation `key` (asked for by `asker`, who may stop
+        it) as its next turn, before the messages that came after it."""
+        if self._closed:
+            return
+        conversation = self._conversations.setdefault(key, _Conversation())
+        conversation.pending.appendleft(_Request(Incoming(key, "", asker), surface, carried=True))
+        if conversation.worker is None:
+            conversation.worker = self._spawn(
+                self._work(key, conversation) if self._shared is None else self._hold(self._shared, key, conversation)
+            )
+
     def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
         """Decide the approval waiting in conversation `key` (the console's y/n); False when none waits."""
         return self._settle_waiting(key, approved(by) if approve else denied(by), surface)
@@ -300,12 +314,13 @@ class Conversations:
     async def _run(self, key: str, conversation: _Conversation, request: _Request) -> None:
         """Run one turn as the conversation's reply, and wait for it."""
         conversation.asker = request.incoming.user_id
-        conversation.reply = asyncio.create_task(
-            self._runtime.resume(*request.decided, request.surface())
-            if request.decided is not None
-            else self._runtime.answer(request.incoming, request.surface()),
-            name=f"reply:{key}",
-        )
+        if request.decided is not None:
+            turn = self._runtime.resume(*request.decided, request.surface())
+        elif request.carried:
+            turn = self._runtime.carry_on(request.incoming, request.surface())
+        else:
+            turn = self._runtime.answer(request.incoming, request.surface())
+        conversation.reply = asyncio.create_task(turn, name=f"reply:{key}")
         await asyncio.wait([conversation.reply])
         if not conversation.reply.cancelled() and (error := conversation.reply.exception()):
             log.error("%s: reply failed", key, exc_info=error)
@@ -375,7 +390,7 @@ class Conversations:
                 if conversation.quiet:
                     conversation.quiet = False
                     await shared.pop(key, lease, 10**6)
-                if conversation.pending and not self._closed:  # a decided approval: before every message
+                if conversation.pending and not self._closed:  # a decision, a run carried on: before every message
                     request = conversation.pending.popleft()
                 else:
                     request = None if self._closed else await self._next_shared_turn(shared, key, lease)

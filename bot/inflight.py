@@ -8,14 +8,15 @@ Neither does any I/O: they note the latest state, and one writer task writes wha
 transaction, off the streaming path. A reply's record is written at most once per `WRITE_EVERY` seconds while its
 text grows, and at once when it starts, opens or finishes a message, or ends; never once per token.
 
-At the next start, before the bot takes messages, `bot.channel` finishes every record an earlier run left
-(`leftovers`): the message is edited to the text it last showed plus a short "interrupted" mark and loses its
-Stop button (a draft, which is no message, is sent as one), then the record is dropped (`drop`), also when the
-platform refuses: a failure is logged, never retried into a crash loop.
+At the next start, before the bot takes messages, `bot.channel` takes over every record an earlier run left
+(`leftovers`, then `ChannelBot.take_over` each): the record is claimed (`claim`), the message is marked and loses
+its Stop button, the record is dropped (`drop`, also when the platform refuses: a failure is logged, never
+retried into a crash loop), and the run goes on from its LangGraph checkpoint as a new reply with a record of its
+own.
 
-A record names the conversation, the thread to resume from and the process that ran it (`owner`), so a replica
-that takes over a dead replica's conversations (issue 16) can find its replies, finish their messages and resume
-their runs from the checkpoint; today one process per platform finishes them all at start-up.
+A record names the conversation, the thread to resume from, who asked and the process that ran it (`owner`), so a
+replica that takes over a dead replica's conversations (issue 16) can ask for that replica's records
+(`leftovers(platform, owner=...)`) and hand each to the same `take_over`.
 
 Records live in the bot's state store (`bot.store`: SQLite in BOT_DATA_DIR, or Postgres with DATABASE_URL), in
 the table `inflight_replies`.
@@ -33,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store import Schema, Store
+from bot.store import Dialects, Schema, Store
 from channels.clock import Clock, LoopClock
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,17 @@ SCHEMA = Schema(
         " address TEXT NOT NULL, thread_id TEXT NOT NULL, screen TEXT NOT NULL, owner TEXT NOT NULL,"
         " started REAL NOT NULL, updated REAL NOT NULL)",
         "CREATE INDEX inflight_replies_platform ON inflight_replies (platform, owner)",
+        "ALTER TABLE inflight_replies ADD COLUMN asker TEXT NOT NULL DEFAULT ''",
+        Dialects(  # Postgres's REAL is a 4-byte float: whole minutes off for a time; SQLite's is 8 bytes already
+            sqlite="SELECT 1",
+            postgres="ALTER TABLE inflight_replies ALTER COLUMN started TYPE DOUBLE PRECISION,"
+            " ALTER COLUMN updated TYPE DOUBLE PRECISION",
+        ),
     ],
 )
 _UPSERT = (
-    "INSERT INTO inflight_replies (id, conversation, platform, address, thread_id, screen, owner, started, updated)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET screen = excluded.screen,"
+    "INSERT INTO inflight_replies (id, conversation, platform, address, thread_id, asker, screen, owner, started,"
+    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET screen = excluded.screen,"
     " updated = excluded.updated"
 )
 
@@ -90,15 +97,19 @@ class Leftover:
     screen: Screen
     owner: str
     started: float
+    asker: str = ""
+    """Who asked for the reply (who may stop its resumption); "" in records of versions before it was kept."""
 
 
 class Record:
     """The record of one reply in flight. `show` and `end` are O(1) and do no I/O."""
 
-    def __init__(self, book: InFlight, conversation: str, platform: str, address: dict[str, Any], thread_id: str):
+    def __init__(
+        self, book: InFlight, conversation: str, platform: str, address: dict[str, Any], thread_id: str, asker: str
+    ) -> None:
         self.id = uuid.uuid4().hex
         self._book = book
-        self._static = (conversation, platform, json.dumps(address), thread_id)
+        self._static = (conversation, platform, json.dumps(address), thread_id, asker)
         self._started = time.time()
         self.screen = Screen()
         self.ended = False
@@ -148,24 +159,32 @@ class InFlight:
         self._failing = False
         self._deadline = float("inf")  # when the writer's next round is due (it wakes earlier only for what is sooner)
 
-    def begin(self, conversation: str, platform: str, address: dict[str, Any], thread_id: str) -> Record:
-        """Open the record of a reply that starts now; it is written at once, off the caller's path."""
-        record = Record(self, conversation, platform, address, thread_id)
+    def begin(
+        self, conversation: str, platform: str, address: dict[str, Any], thread_id: str, asker: str = ""
+    ) -> Record:
+        """Open the record of a reply that starts now (`asker`: who asked for it); it is written at once, off the
+        caller's path."""
+        record = Record(self, conversation, platform, address, thread_id, asker)
         self._changed(record)
         return record
 
-    async def leftovers(self, platform: str, conversation: str | None = None) -> list[Leftover]:
-        """The records of `platform` that other runs (an earlier, crashed one; another replica) left, oldest
-        first; with `conversation`, only that conversation's (a replica taking it over)."""
-        query = (
-            "SELECT id, conversation, platform, address, thread_id, screen, owner, started FROM inflight_replies"
-            " WHERE platform = ? AND owner <> ?"
+    async def leftovers(
+        self, platform: str, *, owner: str | None = None, conversation: str | None = None
+    ) -> list[Leftover]:
+        """The records of `platform` that other processes left, oldest first: every other owner's (at the start
+        of a single process: an earlier, crashed run), or only those of `owner` (a replica known to be dead); with
+        `conversation`, only that conversation's (a replica taking it over)."""
+        where, params = (
+            ("owner = ?", (platform, owner)) if owner is not None else ("owner <> ?", (platform, self.owner))
         )
-        params: tuple[str, ...] = (platform, self.owner)
         if conversation is not None:
-            query, params = f"{query} AND conversation = ?", (*params, conversation)
+            where, params = f"{where} AND conversation = ?", (*params, conversation)
         async with self._store.transaction() as tx:
-            rows = await tx.fetchall(f"{query} ORDER BY started", params)
+            rows = await tx.fetchall(
+                "SELECT id, conversation, platform, address, thread_id, screen, owner, started, asker"
+                f" FROM inflight_replies WHERE platform = ? AND {where} ORDER BY started",
+                params,
+            )
         found = []
         for row in rows:
             try:
@@ -174,6 +193,17 @@ class InFlight:
                 log.error("in-flight record %s cannot be read; dropped", row[0])
                 await self.drop(row[0])
         return found
+
+    async def claim(self, leftover: Leftover) -> bool:
+        """Make `leftover` this process's, if it is still its owner's: False when another process claimed it
+        first (so two replicas never both finish one reply). A claimed record that this process does not drop
+        (it died too) is found again among this owner's leftovers."""
+        async with self._store.transaction() as tx:
+            won = await tx.fetchall(
+                "UPDATE inflight_replies SET owner = ? WHERE id = ? AND owner = ? RETURNING id",
+                (self.owner, leftover.id, leftover.owner),
+            )
+        return bool(won)
 
     async def drop(self, record_id: str) -> None:
         """Forget the record `record_id` (a leftover that was finished, or could not be)."""
@@ -254,10 +284,10 @@ class InFlight:
 
 
 def _leftover(row: tuple[Any, ...]) -> Leftover:
-    id_, conversation, platform, address, thread_id, screen, owner, started = row
+    id_, conversation, platform, address, thread_id, screen, owner, started, asker = row
     raw = json.loads(screen)
     shown = Screen(str(raw["mode"]), raw["message"], str(raw["text"]), bool(raw["buttons"]))
-    return Leftover(id_, conversation, platform, json.loads(address), thread_id, shown, owner, started)
+    return Leftover(id_, conversation, platform, json.loads(address), thread_id, shown, owner, started, asker)
 
 
 @contextlib.asynccontextmanager

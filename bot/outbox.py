@@ -1,16 +1,25 @@
 """Final messages that could not be delivered yet, kept on disk until they are.
 
 When a reply's final text cannot land within FINAL_PATIENCE (the platform is down, it asked for a long
-retry_after, or the bot is shutting down), the runtime puts it here instead of holding the conversation: SQLite in
-BOT_DATA_DIR, or Postgres when DATABASE_URL is set, where every replica's courier delivers from one table and
-each entry is delivered by exactly one of them. A courier per channel delivers the entries oldest first: at
-start-up (so a restart loses nothing), whenever a new entry arrives, and every `RETRY_EVERY` seconds while any are
-left (with Postgres, always: another replica may have left some).
+retry_after, or the bot is shutting down), the runtime puts it here instead of holding the conversation: the table
+`livebot_outbox` of the bot's state store (`bot.store`: SQLite in BOT_DATA_DIR, or Postgres when DATABASE_URL is
+set, where every replica's courier delivers from one table and each entry is delivered by exactly one of them).
+A courier per channel delivers the entries oldest first: at start-up (so a restart loses nothing), whenever a new
+entry arrives, and every `RETRY_EVERY` seconds while any are left (with Postgres, always: another replica may have
+left some).
 
 Delivery is marked in the same breath as the send succeeds, so an entry is sent once; only a crash in the instant
 between the platform's answer and the commit could repeat it. A shutdown does not cancel a delivery half-way: the
 courier is asked to stop (`stop`) and finishes the entry it is sending first, so a send the platform took is
 always recorded.
+
+On Postgres a courier claims an entry with `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction that lasts while
+it is sent: another replica's courier skips it (and takes the next), and if the replica dies mid-send the
+transaction ends, the row lock with it, and the entry is claimed again. On SQLite one process delivers (one
+courier per channel), so the entry is read, sent, then marked, without holding the database meanwhile.
+
+Entries an earlier version kept in `BOT_DATA_DIR/outbox.sqlite` are imported into the store at the first start
+(`bot.store.import_file`; with DATABASE_URL that file was never used, so it is left alone).
 """
 
 from __future__ import annotations
@@ -19,19 +28,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aiosqlite
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
-
-from agent.memory import postgres_unavailable, setup_lock
+from bot.store import STORE_ERRORS, Dialects, Schema, Store, Transaction, import_file
 from channels.errors import ChannelError, PermanentError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,22 @@ log = logging.getLogger(__name__)
 RETRY_EVERY = 15.0
 STOP_PATIENCE = 10.0
 """At shutdown, how long the courier may take to finish the delivery it is in before it is cancelled."""
+LEGACY_FILE = "outbox.sqlite"
 Deliver = Callable[[dict[str, Any], str], Awaitable[None]]
+SCHEMA = Schema(
+    "outbox",
+    [
+        Dialects(  # IF NOT EXISTS: a Postgres database keeps the table (and entries) of versions before the store
+            sqlite="CREATE TABLE IF NOT EXISTS livebot_outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL,"
+            " address TEXT NOT NULL, text TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, sent DOUBLE PRECISION)",
+            postgres="CREATE TABLE IF NOT EXISTS livebot_outbox (id BIGSERIAL PRIMARY KEY, channel TEXT NOT NULL,"
+            " address TEXT NOT NULL, text TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, sent DOUBLE PRECISION)",
+        ),
+        "CREATE INDEX IF NOT EXISTS livebot_outbox_waiting ON livebot_outbox (channel, id) WHERE sent IS NULL",
+    ],
+)
+_OLDEST = "SELECT id, address, text FROM livebot_outbox WHERE channel = ? AND sent IS NULL ORDER BY id LIMIT 1"
+_SENT = "UPDATE livebot_outbox SET sent = ? WHERE id = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,49 +67,37 @@ class Entry:
     text: str
 
 
-class Store(Protocol):
-    """Where entries are kept: SQLite in BOT_DATA_DIR (one process), or Postgres (DATABASE_URL; any replica)."""
-
-    shared: bool
-    """Other processes deliver from the same store (so an empty claim does not mean nothing is left)."""
-
-    async def put(self, channel: str, address: dict[str, Any], text: str) -> None: ...
-
-    def claim(self, channel: str) -> AbstractAsyncContextManager[Entry | None]:
-        """The oldest entry of `channel` no one else is delivering (None when there is none), for the block: it
-        is marked sent when the block ends, and left for a later claim when the block raises."""
-        ...
-
-    async def figures(self, channel: str) -> tuple[int, float]:
-        """How many entries of `channel` wait, and the age in seconds of the oldest."""
-        ...
-
-    async def problem(self) -> str | None:
-        """For /readyz: None when the store answers, else why not."""
-        ...
-
-
 class Outbox:
-    """Keeps final messages and delivers them. Open with `open_outbox`."""
+    """Keeps final messages and delivers them. Open with `open_outbox`.
+
+    Args:
+        store: The bot's state store, its `outbox` schema set up.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._shared = store.backend == "postgres"  # other replicas deliver from the same table
         self._arrived = asyncio.Event()
         self._stopping = asyncio.Event()
 
     async def put(self, channel: str, address: dict[str, Any], text: str) -> None:
         """Keep `text` for `address` on `channel` until a courier delivers it."""
-        await self._store.put(channel, address, text)
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO livebot_outbox (channel, address, text, created) VALUES (?, ?, ?, ?)",
+                (channel, json.dumps(address), text, time.time()),
+            )
         self._arrived.set()
         log.warning("%s: a final message went to the outbox for later delivery", channel)
 
     async def figures(self, channel: str) -> tuple[int, float]:
         """How many entries of `channel` wait, and the age in seconds of the oldest (for the metrics)."""
-        return await self._store.figures(channel)
-
-    async def problem(self) -> str | None:
-        """For /readyz: None when the store answers, else why not."""
-        return await self._store.problem()
+        async with self._store.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT count(*), min(created) FROM livebot_outbox WHERE channel = ? AND sent IS NULL", (channel,)
+            )
+        count, oldest = rows[0] if rows else (0, None)
+        return count, 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     async def courier(self, channel: str, deliver: Deliver) -> None:
         """Deliver `channel`'s entries until `stop`; a failure waits for the next round (or the retry_after).
@@ -108,9 +114,9 @@ class Outbox:
         """Deliver until none is left or a delivery fails; returns how long to wait before the next round."""
         while not self._stopping.is_set():
             try:
-                async with self._store.claim(channel) as entry:
+                async with self._claim(channel) as entry:
                     if entry is None:
-                        return RETRY_EVERY if self._store.shared else float("inf")
+                        return RETRY_EVERY if self._shared else float("inf")
                     try:
                         await deliver(entry.address, entry.text)
                     except PermanentError as exc:  # marked: it would fail the same way for ever
@@ -125,6 +131,24 @@ class Outbox:
                 return RETRY_EVERY
         return 0.0
 
+    @contextlib.asynccontextmanager
+    async def _claim(self, channel: str) -> AsyncIterator[Entry | None]:
+        """The oldest entry of `channel` no one else is delivering (None when there is none), for the block: it
+        is marked sent when the block ends, and left for a later claim when the block raises."""
+        if self._shared:  # the row stays locked while it is sent: other couriers skip it
+            async with self._store.transaction() as tx:
+                entry = await _oldest(tx, channel, " FOR UPDATE SKIP LOCKED")
+                yield entry
+                if entry is not None:
+                    await tx.execute(_SENT, (time.time(), entry.id))
+            return
+        async with self._store.transaction() as tx:  # one courier: nothing to lock, and the database stays free
+            entry = await _oldest(tx, channel, "")
+        yield entry
+        if entry is not None:
+            async with self._store.transaction() as tx:
+                await tx.execute(_SENT, (time.time(), entry.id))
+
     async def stop(self, courier: asyncio.Task[None]) -> None:
         """End `courier` after the delivery it is in (at most STOP_PATIENCE), so no send goes unrecorded."""
         self._stopping.set()
@@ -132,6 +156,11 @@ class Outbox:
             await asyncio.wait_for(courier, STOP_PATIENCE)
         except TimeoutError:
             log.warning("outbox: a delivery was still running at shutdown; it is retried at the next start")
+
+
+async def _oldest(tx: Transaction, channel: str, lock: str) -> Entry | None:
+    rows = await tx.fetchall(_OLDEST + lock, (channel,))
+    return Entry(rows[0][0], json.loads(rows[0][1]), rows[0][2]) if rows else None
 
 
 async def _first_of(*events: asyncio.Event, timeout: float | None) -> None:
@@ -144,143 +173,20 @@ async def _first_of(*events: asyncio.Event, timeout: float | None) -> None:
             waiter.cancel()
 
 
-class _Sqlite:
-    """The outbox of one process: `BOT_DATA_DIR/outbox.sqlite`."""
-
-    shared = False
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def put(self, channel: str, address: dict[str, Any], text: str) -> None:
-        await self._db.execute(
-            "INSERT INTO outbox (channel, address, text, created) VALUES (?, ?, ?, ?)",
-            (channel, json.dumps(address), text, time.time()),
-        )
-        await self._db.commit()
-
-    @contextlib.asynccontextmanager
-    async def claim(self, channel: str) -> AsyncIterator[Entry | None]:
-        async with self._db.execute(
-            "SELECT id, address, text FROM outbox WHERE channel = ? AND sent IS NULL ORDER BY id LIMIT 1", (channel,)
-        ) as rows:
-            row = await rows.fetchone()
-        entry = None if row is None else Entry(row[0], json.loads(row[1]), row[2])
-        yield entry
-        if entry is not None:
-            await self._db.execute("UPDATE outbox SET sent = ? WHERE id = ?", (time.time(), entry.id))
-            await self._db.commit()
-
-    async def figures(self, channel: str) -> tuple[int, float]:
-        async with self._db.execute(
-            "SELECT count(*), min(created) FROM outbox WHERE channel = ? AND sent IS NULL", (channel,)
-        ) as rows:
-            count, oldest = await rows.fetchone() or (0, None)
-        return count, 0.0 if oldest is None else max(0.0, time.time() - oldest)
-
-    async def problem(self) -> str | None:
-        return None  # a file of this process: it answers while the process does
-
-
-class _Postgres:
-    """The outbox every replica shares: the table `livebot_outbox` in DATABASE_URL.
-
-    A courier claims an entry with `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction that lasts while it is
-    sent: another replica's courier skips it (and takes the next), and if the replica dies mid-send the
-    transaction ends, the row lock with it, and the entry is claimed again.
-    """
-
-    shared = True
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-
-    async def put(self, channel: str, address: dict[str, Any], text: str) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO livebot_outbox (channel, address, text, created) VALUES (%s, %s, %s, %s)",
-                (channel, json.dumps(address), text, time.time()),
-            )
-
-    @contextlib.asynccontextmanager
-    async def claim(self, channel: str) -> AsyncIterator[Entry | None]:
-        async with self._pool.connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "SELECT id, address, text FROM livebot_outbox WHERE channel = %s AND sent IS NULL ORDER BY id"
-                " LIMIT 1 FOR UPDATE SKIP LOCKED",
-                (channel,),
-            )
-            row = await cursor.fetchone()
-            entry = None if row is None else Entry(row[0], json.loads(row[1]), row[2])
-            yield entry
-            if entry is not None:
-                await conn.execute("UPDATE livebot_outbox SET sent = %s WHERE id = %s", (time.time(), entry.id))
-
-    async def figures(self, channel: str) -> tuple[int, float]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT count(*), min(created) FROM livebot_outbox WHERE channel = %s AND sent IS NULL", (channel,)
-            )
-            count, oldest = await cursor.fetchone() or (0, None)
-        return count, 0.0 if oldest is None else max(0.0, time.time() - oldest)
-
-    async def problem(self) -> str | None:
-        try:
-            async with self._pool.connection(timeout=2.0) as conn:
-                await conn.execute("SELECT 1")
-        except (psycopg.Error, PoolTimeout) as exc:
-            return type(exc).__name__
-        return None
-
-
-STORE_ERRORS = (aiosqlite.Error, sqlite3.Error, psycopg.Error, PoolTimeout)
-
-
-@contextlib.asynccontextmanager
-async def open_outbox(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Outbox]:
-    """Open the outbox: in Postgres when `database_url` is given (tables created once, under the set-up lock),
-    else `data_dir / "outbox.sqlite"` (created).
+async def open_outbox(store: Store, data_dir: Path) -> Outbox:
+    """Set up the outbox's table in `store` (and, on SQLite, import the entries an earlier version left in
+    `data_dir / "outbox.sqlite"`).
 
     Raises:
-        MemoryUnavailable: The Postgres database cannot be reached or set up (one line, no password).
+        StoreUnavailable: The table cannot be set up (one line, no password).
     """
-    if database_url is not None:
-        async with _open_postgres(database_url) as store:
-            yield Outbox(store)
-        return
-    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once at start-up, before any reply
-    async with aiosqlite.connect(data_dir / "outbox.sqlite") as db:
-        await db.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, address TEXT NOT NULL,"
-            " text TEXT NOT NULL, created REAL NOT NULL, sent REAL)"
+    await store.migrate(SCHEMA)
+    if store.backend == "sqlite":  # ids kept: an import repeated after a crash skips what it has
+        await import_file(
+            store,
+            data_dir / LEGACY_FILE,
+            "SELECT id, channel, address, text, created FROM outbox WHERE sent IS NULL",
+            "INSERT INTO livebot_outbox (id, channel, address, text, created) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
         )
-        await db.commit()
-        yield Outbox(_Sqlite(db))
-
-
-_POSTGRES_TABLE = (
-    "CREATE TABLE IF NOT EXISTS livebot_outbox (id BIGSERIAL PRIMARY KEY, channel TEXT NOT NULL,"
-    " address TEXT NOT NULL, text TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, sent DOUBLE PRECISION)",
-    "CREATE INDEX IF NOT EXISTS livebot_outbox_waiting ON livebot_outbox (channel, id) WHERE sent IS NULL",
-)
-
-
-@contextlib.asynccontextmanager
-async def _open_postgres(url: str) -> AsyncIterator[_Postgres]:
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
-        async with conn, setup_lock(conn):
-            for statement in _POSTGRES_TABLE:
-                await conn.execute(statement)
-    except psycopg.Error as exc:
-        raise postgres_unavailable(url, "cannot set up the outbox", exc) from None
-    async with AsyncConnectionPool(
-        url,
-        kwargs={"autocommit": True},
-        min_size=1,
-        max_size=4,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-        name="livebot-outbox",
-    ) as pool:
-        yield _Postgres(pool)
+    return Outbox(store)

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from agent.approval import needs_approval
 from agent.events import AgentEvent, ApprovalNeeded, Done, Failed, Picture, ToolCall, ToolResult
+from agent.run import Cut
 from agent.thread import AgentThread
 from bot.approvals import CANNOT_ASK, Approval, Approvals, Decision, describe_calls
 from bot.attachments import Attachments, Turn
@@ -39,7 +40,11 @@ LEASE_LOST = "lease lost"
 """The cancel message of a reply whose conversation another replica took over: it stops without writing."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
 INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
-"""Added at the next start to a reply a crash cut short (bot.channel finishes the in-flight records)."""
+"""Added at the next start to a reply a crash cut short whose run cannot go on (bot.channel, `take_over`)."""
+LOST_MARK = f"{INTERRUPTED_MARK}\n_(It could not be resumed: the conversation memory no longer holds the question.)_"
+"""INTERRUPTED_MARK with a note saying why the answer does not follow."""
+RESUMED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. The whole answer follows._"
+"""Added at the next start to a reply a crash cut short whose run goes on from its checkpoint in a new reply."""
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
@@ -133,11 +138,27 @@ class Runtime:
 
         await self._stream(incoming, surface, start)
 
+    async def cut_run(self, thread_id: str, *, since: float) -> tuple[Cut, str]:
+        """What the checkpoint says of the run on `thread_id` a crash cut short (`Agent.cut_run`)."""
+        return await self._agent.cut_run(thread_id, since=since)
+
+    async def carry_on(self, incoming: Incoming, surface: ReplySurface) -> None:
+        """Go on with the run a crash cut short in `incoming.conversation` (`Agent.carry_on`): the whole answer
+        streams to `surface` as a new reply, recorded in flight like any other."""
+
+        async def start(handler: StreamingHandler, write: Callable[[str], None]) -> AsyncGenerator[AgentEvent]:
+            return self._agent.carry_on(incoming.conversation, on_text=write)
+
+        await self._stream(incoming, surface, start)
+
     async def resume(self, approval: Approval, decision: Decision, surface: ReplySurface) -> None:
         """Go on with the run that paused for `approval`, now decided: the request's message says what was
         decided (its buttons go), and the rest of the answer streams to `surface` in a new message."""
         assert self.approvals is not None  # only approvals it recorded are resumed
-        approval = await self.approvals.record(approval, decision)
+        recorded = await self.approvals.record(approval, decision)
+        if recorded is None:  # decided elsewhere first (another replica): that decision goes on with the run
+            return
+        approval = recorded
         asks = capabilities(surface).approvals
         if asks is not None and approval.message is not None:
             try:
@@ -249,7 +270,7 @@ class Runtime:
         if self._inflight is None or address is None:
             return None
         thread_id = incoming.conversation  # the agent's LangGraph thread is the conversation (AgentThread.run)
-        return self._inflight.begin(incoming.conversation, self._channel, address, thread_id)
+        return self._inflight.begin(incoming.conversation, self._channel, address, thread_id, incoming.user_id)
 
     async def _ask(self, incoming: Incoming, surface: ReplySurface, calls: tuple[ToolCall, ...]) -> None:
         """Show the request to approve `calls` (the text before them is final by now). Where it cannot be shown,
@@ -269,7 +290,8 @@ class Runtime:
                 return
             if self.approvals.take(approval.id) is None:
                 return  # decided meanwhile
-            await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK))
+            if await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK)) is None:
+                return
         log.info("%s: %d call(s) denied: no approval possible here", incoming.conversation, len(calls))
         await self._stream(incoming, surface, self._resumed(incoming.conversation, False, CANNOT_ASK))
 

@@ -8,11 +8,17 @@ set-up (the connection, the table of applied steps, the lock) and own their tabl
 another's.
 
 Set-up is safe when several processes start at once on one database (replicas): every migration runs in one
-transaction that first takes a Postgres advisory lock (SQLite: `BEGIN IMMEDIATE`, the database's write lock),
-so the steps of a schema run once, in order, whoever comes first, and a second process finds them applied.
+transaction under the set-up lock every table set-up of livebot takes (`agent.memory.setup_lock`, the one the
+conversation memory's set-up takes too; SQLite: `BEGIN IMMEDIATE`, the database's write lock), so the steps of a
+schema run once, in order, whoever comes first, and a second process finds them applied.
 
 SQL is written once for both: `?` placeholders (turned into psycopg's `%s` for Postgres, so a literal `%` must
-not appear), and statements both dialects take (`INSERT ... ON CONFLICT ... DO UPDATE`, `TEXT`, `REAL`).
+not appear), and statements both dialects take (`INSERT ... ON CONFLICT ... DO UPDATE`, `TEXT`, `DOUBLE PRECISION`;
+`REAL` is a 4-byte float in Postgres, too coarse for a time). A migration step that cannot be written once (an
+auto-numbered key) is given per dialect (`Dialects`).
+
+Tables that earlier versions kept in SQLite files of their own (`outbox.sqlite`, `approvals.sqlite`) are copied in
+once at start-up (`import_file`), so an upgrade loses none of their rows.
 """
 
 from __future__ import annotations
@@ -28,19 +34,26 @@ from typing import Any, Protocol
 
 import aiosqlite
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent.memory import CONNECT_TIMEOUT, MemoryUnavailable, describe_database, one_line
+from agent.memory import CONNECT_TIMEOUT, MemoryUnavailable, describe_database, one_line, setup_lock
 
 log = logging.getLogger(__name__)
 
 SQLITE_FILE = "state.sqlite"
-MIGRATION_LOCK = 0x6C697665626F74  # "livebot": the advisory lock every process takes to set up the tables
 Row = tuple[Any, ...]
 
 
 class StoreUnavailable(ConnectionError):
     """The bot's state store cannot be opened or set up, so the bot cannot start (one line, never the password)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dialects:
+    """A migration step written for each backend, where one statement cannot serve both."""
+
+    sqlite: str
+    postgres: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,7 @@ class Schema:
     """
 
     name: str
-    steps: Sequence[str]
+    steps: Sequence[str | Dialects]
 
 
 class Transaction(Protocol):
@@ -82,17 +95,21 @@ class Store(Protocol):
         """
         ...
 
+    async def problem(self) -> str | None:
+        """For /readyz: None when the database answers, else why not."""
+        ...
+
 
 _SCHEMAS = "CREATE TABLE IF NOT EXISTS store_schemas (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 
 
-async def _apply(tx: Transaction, schema: Schema) -> int:
+async def _apply(tx: Transaction, schema: Schema, backend: str) -> int:
     """The steps of `schema` not applied yet, applied; returns how many (the caller holds the set-up lock)."""
     await tx.execute(_SCHEMAS)
     rows = await tx.fetchall("SELECT version FROM store_schemas WHERE name = ?", (schema.name,))
     done = rows[0][0] if rows else 0
     for step in schema.steps[done:]:
-        await tx.execute(step)
+        await tx.execute(step if isinstance(step, str) else getattr(step, backend))
     if len(schema.steps) > done:
         await tx.execute(
             "INSERT INTO store_schemas (name, version) VALUES (?, ?)"
@@ -144,11 +161,14 @@ class _SqliteStore:
     async def migrate(self, schema: Schema) -> None:
         try:
             async with self.transaction() as tx:
-                applied = await _apply(tx, schema)
+                applied = await _apply(tx, schema, self.backend)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot set up the {schema.name} tables in {self._path}: {one_line(exc)}") from None
         if applied:
             log.info("store: %s tables set up in %s (%d step(s))", schema.name, self._path, applied)
+
+    async def problem(self) -> str | None:
+        return None  # a file of this process: it answers while the process does
 
 
 @contextlib.asynccontextmanager
@@ -208,9 +228,13 @@ class _PostgresStore:
 
     async def migrate(self, schema: Schema) -> None:
         try:
-            async with self.transaction() as tx:
-                await tx.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-                applied = await _apply(tx, schema)
+            async with self._pool.connection() as conn:
+                await conn.set_autocommit(True)  # the lock is the session's, taken outside the transaction
+                try:
+                    async with setup_lock(conn), conn.transaction():
+                        applied = await _apply(_PostgresTransaction(conn), schema, self.backend)
+                finally:
+                    await conn.set_autocommit(False)
         except psycopg.Error as exc:
             reason = one_line(exc, self._hide)
             raise StoreUnavailable(
@@ -218,6 +242,14 @@ class _PostgresStore:
             ) from None
         if applied:
             log.info("store: %s tables set up in %s (%d step(s))", schema.name, self._where, applied)
+
+    async def problem(self) -> str | None:
+        try:
+            async with self._pool.connection(timeout=2.0) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            return type(exc).__name__
+        return None
 
 
 @contextlib.asynccontextmanager
@@ -252,3 +284,30 @@ async def open_store(data_dir: Path, database_url: str | None = None) -> AsyncIt
     opener = _open_postgres(database_url) if database_url else _open_sqlite(data_dir / SQLITE_FILE)
     async with opener as store:
         yield store
+
+
+STORE_ERRORS = (sqlite3.Error, psycopg.Error, PoolTimeout)
+"""What a transaction raises when the database is away (a caller that retries later catches these)."""
+
+
+async def import_file(store: Store, path: Path, select: str, insert: str) -> int:
+    """Copy the rows an earlier version kept in an SQLite file of its own into `store`, once: `select` reads them
+    from `path`, `insert` (which must skip a row it has, `ON CONFLICT DO NOTHING`, so a start that dies before the
+    rename imports again harmlessly) writes them in one transaction; then the file is renamed `<name>.imported`.
+    Returns how many rows were read. A file that cannot be read is logged and left in place, never deleted.
+    """
+    if not await asyncio.to_thread(path.exists):
+        return 0
+    try:
+        async with aiosqlite.connect(path) as old:
+            rows = list(await old.execute_fetchall(select))
+    except sqlite3.Error as exc:
+        if "no such table" not in str(exc):
+            log.error("store: %s cannot be read (%s); left in place, not imported", path, one_line(exc))
+            return 0
+        rows = []
+    async with store.transaction() as tx:
+        await tx.executemany(insert, rows)
+    await asyncio.to_thread(path.rename, path.with_name(f"{path.name}.imported"))
+    log.info("store: %d row(s) of %s imported (the file is now %s.imported)", len(rows), path, path.name)
+    return len(rows)

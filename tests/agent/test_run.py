@@ -347,9 +347,10 @@ async def test_a_silent_model_server_ends_the_reply_with_a_notice_and_no_retry(
 ) -> None:
     llm.script(Silent(), Silent(), Silent())  # enough for the retries a slower notice would have made
 
-    events = await run_once(make_config(llm, first_token_timeout=0.5), "hello?")
+    # Long enough for the request to reach the double on a busy machine before the deadline passes.
+    events = await run_once(make_config(llm, first_token_timeout=2), "hello?")
 
-    assert events == [Failed(MODEL_SILENT.format(seconds=0.5), "silent")]
+    assert events == [Failed(MODEL_SILENT.format(seconds=2), "silent")]
     assert len(llm.requests) == 1, "no silent retry that doubles the wait"
     await asyncio.wait_for(llm.disconnected.wait(), timeout=10)  # the request was given up, not left open
 

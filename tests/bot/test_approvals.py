@@ -1,8 +1,14 @@
-"""How a request to approve a tool call shows the model's arguments: readable, cut, and unable to break out."""
+"""How a request to approve a tool call shows the model's arguments (readable, cut, and unable to break out), and
+where approvals are kept."""
 
 from __future__ import annotations
 
-from bot.approvals import MAX_ARGS_CHARS, MAX_VALUE_CHARS, approved, describe_calls
+import contextlib
+import sqlite3
+from pathlib import Path
+
+from bot.approvals import MAX_ARGS_CHARS, MAX_VALUE_CHARS, approved, denied, describe_calls, open_approvals
+from bot.store import open_store
 from channels.inbound import approval_data, read_approval_data
 
 
@@ -35,3 +41,34 @@ def test_button_data_round_trips_within_telegrams_64_bytes() -> None:
     assert len(data.encode()) <= 64 and read_approval_data(data) == ("x" * 16, True)
     assert read_approval_data(approval_data("abc", False)) == ("abc", False)
     assert read_approval_data("stop") is None and read_approval_data("approval:maybe:abc") is None
+
+
+async def test_approvals_an_earlier_version_kept_in_approvals_sqlite_still_wait(tmp_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "approvals.sqlite")) as old:  # as versions before the store
+        old.execute(
+            "CREATE TABLE approvals (id TEXT PRIMARY KEY, channel TEXT NOT NULL, conversation TEXT NOT NULL,"
+            " asker TEXT NOT NULL, text TEXT NOT NULL, deadline REAL NOT NULL, address TEXT NOT NULL,"
+            " message TEXT NOT NULL, created REAL NOT NULL, decided TEXT, note TEXT)"
+        )
+        row = "(?, 'telegram', 'telegram:5', '5', 'Approve?', 4e9, '{\"chat_id\": 5}', '12', 1.0, ?, NULL)"
+        old.execute(f"INSERT INTO approvals VALUES {row}", ("waiting", None))
+        old.execute(f"INSERT INTO approvals VALUES {row}", ("done", "approved"))
+        old.commit()
+    for _ in range(2):  # imported once, then read from the store
+        async with open_store(tmp_path) as store:
+            approvals = await open_approvals(store, tmp_path, "telegram", 60)
+            waiting = approvals.get("waiting")
+            assert waiting is not None and approvals.get("done") is None
+            assert (waiting.conversation, waiting.address, waiting.message) == ("telegram:5", {"chat_id": 5}, 12)
+    assert (tmp_path / "approvals.sqlite.imported").exists()
+
+
+async def test_an_approval_is_decided_once_when_two_processes_share_the_store(tmp_path: Path) -> None:
+    async with open_store(tmp_path) as store:
+        here = await open_approvals(store, tmp_path, "telegram", 60)
+        approval = await here.open("telegram:5", "5", "Approve?", {"chat_id": 5})
+        there = await open_approvals(store, tmp_path, "telegram", 60)  # another replica, which loaded it too
+        taken_here, taken_there = here.take(approval.id), there.take(approval.id)
+        assert taken_here is not None and taken_there is not None
+        assert await there.record(taken_there, denied("Bob")) is not None
+        assert await here.record(taken_here, approved("Alice")) is None  # too late: Bob's decision counts

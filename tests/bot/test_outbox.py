@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from bot.outbox import open_outbox
+from bot.store import open_store
 
 
 async def test_stopping_the_courier_mid_delivery_records_the_send(tmp_path: Path) -> None:
@@ -19,7 +22,8 @@ async def test_stopping_the_courier_mid_delivery_records_the_send(tmp_path: Path
         await release.wait()  # the platform is slow to answer while the bot shuts down
         sent.append(text)
 
-    async with open_outbox(tmp_path) as outbox:
+    async with open_store(tmp_path) as store:
+        outbox = await open_outbox(store, tmp_path)
         await outbox.put("telegram", {"chat_id": 1}, "Worth the wait.")
         courier = asyncio.create_task(outbox.courier("telegram", deliver))
         await asyncio.wait_for(in_flight.wait(), 10)
@@ -29,3 +33,30 @@ async def test_stopping_the_courier_mid_delivery_records_the_send(tmp_path: Path
         await asyncio.wait_for(stopping, 10)
         assert sent == ["Worth the wait."]
         assert (await outbox.figures("telegram"))[0] == 0  # recorded: a restart sends nothing again
+
+
+async def test_entries_an_earlier_version_left_in_outbox_sqlite_are_delivered_once(tmp_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "outbox.sqlite")) as old:  # as versions before the store left it
+        old.execute(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, address TEXT NOT NULL,"
+            " text TEXT NOT NULL, created REAL NOT NULL, sent REAL)"
+        )
+        old.execute("INSERT INTO outbox VALUES (1, 'telegram', '{\"chat_id\": 1}', 'Sent before.', 1.0, 2.0)")
+        old.execute("INSERT INTO outbox VALUES (2, 'telegram', '{\"chat_id\": 1}', 'Still waiting.', 3.0, NULL)")
+        old.commit()
+    sent: list[str] = []
+    delivered = asyncio.Event()
+
+    async def deliver(address: dict[str, Any], text: str) -> None:
+        sent.append(text)
+        delivered.set()
+
+    async with open_store(tmp_path) as store:
+        outbox = await open_outbox(store, tmp_path)
+        courier = asyncio.create_task(outbox.courier("telegram", deliver))
+        await asyncio.wait_for(delivered.wait(), 10)
+        await outbox.stop(courier)
+    assert sent == ["Still waiting."]
+    assert not (tmp_path / "outbox.sqlite").exists() and (tmp_path / "outbox.sqlite.imported").exists()
+    async with open_store(tmp_path) as store:  # the next start finds nothing waiting: nothing is delivered again
+        assert (await (await open_outbox(store, tmp_path)).figures("telegram"))[0] == 0

@@ -8,6 +8,7 @@ Tests set `results` (title, url, snippet) and read `requests` (method, path, que
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class SearchDouble:
     json_enabled: bool = True
     fail_with: int | None = None
     """Answer every request with this HTTP status (a service that is down or over its quota)."""
+    hold: asyncio.Event | None = None
+    """While set to an event that is not set, requests wait for it before they are answered (a slow service)."""
     root: str = ""
     _runner: web.AppRunner | None = None
 
@@ -68,6 +71,8 @@ class SearchDouble:
                 "json": body,
             }
         )
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_with is not None:
             return web.json_response({"error": "unavailable"}, status=self.fail_with)
         return None

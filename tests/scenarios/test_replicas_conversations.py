@@ -1,6 +1,6 @@
 """One conversation over three replicas behind a round-robin balancer: its messages are answered one at a time
 and in order whichever replica they land on, a Stop pressed on another replica stops the reply, a replica killed
-mid-answer has its reply finished (marked) and its queued follow-up answered by another, and a replica stopped
+mid-answer has its reply resumed by another (marked), then its queued follow-up answered, and a replica stopped
 with SIGTERM during a burst loses nothing."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 from bot.channel import StopOutcome
-from bot.runtime import INTERRUPTED_MARK, STOPPED_MARK
+from bot.runtime import RESUMED_MARK, STOPPED_MARK
 from tests.doubles.openai_server import Held, OpenAIDouble, Text, image_parts, text_parts
 from tests.doubles.telegram_api import TelegramDouble
 from tests.media.samples import jpeg
@@ -24,7 +24,7 @@ from tests.scenarios.replicas import (
 )
 
 SHOWN = "Streaming the first answer"
-INTERRUPTED = INTERRUPTED_MARK.replace("_", "")  # as Telegram shows it: the italics become an entity
+RESUMED = RESUMED_MARK.replace("_", "")  # as Telegram shows it: the italics become an entity
 STOPPED = STOPPED_MARK.replace("_", "")
 
 
@@ -85,7 +85,8 @@ async def test_a_replica_killed_or_stopped_hands_its_conversations_over(
     release = asyncio.Event()
     llm.script(
         Held(f"{SHOWN} when the power goes out.", after_chars=len(SHOWN), release=release),
-        Text("The follow-up, answered by another replica."),
+        Text("The whole answer, resumed from the checkpoint by another replica."),
+        Text("The follow-up, answered after it."),
     )
     balancer = RoundRobin()
     envs = webhook_replicas(tg, llm, tmp_path, redis_url, postgres_url, 3, url=balancer.url, SHUTDOWN_GRACE="120")
@@ -98,7 +99,11 @@ async def test_a_replica_killed_or_stopped_hands_its_conversations_over(
         await wait_queued(redis_url, group.id, 1)
         writer.kill()  # SIGKILL mid-answer, a follow-up waiting
         await writer.wait()
-        finished = [f"{SHOWN}\n\n{INTERRUPTED}", "The follow-up, answered by another replica."]
+        finished = [
+            f"{SHOWN}\n\n{RESUMED}",
+            "The whole answer, resumed from the checkpoint by another replica.",
+            "The follow-up, answered after it.",
+        ]
         await tg.wait_for(lambda: tg.visible_texts(group) == finished, timeout=60)  # after the lease expired
         assert tg.bot_messages(group)[0].reply_markup is None
         release.set()
@@ -116,12 +121,12 @@ async def test_a_replica_killed_or_stopped_hands_its_conversations_over(
         assert await asyncio.wait_for(stopping.wait(), 180) == 0
 
         def asked(word: str) -> int:  # each message is in exactly one turn (merged with others or not)
-            return sum(last_question(request).split("\n\n").count(word) for request in llm.requests[2:])
+            return sum(last_question(request).split("\n\n").count(word) for request in llm.requests[3:])
 
         def answers() -> int:
             return sum(len(tg.visible_texts(chat)) for chat in chats)
 
-        await tg.wait_for(lambda: asked("first") == asked("second") == 6 and answers() == len(llm.requests) - 2, 120)
+        await tg.wait_for(lambda: asked("first") == asked("second") == 6 and answers() == len(llm.requests) - 3, 120)
     for chat in chats:
         texts = tg.visible_texts(chat)
         assert texts and all(text.startswith("Answer") for text in texts), texts  # no "restarting" mark

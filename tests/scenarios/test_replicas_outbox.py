@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.outbox import open_outbox
+from bot.store import open_store
 from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.replicas import replicas, webhook_replicas, webhooks_set
@@ -15,7 +16,8 @@ from tests.scenarios.replicas import replicas, webhook_replicas, webhooks_set
 
 async def outbox_holds(tmp_path: Path, postgres_url: str, entries: int) -> None:
     """Wait until the shared outbox holds `entries` waiting entries."""
-    async with open_outbox(tmp_path, postgres_url) as outbox:
+    async with open_store(tmp_path, postgres_url) as store:
+        outbox = await open_outbox(store, tmp_path)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
         while (await outbox.figures("telegram"))[0] != entries:
@@ -33,7 +35,8 @@ async def test_two_couriers_on_one_table_deliver_each_entry_once(tmp_path: Path,
 
         return deliver
 
-    async with open_outbox(tmp_path / "a", postgres_url) as a, open_outbox(tmp_path / "b", postgres_url) as b:
+    async with open_store(tmp_path / "a", postgres_url) as one, open_store(tmp_path / "b", postgres_url) as two:
+        a, b = await open_outbox(one, tmp_path / "a"), await open_outbox(two, tmp_path / "b")
         for n in range(30):
             await (a if n % 2 else b).put("telegram", {"chat_id": n}, f"entry {n}")
         assert (await a.figures("telegram"))[0] == 30  # one table: each sees every entry
