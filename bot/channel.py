@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -33,6 +33,7 @@ from bot.outbox import open_outbox
 from bot.replicas import open_redis, redis_problem
 from bot.runtime import LOST_MARK, RESUMED_MARK, Runtime
 from bot.settings import Settings
+from bot.shared_queues import SharedQueues
 from bot.store import open_store
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import (
@@ -131,12 +132,26 @@ class ChannelBot(Generic[T]):
         """Who this bot is on its platform (its user id), so that bots sharing a Redis keep apart."""
         raise NotImplementedError
 
-    def share(self, client: Redis) -> None:
+    def share(self, client: Redis, inflight: InFlight) -> None:
         """Replica mode: work with the other replicas of this bot through `client` (from before `listen`): the
-        updates answered, and the rate budgets of the bot and its chats (`channels.shared_budget`)."""
+        updates answered, the rate budgets of the bot and its chats (`channels.shared_budget`), and the
+        conversations' queues and leases (`bot.shared_queues`; this replica is named as in its in-flight records,
+        and finishes those other replicas left in the conversations it takes over)."""
         self.redis = client
-        self.dedupe = Dedupe(self.platform, client, f"livebot:{self.platform}:{self.shared_key}:seen")
+        prefix = f"livebot:{self.platform}:{self.shared_key}"
+        self.dedupe = Dedupe(self.platform, client, f"{prefix}:seen")
         self.limiter.share(SharedBudgets(client, f"{self.platform}:{self.shared_key}"))
+        self.conversations.share(
+            SharedQueues(client, prefix, inflight.owner),
+            lambda address: self.surface(self.target_type.from_address(address)),
+            lambda conversation: finish_leftovers(self, inflight, conversation),
+            self.fetcher,
+        )
+
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        """Replica mode: the download of a file that came with a message another replica took in
+        (`Attachment.source`)."""
+        raise NotImplementedError
 
     # -- what the core does -----------------------------------------------------------------------------
 
@@ -144,7 +159,7 @@ class ChannelBot(Generic[T]):
         """Act on a parser's verdict about `what` (an update or event, for the debug log); returns at once."""
         match verdict:
             case Answer(incoming=incoming, target=target):
-                self.conversations.submit(incoming, lambda: self.surface(target))
+                self.conversations.submit(incoming, lambda: self.surface(target), target.address())
             case Refuse(target=target, text=text, outsider=True):
                 if self._refusals.first(target.chat):
                     self.conversations.aside(self._refuse_outsider(target, text))
@@ -163,7 +178,7 @@ class ChannelBot(Generic[T]):
         else is told so and nothing stops. When no reply is running, the button outlived its reply (the bot was
         killed mid-answer): it is taken away, aside, so the platform's acknowledgement of the press does not wait.
         """
-        asker = self.conversations.asker(press.conversation)
+        asker = await self.conversations.asker_anywhere(press.conversation)
         if asker is None:
             buttons = capabilities(self.surface(press.target)).buttons
             if buttons is not None:
@@ -172,7 +187,8 @@ class ChannelBot(Generic[T]):
         if not await self.may_act(press.target, press.user, asker):
             log.info("%s: stop pressed by someone who did not ask; ignored", press.conversation)
             return StopOutcome.NOT_YOURS
-        return StopOutcome.STOPPED if self.conversations.stop(press.conversation) else StopOutcome.NOTHING
+        stopped = await self.conversations.stop_anywhere(press.conversation)
+        return StopOutcome.STOPPED if stopped else StopOutcome.NOTHING
 
     async def approval_pressed(self, press: ApprovalPress[T]) -> ApprovalOutcome:
         """Decide the approval an Approve or Deny button belongs to, if the presser may (as for Stop: the person
@@ -310,13 +326,14 @@ class ChannelBot(Generic[T]):
         return self.open_surface(target, profile, on_live_refused=lambda: self._live_refused.add(target.chat))
 
 
-async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight) -> None:
-    """Take over every reply of `bot`'s platform an earlier run of this process left in flight
+async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversation: str | None = None) -> None:
+    """Take over every reply of `bot`'s platform an earlier run of this process left in flight (or, with
+    `conversation`, those of that conversation, which this replica takes over from a dead one)
     (`ChannelBot.take_over`), their messages settled within FINISH_PATIENCE; the runs that go on are queued."""
-    leftovers = await inflight.leftovers(bot.platform)
+    leftovers = await inflight.leftovers(bot.platform, conversation=conversation)
     if not leftovers:
         return
-    log.info("%s: finishing %d reply(ies) cut short by a crash", bot.platform, len(leftovers))
+    log.info("%s: finishing %d reply(ies) cut short by a crash", conversation or bot.platform, len(leftovers))
     tasks = [asyncio.create_task(bot.take_over(leftover, inflight)) for leftover in leftovers]
     _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
     for task in late:
@@ -392,7 +409,7 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
         )
         async with kind.connect(settings, runtime) as bot:
             if client is not None:
-                bot.share(client)
+                bot.share(client, inflight)
             live = Live(
                 kind.platform,
                 in_flight=lambda: bot.conversations.replying,

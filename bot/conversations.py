@@ -13,22 +13,34 @@ The behaviour users see:
 - A user who starts more than `runs_per_minute` model runs in a minute gets a polite note instead of a run.
 - `shutdown` takes no new messages, lets replies in flight finish for a grace period, then stops the rest, each
   finalised with its text so far and a notice.
+
+In replica mode (`share`, REDIS_URL) the queue of each conversation is in Redis (`bot.shared_queues`), so the
+messages of one conversation are answered one at a time and in order whichever replica they land on: the replica
+that holds the conversation's lease drains its queue with the same rules (follow-ups merged, commands alone,
+MAX_PENDING); a Stop that lands elsewhere is sent to it; when a replica dies, another takes its conversations over
+(their replies cut short are finished first, `on_takeover`); at shutdown, a replica lets go of the conversations
+it is not answering at once, and of the others after their replies ended, so another replica answers what waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable, Coroutine, Hashable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from bot.approvals import CANCELLED, SUPERSEDED, Approval, Approvals, Decision, approved, denied
-from bot.runtime import SHUTDOWN, Runtime
+from bot.metrics import LEASES_TAKEN_OVER
+from bot.runtime import LEASE_LOST, SHUTDOWN, Runtime
+from bot.shared_queues import SWEEP_EVERY, Entry, SharedQueues
 from channels.clock import Clock, LoopClock
 from channels.commands import RESET, STOP, command_of
-from channels.inbound import Incoming
+from channels.inbound import Attachment, FileKind, Incoming
 from channels.surface import ReplySurface
 
 log = logging.getLogger(__name__)
@@ -40,6 +52,8 @@ NOTE_EVERY = 60.0
 NOTHING_TO_STOP = "There is no reply in progress to stop."
 TOO_FAST = "You're sending messages faster than I can answer. Please wait a minute and try again."
 SurfaceFactory = Callable[[], ReplySurface]
+KEEP_LOCAL = 10_000
+"""Replica mode: the messages queued here kept with their files, until this replica answers them (or forgets)."""
 
 
 @dataclass
@@ -64,6 +78,10 @@ class _Conversation:
     reply: asyncio.Task[None] | None = None
     asker: str | None = None
     """Who asked for the running reply (the last sender of a merged turn): who may stop it."""
+    lease: str | None = None
+    """Replica mode: this replica's lease on the conversation (the fencing check's value) while it holds it."""
+    quiet: bool = False
+    """Replica mode: a Stop came; the follow-ups waiting in Redis are dropped after the reply."""
 
 
 class Conversations:
@@ -84,9 +102,40 @@ class Conversations:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._noted = Once(NOTE_EVERY, clock=self._clock)  # conversations that heard TOO_FAST lately
+        self._shared: SharedQueues | None = None
+        self._surface_of: Callable[[dict[str, Any]], ReplySurface] | None = None
+        self._fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]] | None = None
+        self._on_takeover: Callable[[str], Awaitable[None]] | None = None
+        self._local: OrderedDict[str, _Request] = OrderedDict()  # entry id -> the request queued here
+        self._order: dict[str, tuple[asyncio.Lock, int]] = {}  # conversation -> its enqueueing here, and who waits
+        self._background: list[asyncio.Task[None]] = []
 
-    def submit(self, incoming: Incoming, surface: SurfaceFactory) -> None:
-        """Queue a message; returns at once. `surface` is opened when its reply starts."""
+    def share(
+        self,
+        queues: SharedQueues,
+        surface_of: Callable[[dict[str, Any]], ReplySurface],
+        on_takeover: Callable[[str], Awaitable[None]],
+        fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]],
+    ) -> None:
+        """Replica mode: queue every conversation's messages in Redis (`queues`) from now on.
+
+        Args:
+            queues: The shared queues and leases.
+            surface_of: The reply surface for a queued entry's address (entries from other replicas).
+            on_takeover: Called with a conversation taken over from a replica that stopped renewing its lease,
+                before its queue is drained: it finishes the replies that replica left in flight there.
+            fetcher: The download of a queued entry's file (`Attachment.source`).
+        """
+        self._shared, self._surface_of, self._on_takeover, self._fetcher = queues, surface_of, on_takeover, fetcher
+        self._background = [
+            asyncio.create_task(self._heartbeat(queues), name="leases-heartbeat"),
+            asyncio.create_task(self._sweep(queues), name="leases-sweep"),
+            asyncio.create_task(self._listen_stops(queues), name="stop-listener"),
+        ]
+
+    def submit(self, incoming: Incoming, surface: SurfaceFactory, address: dict[str, Any] | None = None) -> None:
+        """Queue a message; returns at once. `surface` is opened when its reply starts; `address` is where the
+        reply goes, as data (replica mode queues it in Redis, where any replica can answer it)."""
         if self._closed:
             log.info("%s: message after shutdown began; not answered", incoming.conversation)
             return
@@ -94,7 +143,10 @@ class Conversations:
         command, key = command_of(incoming.text), incoming.conversation
         if command is STOP:
             if not self.stop(key) and not self._settle_waiting(key, CANCELLED, surface):
-                self.notify(surface, NOTHING_TO_STOP)
+                if self._shared is not None:
+                    self._spawn(self._stop_elsewhere(self._shared, key, surface))
+                else:
+                    self.notify(surface, NOTHING_TO_STOP)
             return
         if command is RESET:  # a waiting approval goes with the conversation (a new message: see `_work`)
             self._settle_waiting(key, CANCELLED, surface)
@@ -106,6 +158,14 @@ class Conversations:
             if self._noted.first(incoming.conversation):
                 self.notify(surface, TOO_FAST)
             return
+        if self._shared is not None and address is not None:
+            self._spawn(self._enqueue(self._shared, request, address))
+            return
+        self._queue_here(request)
+
+    def _queue_here(self, request: _Request) -> None:
+        """One process: the conversation's queue is in memory."""
+        incoming = request.incoming
         conversation = self._conversations.setdefault(incoming.conversation, _Conversation())
         conversation.pending.append(request)
         if conversation.worker is None:
@@ -132,7 +192,11 @@ class Conversations:
         # First in line: it goes on with the turn before every message that came after it.
         conversation.pending.appendleft(_Request(incoming, surface, decided=(approval, decision)))
         if conversation.worker is None:
-            conversation.worker = self._spawn(self._work(approval.conversation, conversation))
+            conversation.worker = self._spawn(
+                self._work(approval.conversation, conversation)
+                if self._shared is None
+                else self._hold(self._shared, approval.conversation, conversation)
+            )
         return approval
 
     def carry_on(self, key: str, asker: str, surface: SurfaceFactory) -> None:
@@ -143,7 +207,9 @@ class Conversations:
         conversation = self._conversations.setdefault(key, _Conversation())
         conversation.pending.appendleft(_Request(Incoming(key, "", asker), surface, carried=True))
         if conversation.worker is None:
-            conversation.worker = self._spawn(self._work(key, conversation))
+            conversation.worker = self._spawn(
+                self._work(key, conversation) if self._shared is None else self._hold(self._shared, key, conversation)
+            )
 
     def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
         """Decide the approval waiting in conversation `key` (the console's y/n); False when none waits."""
@@ -161,8 +227,29 @@ class Conversations:
         if conversation is None or conversation.reply is None or conversation.reply.done():
             return False
         conversation.pending.clear()
+        conversation.quiet = True
         conversation.reply.cancel()
         return True
+
+    async def stop_anywhere(self, key: str) -> bool:
+        """`stop`, also for a reply another replica is writing (replica mode): it hears it within a second."""
+        if self.stop(key):
+            return True
+        if self._shared is None:
+            return False
+        running = await self._shared.holder(key)
+        if running is None:
+            return False
+        await self._shared.send_stop(running[0], key)
+        return True
+
+    async def asker_anywhere(self, key: str) -> str | None:
+        """`asker`, also for a reply another replica is writing (replica mode)."""
+        asker = self.asker(key)
+        if asker is not None or self._shared is None:
+            return asker
+        running = await self._shared.holder(key)
+        return running[1] if running is not None else None
 
     def asker(self, key: str) -> str | None:
         """The user id of who asked for the reply running in `key`, or None when none is running."""
@@ -190,20 +277,29 @@ class Conversations:
             await asyncio.wait(set(self._tasks))
 
     async def shutdown(self, grace: float) -> None:
-        """Take no new messages; give replies in flight `grace` seconds, then stop and finalise the rest."""
+        """Take no new messages; give replies in flight `grace` seconds, then stop and finalise the rest. In
+        replica mode, what waits in Redis stays there: each conversation is let go as soon as no reply of it runs
+        here, and another replica answers it."""
         self._closed = True
         for conversation in self._conversations.values():
-            if conversation.pending:
+            if conversation.pending and self._shared is None:
                 log.info("shutdown: %d follow-up(s) not answered", len(conversation.pending))
-            conversation.pending.clear()
-        if not self._tasks:
-            return
-        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-        for conversation in self._conversations.values():
-            if conversation.reply is not None and not conversation.reply.done():
-                conversation.reply.cancel(SHUTDOWN)
-        if late:
-            await asyncio.wait(late)
+                conversation.pending.clear()
+        try:
+            if not self._tasks:
+                return
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+            for conversation in self._conversations.values():
+                if conversation.reply is not None and not conversation.reply.done():
+                    conversation.reply.cancel(SHUTDOWN)
+            if late:
+                await asyncio.wait(late)
+        finally:
+            for task in self._background:
+                task.cancel()
+            for task in self._background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _work(self, key: str, conversation: _Conversation) -> None:
         try:
@@ -211,21 +307,192 @@ class Conversations:
                 upcoming = conversation.pending[0]
                 if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
                     log.info("%s: a new message denies the tool call waiting for approval", key)
-                request = self._next_turn(conversation.pending)
-                conversation.asker = request.incoming.user_id
-                if request.decided is not None:
-                    turn = self._runtime.resume(*request.decided, request.surface())
-                elif request.carried:
-                    turn = self._runtime.carry_on(request.incoming, request.surface())
-                else:
-                    turn = self._runtime.answer(request.incoming, request.surface())
-                conversation.reply = asyncio.create_task(turn, name=f"reply:{key}")
-                await asyncio.wait([conversation.reply])
-                if not conversation.reply.cancelled() and (error := conversation.reply.exception()):
-                    log.error("%s: reply failed", key, exc_info=error)
-                conversation.reply = None
+                await self._run(key, conversation, self._next_turn(conversation.pending))
         finally:
             del self._conversations[key]
+
+    async def _run(self, key: str, conversation: _Conversation, request: _Request) -> None:
+        """Run one turn as the conversation's reply, and wait for it."""
+        conversation.asker = request.incoming.user_id
+        if request.decided is not None:
+            turn = self._runtime.resume(*request.decided, request.surface())
+        elif request.carried:
+            turn = self._runtime.carry_on(request.incoming, request.surface())
+        else:
+            turn = self._runtime.answer(request.incoming, request.surface())
+        conversation.reply = asyncio.create_task(turn, name=f"reply:{key}")
+        await asyncio.wait([conversation.reply])
+        if not conversation.reply.cancelled() and (error := conversation.reply.exception()):
+            log.error("%s: reply failed", key, exc_info=error)
+        conversation.reply = None
+
+    # -- replica mode --------------------------------------------------------------------------------------
+
+    async def _enqueue(self, shared: SharedQueues, request: _Request, address: dict[str, Any]) -> None:
+        """Append a message to its conversation's queue in Redis; take the conversation if nobody holds it."""
+        incoming, key = request.incoming, request.incoming.conversation
+        lock, waiting = self._order.get(key) or (asyncio.Lock(), 0)  # messages landing here keep their order
+        self._order[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
+                entry = Entry(key, incoming.text, incoming.user_id, incoming.user_name, address, shared.new_id(), files)
+                self._local[entry.id] = request
+                while len(self._local) > KEEP_LOCAL:
+                    self._local.popitem(last=False)
+                try:
+                    status = await shared.enqueue(entry, MAX_PENDING)
+                    lease = await shared.acquire(key) if status in ("free", "orphaned") else None
+                except RedisError as exc:  # Redis is away: this replica answers, as one process would
+                    log.warning("%s: cannot queue in Redis (%s); answered here", key, type(exc).__name__)
+                    self._local.pop(entry.id, None)
+                    self._queue_here(request)
+                    return
+                if status == "full":
+                    self._local.pop(entry.id, None)
+                    log.info("%s: message from %s turned away (queue full)", key, incoming.user_id)
+                    if self._noted.first(key):
+                        self.notify(request.surface, TOO_FAST)
+                elif lease is not None:
+                    self._take(shared, key, lease, taken_over=status == "orphaned")
+        finally:
+            lock, waiting = self._order[key]
+            if waiting == 1:
+                del self._order[key]
+            else:
+                self._order[key] = (lock, waiting - 1)
+
+    def _take(self, shared: SharedQueues, key: str, lease: str, *, taken_over: bool = False) -> None:
+        """This replica holds `key` now: drain its queue."""
+        if taken_over:
+            LEASES_TAKEN_OVER.labels("conversation").inc()
+            log.info("%s: took the conversation over from a replica that stopped renewing its lease", key)
+        conversation = self._conversations.setdefault(key, _Conversation())
+        conversation.lease = lease
+        if conversation.worker is None:
+            conversation.worker = self._spawn(self._hold(shared, key, conversation, taken_over=taken_over))
+
+    async def _hold(
+        self, shared: SharedQueues, key: str, conversation: _Conversation, *, taken_over: bool = False
+    ) -> None:
+        """Answer `key`'s queue while holding its lease, then let the lease go (at shutdown: hand it over)."""
+        try:
+            while conversation.lease is None:  # a decision came for a conversation this replica does not hold
+                if self._closed or (lease := await shared.acquire(key)) is not None:
+                    conversation.lease = lease if not self._closed else None
+                    break
+                await asyncio.sleep(SWEEP_EVERY)
+            if conversation.lease is None:
+                return
+            if taken_over and self._on_takeover is not None:
+                await self._on_takeover(key)
+            while (lease := conversation.lease) is not None:
+                if conversation.quiet:
+                    conversation.quiet = False
+                    await shared.pop(key, lease, 10**6)
+                if conversation.pending and not self._closed:  # a decision, a run carried on: before every message
+                    request = conversation.pending.popleft()
+                else:
+                    request = None if self._closed else await self._next_shared_turn(shared, key, lease)
+                    if request is None:
+                        released = await shared.release(key, lease, hand_over=self._closed)
+                        if released is False or conversation.lease != lease:
+                            continue  # a message came meanwhile (and this replica may have taken it again)
+                        break
+                await shared.running(key, request.incoming.user_id)
+                await self._run(key, conversation, request)
+                if conversation.lease is not None:
+                    await shared.running(key, None)
+        except RedisError as exc:
+            log.warning("%s: Redis failed while answering the queue (%s); another replica takes over", key, exc)
+        finally:
+            del self._conversations[key]
+
+    async def _next_shared_turn(self, shared: SharedQueues, key: str, lease: str) -> _Request | None:
+        """The next turn from Redis (the same rule as `_next_turn`), taken off the queue; None when it is empty."""
+        entries = await shared.peek(key, MAX_PENDING)
+        if not entries:
+            return None
+        requests = deque(self._local.get(entry.id) or self._request_of(entry) for entry in entries)
+        upcoming = requests[0]
+        before = len(requests)
+        request = self._next_turn(requests)
+        taken = before - len(requests)
+        if not await shared.pop(key, lease, taken):
+            return None  # the lease was lost: the heartbeat stops this conversation
+        for entry in entries[:taken]:
+            self._local.pop(entry.id, None)
+        if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
+            log.info("%s: a new message denies the tool call waiting for approval", key)
+        return request
+
+    def _request_of(self, entry: Entry) -> _Request:
+        """A message another replica queued."""
+        assert self._surface_of is not None and self._fetcher is not None and entry.address is not None
+        address, surface_of, fetcher = entry.address, self._surface_of, self._fetcher
+        files = tuple(_attachment(data, fetcher) for data in entry.files)
+        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files)
+        return _Request(incoming, lambda: surface_of(address))
+
+    async def _stop_elsewhere(self, shared: SharedQueues, key: str, surface: SurfaceFactory) -> None:
+        """/stop for a reply that does not run here: the replica writing it stops it, else nothing runs."""
+        try:
+            stopped = await self.stop_anywhere(key)
+        except RedisError as exc:
+            log.warning("%s: /stop could not reach the other replicas (%s)", key, type(exc).__name__)
+            stopped = False
+        if not stopped:
+            self.notify(surface, NOTHING_TO_STOP)
+
+    def _lose(self, key: str) -> None:
+        """The lease of `key` is gone (expired, another replica holds it): stop writing at once."""
+        conversation = self._conversations.get(key)
+        if conversation is None or conversation.lease is None:
+            return
+        log.warning("%s: the conversation's lease was lost; another replica finishes it", key)
+        conversation.lease = None
+        conversation.pending.clear()
+        if conversation.reply is not None and not conversation.reply.done():
+            conversation.reply.cancel(LEASE_LOST)
+
+    async def _heartbeat(self, shared: SharedQueues) -> None:
+        """Renew the leases held here every third of their TTL; stop the conversations whose lease is lost, and
+        all of them when renewals failed for two thirds of the TTL (the leases may have expired)."""
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        while True:
+            await asyncio.sleep(shared.ttl / 3)
+            held = {key: c.lease for key, c in self._conversations.items() if c.lease is not None}
+            try:
+                lost = await asyncio.wait_for(shared.renew(held), shared.ttl / 3)
+                renewed = loop.time()
+            except (RedisError, TimeoutError) as exc:
+                if loop.time() - renewed <= shared.ttl * 2 / 3:
+                    continue
+                log.warning("leases not renewed in time (%s); letting %d conversation(s) go", exc, len(held))
+                lost = list(held)
+            for key in lost:
+                self._lose(key)
+
+    async def _sweep(self, shared: SharedQueues) -> None:
+        """Take over the conversations whose holder stopped renewing (it died) or that wait for one."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            if self._closed:
+                continue
+            try:
+                for key in await shared.expired():
+                    if key in self._conversations or (lease := await shared.acquire(key)) is None:
+                        continue
+                    self._take(shared, key, lease, taken_over=True)
+            except RedisError as exc:
+                log.warning("cannot look for conversations to take over (%s)", type(exc).__name__)
+
+    async def _listen_stops(self, shared: SharedQueues) -> None:
+        """Stop the replies other replicas were asked to stop."""
+        async for key in shared.stops():
+            if not self.stop(key):
+                log.info("%s: a stop from another replica came after the reply ended", key)
 
     @staticmethod
     def _next_turn(pending: deque[_Request]) -> _Request:
@@ -259,8 +526,35 @@ class Conversations:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s failed", task.get_coro().__qualname__, exc_info=error)  # type: ignore[union-attr]
+
+
+def _file(a: Attachment) -> dict[str, Any]:
+    """An attachment as a queued entry keeps it: all but its download, which `source` names."""
+    return {
+        "name": a.name,
+        "kind": a.kind.value,
+        "mime": a.mime,
+        "size": a.size,
+        "duration": a.duration,
+        "source": a.source,
+    }
+
+
+def _attachment(
+    data: dict[str, Any], fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]]
+) -> Attachment:
+    """The attachment `_file` kept, with its download."""
+    source = data["source"]
+    return Attachment(
+        data["name"], FileKind(data["kind"]), data["mime"], data["size"], fetcher(source), data["duration"], source
+    )
 
 
 class Once:

@@ -168,12 +168,17 @@ class InFlight:
         self._changed(record)
         return record
 
-    async def leftovers(self, platform: str, *, owner: str | None = None) -> list[Leftover]:
+    async def leftovers(
+        self, platform: str, *, owner: str | None = None, conversation: str | None = None
+    ) -> list[Leftover]:
         """The records of `platform` that other processes left, oldest first: every other owner's (at the start
-        of a single process: an earlier, crashed run), or only those of `owner` (a replica known to be dead)."""
+        of a single process: an earlier, crashed run), or only those of `owner` (a replica known to be dead); with
+        `conversation`, only that conversation's (a replica taking it over)."""
         where, params = (
             ("owner = ?", (platform, owner)) if owner is not None else ("owner <> ?", (platform, self.owner))
         )
+        if conversation is not None:
+            where, params = f"{where} AND conversation = ?", (*params, conversation)
         async with self._store.transaction() as tx:
             rows = await tx.fetchall(
                 "SELECT id, conversation, platform, address, thread_id, screen, owner, started, asker"

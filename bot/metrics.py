@@ -106,7 +106,8 @@ DUPLICATES = Counter(
 )
 LEASES_TAKEN_OVER = Counter(
     "livebot_leases_taken_over",
-    "Leases this replica took over from one that stopped renewing them (poller: Telegram's long polling).",
+    "Leases this replica took over from one that stopped renewing them (poller: Telegram's long polling;"
+    " conversation: a conversation's queue and its replies cut short).",
     ["lease"],
     registry=REGISTRY,
 )

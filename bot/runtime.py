@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 STOPPED_MARK = "⏹ _Stopped._"
 SHUTDOWN = "shutdown"
 """The cancel message that marks a reply stopped because the bot is shutting down, not by the user."""
+LEASE_LOST = "lease lost"
+"""The cancel message of a reply whose conversation another replica took over: it stops without writing."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
 INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
 """Added at the next start to a reply a crash cut short whose run cannot go on (bot.channel, `take_over`)."""
@@ -192,6 +194,7 @@ class Runtime:
             readable = readable or bool(text.strip())  # blank lines alone show nothing
 
         events: AsyncGenerator[AgentEvent] | None = None
+        abandoned = False  # the lease was lost: no more writes, the record stays for the new holder
         try:
             events = await start(handler, write)
             async for event in events:
@@ -232,6 +235,11 @@ class Runtime:
         except asyncio.CancelledError as stopped:
             if events is not None:
                 await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
+            if LEASE_LOST in stopped.args:
+                abandoned = True
+                outcome.ended("handed_over")
+                await handler.abandon()
+                raise
             shutting_down = SHUTDOWN in stopped.args
             outcome.ended("shutdown" if shutting_down else "stopped")
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
@@ -245,12 +253,13 @@ class Runtime:
             try:
                 if events is not None:
                     await events.aclose()
-                delivered = await handler.stop()
-                outcome.record(delivered)
-                if not delivered:
-                    await self._keep(incoming, surface, handler.undelivered)
+                if not abandoned:
+                    delivered = await handler.stop()
+                    outcome.record(delivered)
+                    if not delivered:
+                        await self._keep(incoming, surface, handler.undelivered)
             finally:
-                if record is not None:
+                if record is not None and not abandoned:
                     record.end()
         if paused:
             await self._ask(incoming, surface, paused)

@@ -102,6 +102,9 @@ class SlackBot(ChannelBot[SlackTarget]):
     def shared_key(self) -> str:
         return self.me.user_id
 
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        return self.files.fetcher(source)
+
     async def on_event(self, body: dict[str, Any]) -> None:
         """Bolt's listener for app_mention and message events: decide, queue, return at once (an event delivered
         again, to this replica or another: nothing)."""

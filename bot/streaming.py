@@ -245,6 +245,14 @@ class StreamingHandler:
             await self._quietly(self._surface.close())
         return not self.undelivered
 
+    async def abandon(self) -> None:
+        """Stop without another platform call: this replica lost the conversation's lease, and the replica that
+        holds it now finishes the reply (`bot.conversations`, replica mode)."""
+        async with self._lock:
+            self._stopped = True
+            await self._cancel(self._flusher)
+            self._set_waiting(False)
+
     async def __aenter__(self) -> StreamingHandler:
         await self.start()
         return self

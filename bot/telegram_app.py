@@ -16,7 +16,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -83,6 +84,9 @@ class TelegramBot(ChannelBot[TelegramTarget]):
     def shared_key(self) -> str:
         return str(self.me.id)
 
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        return self.files.fetcher(source)
+
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once (an update delivered again: nothing)."""
         if not await self.dedupe.first(str(update.update_id)):
@@ -101,7 +105,10 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             return
         if (draft := draft_stopped(update)) is not None:  # the stop button of a draft (Bot API 10.3)
             owner = self.drafts.owner(draft.chat_id, draft.draft_id)
-            if owner is None or not self.conversations.stop(owner.conversation):
+            key = owner.conversation if owner is not None else None
+            if key is None and self.redis is not None:  # another replica's draft (drafts are private chats')
+                key = f"telegram:{draft.chat_id}"
+            if key is None or not await self.conversations.stop_anywhere(key):
                 log.debug("stop pressed on draft %s in %s, which no reply streams", draft.draft_id, draft.chat_id)
             return
         message = update.message

@@ -44,6 +44,8 @@ class Attachment:
         fetch: Downloads the file; its argument is the most bytes to accept. It raises `media.errors.TooLarge`
             past that and `media.errors.DownloadFailed` when the platform does not deliver.
         duration: Seconds of a recording, where the platform says.
+        source: Where the platform keeps the file, as data (a Telegram file id, a Slack URL): what another
+            replica needs to fetch it (`ChannelBot.fetcher`); None where no other process could.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Attachment:
     size: int | None
     fetch: Callable[[int], Awaitable[bytes]]
     duration: float | None = None
+    source: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,9 +60,14 @@ class SlackDownloader:
                     size if isinstance(size, int) else None,
                     self._fetch(url),
                     duration / 1000 if isinstance(duration, int | float) else None,
+                    {"url": url},
                 )
             )
         return tuple(found)
+
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        """The download of a file another replica was sent (`Attachment.source`)."""
+        return self._fetch(str(source["url"]))
 
     def _fetch(self, url: str) -> Callable[[int], Awaitable[bytes]]:
         async def fetch(limit: int) -> bytes:

@@ -9,6 +9,7 @@ answers "file is too big" past 20 MB. `getFile` passes the bot's rate budget lik
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, TelegramError
@@ -29,48 +30,31 @@ class Downloader:
         """The files of `message` (none for text, stickers, locations, ...)."""
         chat = message.chat_id
         if message.photo:
-            largest = message.photo[-1]
-            return (
-                Attachment(
-                    "photo.jpg", FileKind.IMAGE, "image/jpeg", largest.file_size, self._fetch(chat, largest.file_id)
-                ),
-            )
+            return (self._file(chat, message.photo[-1], "photo.jpg", FileKind.IMAGE, "image/jpeg"),)
         if (document := message.document) is not None:
             name = document.file_name or "document"
-            kind = FileKind.DOCUMENT
-            return (
-                Attachment(
-                    name, kind, document.mime_type or "", document.file_size, self._fetch(chat, document.file_id)
-                ),
-            )
+            return (self._file(chat, document, name, FileKind.DOCUMENT, document.mime_type or ""),)
         if (voice := message.voice) is not None:
-            fetch = self._fetch(chat, voice.file_id)
-            return (
-                Attachment(
-                    "voice.ogg",
-                    FileKind.VOICE,
-                    voice.mime_type or "audio/ogg",
-                    voice.file_size,
-                    fetch,
-                    _seconds(voice.duration),
-                ),
-            )
+            mime = voice.mime_type or "audio/ogg"
+            return (self._file(chat, voice, "voice.ogg", FileKind.VOICE, mime, _seconds(voice.duration)),)
         if (audio := message.audio) is not None:
-            fetch = self._fetch(chat, audio.file_id)
-            name = audio.file_name or "audio.mp3"
-            return (
-                Attachment(
-                    name, FileKind.VOICE, audio.mime_type or "", audio.file_size, fetch, _seconds(audio.duration)
-                ),
-            )
+            name, mime = audio.file_name or "audio.mp3", audio.mime_type or ""
+            return (self._file(chat, audio, name, FileKind.VOICE, mime, _seconds(audio.duration)),)
         for video in (message.video, message.animation, message.video_note):
             if video is not None:
-                return (
-                    Attachment(
-                        "video.mp4", FileKind.DOCUMENT, "video/mp4", video.file_size, self._fetch(chat, video.file_id)
-                    ),
-                )
+                return (self._file(chat, video, "video.mp4", FileKind.DOCUMENT, "video/mp4"),)
         return ()
+
+    def _file(
+        self, chat: int, media: Any, name: str, kind: FileKind, mime: str, duration: float | None = None
+    ) -> Attachment:
+        """One file of a message: `media` is python-telegram-bot's object for it (a PhotoSize, a Document, ...)."""
+        source = {"chat": chat, "file_id": media.file_id}
+        return Attachment(name, kind, mime, media.file_size, self._fetch(chat, media.file_id), duration, source)
+
+    def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
+        """The download of a file another replica was sent (`Attachment.source`)."""
+        return self._fetch(int(source["chat"]), str(source["file_id"]))
 
     def _fetch(self, chat: int, file_id: str) -> Callable[[int], Awaitable[bytes]]:
         async def fetch(limit: int) -> bytes:

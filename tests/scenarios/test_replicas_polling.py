@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.doubles.openai_server import OpenAIDouble, Text
 from tests.doubles.telegram_api import TelegramDouble
-from tests.scenarios.replicas import replica_env, replicas
+from tests.scenarios.replicas import none_in_flight, replica_env, replicas
 
 POLLING = "telegram: polling"
 
@@ -46,6 +46,7 @@ async def test_one_replica_polls_and_another_takes_over_when_it_is_killed(
         poller = processes[[POLLING in log for log in logs].index(True)]
         standby_log = envs[[POLLING in log for log in logs].index(False)][1] / "bot.log"
 
+        await none_in_flight(postgres_url)  # a kill in its last ms would leave its record to mark
         poller.send_signal(signal.SIGKILL)
         await poller.wait()
         tg.user_message(dm, alice, "still there?")  # waits in Telegram's queue for the next poller

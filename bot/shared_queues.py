@@ -1,0 +1,272 @@
+"""Replica mode: each conversation's queue in Redis, and the lease that lets one replica at a time answer it.
+
+A message that lands on any replica is appended to its conversation's list (`enqueue`). The replica that holds
+the conversation's lease drains the list one turn at a time (`bot.conversations` decides what a turn is, as with
+one process); when the list is empty it lets the lease go. Enqueueing and letting go are each one Lua script
+(atomic in Redis), so a message appended while the holder lets go is never stranded: either the holder sees it
+before it lets go, or the sender sees no holder and takes the lease itself.
+
+The lease is a key holding `<replica>|<token>`, with an expiry, where the token comes from one counter (`INCR`):
+every taking gets a larger one, and each script that changes the queue or the lease first checks the caller's
+value (the fencing check), so a replica whose lease expired cannot pop another holder's messages or let its lease
+go. One heartbeat per replica renews all the leases it holds (`renew`, every third of `LEASE_TTL`) and reports
+the ones it lost; the caller stops those replies at once, and stops all of them when renewals fail for two thirds
+of the TTL (its lease may have expired): a replica that lost a lease stops writing to the platform.
+
+Every held (or orphaned) conversation is also in a sorted set, scored by when its lease expires (Redis's clock);
+a message queued where nobody holds the conversation counts as leased for one TTL (its sender takes the lease at
+once, unless it dies first), and a conversation handed over at shutdown is due at once.
+A replica that dies stops renewing, so its conversations' scores fall behind; every replica looks for such
+conversations every `SWEEP_EVERY` seconds (`expired`) and takes them over: that is how the queued messages of a
+dead replica, and the replies it was writing, are finished by another.
+
+Stop requests travel by pub/sub: each replica listens on a channel of its own; a Stop press that lands elsewhere
+is published to the channel of the replica that holds the conversation (`holder`). Who asked for the running reply
+(the authority to stop it) is kept beside the lease (`running`).
+
+Why these primitives: a list per conversation keeps the platform's order and is popped only by the holder; Lua
+makes each check-and-change atomic without WATCH loops; a counter gives fencing tokens; a sorted set finds expired
+leases without scanning keys; pub/sub is fire-and-forget, which suits a Stop (a lost one is pressed again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = 6.0
+"""Seconds a conversation's lease lasts without renewal: how long a dead replica's conversations wait."""
+SWEEP_EVERY = 1.0
+"""Seconds between two looks for conversations whose holder stopped renewing."""
+
+_ENQUEUE = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'held' end
+local now = redis.call('TIME')
+local added = redis.call('ZADD', KEYS[3], 'NX', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[4]), ARGV[3])
+if added == 1 then return 'free' end
+return 'orphaned'
+"""
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = redis.call('INCR', KEYS[3])
+local value = ARGV[1] .. '|' .. token
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[2]), ARGV[3])
+return value
+"""
+_POP = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
+return items
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+if ARGV[3] == '0' and redis.call('LLEN', KEYS[1]) > 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[4])
+if redis.call('LLEN', KEYS[1]) > 0 then
+  redis.call('ZADD', KEYS[3], 0, ARGV[2])
+else
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+return 1
+"""
+_RENEW = """
+local now = redis.call('TIME')
+local expires = now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV, 2 do
+  local lease = KEYS[i]
+  if redis.call('GET', lease) == ARGV[i] then
+    redis.call('PEXPIRE', lease, ARGV[1])
+    redis.call('PEXPIRE', KEYS[i + 1], ARGV[1])
+    redis.call('ZADD', KEYS[1], expires, ARGV[i + 1])
+  else
+    table.insert(lost, ARGV[i + 1])
+  end
+end
+return lost
+"""
+_EXPIRED = """
+local now = redis.call('TIME')
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000), 'LIMIT', 0, ARGV[1])
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One queued message as the replicas share it: what `Incoming` holds, and where its reply goes."""
+
+    conversation: str
+    text: str
+    user_id: str
+    user_name: str | None
+    address: dict[str, Any] | None
+    id: str = ""
+    """Unique per entry: the replica that queued it answers its own message from memory."""
+    files: tuple[dict[str, Any], ...] = ()
+    """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
+
+    def encode(self) -> str:
+        fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
+        return json.dumps({**fields, "i": self.id, "f": self.files})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Entry:
+        data = json.loads(raw)
+        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"]))
+
+
+class SharedQueues:
+    """The Redis side of the conversations of one bot's replicas.
+
+    Args:
+        client: The Redis the replicas share.
+        prefix: The bot's keys' prefix (`livebot:<platform>:<bot id>`), so bots sharing a Redis keep apart.
+        replica: This replica's name (its in-flight records' owner), for leases and its Stop channel.
+        ttl: LEASE_TTL (tests shorten it).
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, replica: str, *, ttl: float = LEASE_TTL) -> None:
+        self.client = client
+        self.replica = replica
+        self.ttl = ttl
+        self._prefix = prefix
+        self._held_key = f"{prefix}:held"
+        self._fence = f"{prefix}:fence"
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._pop = client.register_script(_POP)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self._expired = client.register_script(_EXPIRED)
+
+    def _keys(self, conversation: str) -> tuple[str, str, str]:
+        base = f"{self._prefix}:conv:{conversation}"
+        return f"{base}:queue", f"{base}:lease", f"{base}:asker"
+
+    @staticmethod
+    def new_id() -> str:
+        """A fresh entry id."""
+        return uuid.uuid4().hex
+
+    @property
+    def channel(self) -> str:
+        """This replica's Stop channel."""
+        return self.channel_of(self.replica)
+
+    def channel_of(self, replica: str) -> str:
+        return f"{self._prefix}:control:{replica}"
+
+    async def enqueue(self, entry: Entry, limit: int) -> str:
+        """Append `entry` to its conversation's queue. Returns "held" when a replica holds the conversation (it
+        answers), "free" when none does (the caller takes the lease), "orphaned" when none does but one did and
+        did not let go (it died: the caller takes the conversation over), "full" when the queue has `limit`."""
+        queue, lease, _ = self._keys(entry.conversation)
+        status = await self._enqueue(
+            keys=[queue, lease, self._held_key],
+            args=[entry.encode(), limit, entry.conversation, int(self.ttl * 1000)],
+        )
+        return status.decode()
+
+    async def acquire(self, conversation: str) -> str | None:
+        """Take the conversation's lease if nobody holds it; returns the lease's value (the fencing check's
+        argument) or None."""
+        _, lease, _ = self._keys(conversation)
+        value = await self._acquire(
+            keys=[lease, self._held_key, self._fence], args=[self.replica, int(self.ttl * 1000), conversation]
+        )
+        return value.decode() if value is not None else None
+
+    async def peek(self, conversation: str, count: int) -> list[Entry]:
+        """The first `count` entries of the queue, not taken (only the holder takes them)."""
+        queue, _, _ = self._keys(conversation)
+        return [Entry.decode(raw) for raw in await self.client.lrange(queue, 0, count - 1)]
+
+    async def pop(self, conversation: str, value: str, count: int) -> bool:
+        """Take the first `count` entries (those `peek` showed); False when the lease is no longer `value`."""
+        queue, lease, _ = self._keys(conversation)
+        return await self._pop(keys=[queue, lease], args=[value, count]) is not None
+
+    async def release(self, conversation: str, value: str, *, hand_over: bool = False) -> bool | None:
+        """Let the lease go when the queue is empty (True); False when messages came meanwhile (go on), None when
+        the lease was lost. With `hand_over`, let it go anyway: another replica answers what is queued."""
+        queue, lease, asker = self._keys(conversation)
+        done = await self._release(
+            keys=[queue, lease, self._held_key, asker], args=[value, conversation, "1" if hand_over else "0"]
+        )
+        return None if done == -1 else done == 1
+
+    async def renew(self, held: dict[str, str]) -> list[str]:
+        """Renew the leases `held` (conversation -> value); returns the conversations whose lease was lost."""
+        if not held:
+            return []
+        keys, args = [self._held_key], [str(int(self.ttl * 1000))]
+        for conversation, value in held.items():
+            _, lease, asker = self._keys(conversation)
+            keys += [lease, asker]
+            args += [value, conversation]
+        return [raw.decode() for raw in await self._renew(keys=keys, args=args)]
+
+    async def expired(self, limit: int = 100) -> list[str]:
+        """Conversations whose lease expired (their holder died) or that wait for a holder."""
+        return [raw.decode() for raw in await self._expired(keys=[self._held_key], args=[limit])]
+
+    async def running(self, conversation: str, asker: str | None) -> None:
+        """Note who asked for the reply now running in `conversation` (None: none runs), for Stop presses that
+        land on other replicas. It lives as long as the lease."""
+        _, _, key = self._keys(conversation)
+        if asker is None:
+            await self.client.delete(key)
+        else:
+            await self.client.set(key, asker, px=int(self.ttl * 1000))
+
+    async def holder(self, conversation: str) -> tuple[str, str] | None:
+        """(replica, asker) of the reply running in `conversation` on any replica, or None when none runs."""
+        _, lease, asker = self._keys(conversation)
+        value, who = await self.client.mget(lease, asker)
+        if value is None or who is None:
+            return None
+        return value.decode().rsplit("|", 1)[0], who.decode()
+
+    async def send_stop(self, replica: str, conversation: str) -> None:
+        """Ask `replica` to stop the reply of `conversation` (it holds it)."""
+        await self.client.publish(self.channel_of(replica), json.dumps({"stop": conversation}))
+
+    async def stops(self) -> AsyncIterator[str]:
+        """The conversations other replicas ask this one to stop, as they come (until cancelled)."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            while True:
+                try:  # (a timeout, not a blocking read: the client's socket timeout would end that)
+                    if not pubsub.subscribed:
+                        await pubsub.subscribe(self.channel)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                except RedisError as exc:  # redis-py reconnects and subscribes again at the next read
+                    log.warning("control channel: %s; listening again in a second", type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
+                if message is None:
+                    continue
+                try:
+                    yield str(json.loads(message["data"])["stop"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("a malformed control message on %s was ignored", self.channel)
+        finally:
+            with contextlib.suppress(RedisError):
+                await pubsub.unsubscribe()
+            await pubsub.aclose()

@@ -1,0 +1,97 @@
+"""The Redis protocol of replica mode's conversations (`bot.shared_queues`), against a real Redis: one holder at a
+time, nothing stranded between a message and a holder letting go, and the fencing check that keeps a replica
+whose lease expired from touching the queue another replica now answers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from bot.shared_queues import Entry, SharedQueues
+
+KEY = "telegram:42"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    url = os.environ.get("LIVEBOT_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("LIVEBOT_TEST_REDIS_URL is not set (.ci/run starts Redis and sets it)")
+    async with redis.Redis.from_url(url) as shared:
+        yield shared
+
+
+def entry(text: str) -> Entry:
+    return Entry(KEY, text, "7", "Alice", {"chat_id": 42}, uuid.uuid4().hex)
+
+
+def pair(client: redis.Redis, ttl: float = 5.0) -> tuple[SharedQueues, SharedQueues]:
+    prefix = f"livebot:test:{uuid.uuid4().hex}"  # a bot of the test's own
+    return SharedQueues(client, prefix, "a", ttl=ttl), SharedQueues(client, prefix, "b", ttl=ttl)
+
+
+async def test_one_holder_drains_and_a_message_sent_while_it_lets_go_is_not_stranded(client: redis.Redis) -> None:
+    a, b = pair(client)
+    assert await a.enqueue(entry("one"), 20) == "free"
+    lease = await a.acquire(KEY)
+    assert lease is not None and await b.acquire(KEY) is None
+    assert await b.enqueue(entry("two"), 20) == "held"  # b leaves it to a
+    assert [e.text for e in await a.peek(KEY, 20)] == ["one", "two"]
+    assert await a.pop(KEY, lease, 2)
+    assert await b.enqueue(entry("three"), 20) == "held"
+    assert await a.release(KEY, lease) is False  # a message came: the holder goes on, it does not let go
+    assert await a.pop(KEY, lease, 1) and await a.release(KEY, lease) is True
+    assert await b.enqueue(entry("four"), 20) == "free"  # nobody holds it now: b takes it
+    assert await b.acquire(KEY) is not None
+
+
+async def test_a_full_queue_turns_a_message_away(client: redis.Redis) -> None:
+    a, _ = pair(client)
+    for i in range(3):
+        await a.enqueue(entry(str(i)), 3)
+    assert await a.enqueue(entry("too many"), 3) == "full"
+    assert [e.text for e in await a.peek(KEY, 10)] == ["0", "1", "2"]
+
+
+async def test_a_replica_whose_lease_expired_can_no_longer_touch_the_queue(client: redis.Redis) -> None:
+    a, b = pair(client, ttl=0.3)
+    await a.enqueue(entry("one"), 20)
+    stale = await a.acquire(KEY)
+    assert stale is not None
+    await a.enqueue(entry("two"), 20)
+    async with asyncio.timeout(10):  # a stops renewing (it stalled, or died): its lease expires
+        while True:
+            if KEY in await b.expired():
+                break
+            await asyncio.sleep(0.05)
+    fresh = await b.acquire(KEY)
+    assert fresh is not None and fresh != stale
+    assert not await a.pop(KEY, stale, 1)  # fenced: the old value no longer opens anything
+    assert await a.release(KEY, stale) is None
+    assert await a.renew({KEY: stale}) == [KEY]  # its heartbeat learns it lost the conversation
+    assert await b.renew({KEY: fresh}) == []
+    assert [e.text for e in await b.peek(KEY, 20)] == ["one", "two"]  # nothing was taken by the stale holder
+
+
+async def test_a_stop_reaches_the_replica_that_holds_the_reply(client: redis.Redis) -> None:
+    a, b = pair(client)
+    await a.enqueue(entry("one"), 20)
+    lease = await a.acquire(KEY)
+    assert lease is not None
+    await a.running(KEY, "7")
+    assert await b.holder(KEY) == ("a", "7")  # who writes it, and who may stop it
+    stops = a.stops()
+    heard = asyncio.ensure_future(anext(stops))
+    async with asyncio.timeout(10):
+        while not heard.done():  # (the subscription is made by the first read: publish until it hears)
+            await b.send_stop("a", KEY)
+            await asyncio.wait([heard], timeout=0.1)
+    assert heard.result() == KEY
+    await stops.aclose()
+    assert await a.pop(KEY, lease, 1) and await a.release(KEY, lease)
+    assert await b.holder(KEY) is None
