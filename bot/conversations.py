@@ -390,6 +390,7 @@ class Conversations:
                 if conversation.quiet:
                     conversation.quiet = False
                     await shared.pop(key, lease, 10**6)
+                request: _Request | None
                 if conversation.pending and not self._closed:  # a decision, a run carried on: before every message
                     request = conversation.pending.popleft()
                 else:

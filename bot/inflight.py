@@ -174,11 +174,10 @@ class InFlight:
         """The records of `platform` that other processes left, oldest first: every other owner's (at the start
         of a single process: an earlier, crashed run), or only those of `owner` (a replica known to be dead); with
         `conversation`, only that conversation's (a replica taking it over)."""
-        where, params = (
-            ("owner = ?", (platform, owner)) if owner is not None else ("owner <> ?", (platform, self.owner))
-        )
+        where, params = "owner = ?" if owner is not None else "owner <> ?", [platform, owner or self.owner]
         if conversation is not None:
-            where, params = f"{where} AND conversation = ?", (*params, conversation)
+            where = f"{where} AND conversation = ?"
+            params.append(conversation)
         async with self._store.transaction() as tx:
             rows = await tx.fetchall(
                 "SELECT id, conversation, platform, address, thread_id, screen, owner, started, asker"

@@ -241,7 +241,7 @@ class SharedQueues:
         value, who = await self.client.mget(lease, asker)
         if value is None or who is None:
             return None
-        return value.decode().rsplit("|", 1)[0], who.decode()
+        return _text(value).rsplit("|", 1)[0], _text(who)
 
     async def send_stop(self, replica: str, conversation: str) -> None:
         """Ask `replica` to stop the reply of `conversation` (it holds it)."""
@@ -270,3 +270,8 @@ class SharedQueues:
             with contextlib.suppress(RedisError):
                 await pubsub.unsubscribe()
             await pubsub.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    """A value as redis-py returns it: bytes, or str with `decode_responses`."""
+    return value.decode() if isinstance(value, bytes) else value
