@@ -295,9 +295,10 @@ class Conversations:
             if late:
                 await asyncio.wait(late)
         finally:
-            for task in self._background:
+            background, self._background = self._background, []  # their loops end when they see it (`_running`)
+            for task in background:
                 task.cancel()
-            for task in self._background:
+            for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
@@ -461,7 +462,7 @@ class Conversations:
         all of them when renewals failed for two thirds of the TTL (the leases may have expired)."""
         loop = asyncio.get_running_loop()
         renewed = loop.time()
-        while True:
+        while self._running():
             await asyncio.sleep(shared.ttl / 3)
             held = {key: c.lease for key, c in self._conversations.items() if c.lease is not None}
             try:
@@ -477,7 +478,7 @@ class Conversations:
 
     async def _sweep(self, shared: SharedQueues) -> None:
         """Take over the conversations whose holder stopped renewing (it died) or that wait for one."""
-        while True:
+        while self._running():
             await asyncio.sleep(SWEEP_EVERY)
             if self._closed:
                 continue
@@ -491,9 +492,16 @@ class Conversations:
 
     async def _listen_stops(self, shared: SharedQueues) -> None:
         """Stop the replies other replicas were asked to stop."""
-        async for key in shared.stops():
+        async for key in shared.stops(self._running):
             if not self.stop(key):
                 log.info("%s: a stop from another replica came after the reply ended", key)
+
+    def _running(self) -> bool:
+        """Whether the background task calling it (heartbeat, sweep, Stop listener) is still to run: `shutdown`
+        cancels them, and a cancellation can be lost on its way (Python 3.11's `asyncio.wait_for`, which redis-py
+        sends every command through, returns the result instead of raising when the cancellation comes as that
+        result does; see `StreamingHandler._end_flusher`); a loop that lost it ends here, so `shutdown` ends."""
+        return asyncio.current_task() in self._background
 
     @staticmethod
     def _next_turn(pending: deque[_Request]) -> _Request:

@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,11 +247,12 @@ class SharedQueues:
         """Ask `replica` to stop the reply of `conversation` (it holds it)."""
         await self.client.publish(self.channel_of(replica), json.dumps({"stop": conversation}))
 
-    async def stops(self) -> AsyncIterator[str]:
-        """The conversations other replicas ask this one to stop, as they come (until cancelled)."""
+    async def stops(self, listening: Callable[[], bool] = lambda: True) -> AsyncIterator[str]:
+        """The conversations other replicas ask this one to stop, as they come (until cancelled, or `listening()`
+        says no: a cancellation can be lost, see `Conversations._running`)."""
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
-            while True:
+            while listening():
                 try:  # (a timeout, not a blocking read: the client's socket timeout would end that)
                     if not pubsub.subscribed:
                         await pubsub.subscribe(self.channel)

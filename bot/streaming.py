@@ -123,7 +123,7 @@ class StreamingHandler:
 
     async def start(self) -> None:
         """Start the flusher (and "typing…", where the surface has it). Call before the first `emit`."""
-        if self._flusher is not None:
+        if self._loop is not None:
             raise RuntimeError("StreamingHandler.start() called twice")
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
@@ -231,10 +231,10 @@ class StreamingHandler:
         if self._drafting:
             # A draft still on its way (under load: waiting for budget) would be replaced by the final message
             # at once; dropping it lets the final take its place, so the answer costs one call, not two.
-            await self._cancel(self._flusher)
+            await self._end_flusher()
         async with self._lock:
             self._stopped = True
-            await self._cancel(self._flusher)
+            await self._end_flusher()
             self._set_waiting(False)
             if self._mode is LiveMode.OFF:
                 self._held.append(self._fold().strip())
@@ -250,7 +250,7 @@ class StreamingHandler:
         holds it now finishes the reply (`bot.conversations`, replica mode)."""
         async with self._lock:
             self._stopped = True
-            await self._cancel(self._flusher)
+            await self._end_flusher()
             self._set_waiting(False)
 
     async def __aenter__(self) -> StreamingHandler:
@@ -265,7 +265,7 @@ class StreamingHandler:
     # -- the flusher -------------------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        while True:
+        while asyncio.current_task() is self._flusher:  # see `_end_flusher`
             await self._wake.wait()
             self._wake.clear()
             delay = self._next_at - self._clock.now()
@@ -511,7 +511,7 @@ class StreamingHandler:
 
     async def _typing_loop(self) -> None:
         assert self._typist is not None
-        while True:
+        while asyncio.current_task() is self._typing:  # a cancellation lost on the way ends it too (`_end_flusher`)
             await self._quietly(self._typist.typing())
             await self._clock.sleep(TYPING_REFRESH)
 
@@ -527,8 +527,17 @@ class StreamingHandler:
         except ChannelError as exc:
             log.debug("%s: cosmetic call failed: %s", self._profile.key, exc)
 
-    @staticmethod
-    async def _cancel(task: asyncio.Task[None] | None) -> None:
+    async def _end_flusher(self) -> None:
+        """Cancel the flusher and wait until it has ended.
+
+        The flusher also ends at the top of its loop once it is no longer `_flusher`, because a cancellation can
+        be lost on its way: Python 3.11's `asyncio.wait_for` returns the awaited result instead of raising when
+        the cancellation comes as that result does (fixed in 3.12), and redis-py sends every command through it
+        (replica mode: each platform call takes and gives back its place in the shared rate budgets). A flusher
+        that lost its cancellation in a draft's call went back to waiting for text, and `stop` waited for it for
+        ever: the final message never went out and the conversation stayed held (issue 16, the burst test).
+        """
+        task, self._flusher = self._flusher, None
         if task is None:
             return
         task.cancel()

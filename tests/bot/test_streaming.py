@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import threading
@@ -186,6 +187,26 @@ async def test_a_draft_still_waiting_when_the_answer_ends_gives_way_to_the_final
     await asyncio.wait_for(handler.stop(), 5)  # does not wait for the preview's budget
     assert surface.visible == ["The whole answer, written before the preview could go."]
     assert [c.op for c in surface.calls] == ["send"]  # one call for the whole answer
+
+
+async def test_a_draft_call_that_loses_its_cancellation_still_gives_way_to_the_final_message(
+    clock: FakeClock,
+) -> None:
+    handler, surface = await started(DRAFT, clock)
+    budget = asyncio.Event()
+
+    async def draft_losing_the_cancellation(draft_id: int, text: str, *, plain: bool = False) -> None:
+        # What Python 3.11's asyncio.wait_for (redis-py sends through it) does when the call completes meanwhile:
+        with contextlib.suppress(asyncio.CancelledError):
+            await budget.wait()  # (its place in the shared rate budget, being given back to Redis)
+
+    surface.draft = draft_losing_the_cancellation  # type: ignore[method-assign]
+    handler.emit("The whole answer, while a preview was on its way.")
+    await settle()
+    stopping = asyncio.create_task(handler.stop())
+    done, _ = await asyncio.wait([stopping], timeout=10)  # (not wait_for: its cancel would end the flusher)
+    assert done, "the final message waits for a preview that is over"
+    assert surface.visible == ["The whole answer, while a preview was on its way."]
 
 
 async def test_native_stream_appends_deltas_and_stops(clock: FakeClock) -> None:
@@ -449,6 +470,24 @@ async def test_typing_until_the_first_text_and_again_during_a_tool(clock: FakeCl
     assert surface.status_line is None  # replaced when the answer continues
     await handler.stop()
     assert surface.visible == ["Checking.", "Result."]
+
+
+async def test_typing_stops_when_its_call_loses_the_cancellation(clock: FakeClock) -> None:
+    handler, surface = await started(replace(EDIT, typing=True), clock)
+    typed = surface.typing
+
+    async def typing_losing_the_cancellation() -> None:
+        await typed()
+        with contextlib.suppress(asyncio.CancelledError):  # lost, as in the draft's test above
+            await asyncio.Event().wait()  # a call still under way when the text comes
+
+    surface.typing = typing_losing_the_cancellation  # type: ignore[method-assign]
+    await settle()
+    handler.emit("Here.")
+    await settle()
+    await clock.advance(20)
+    assert len(surface.ops("typing")) == 1  # not one every 4 s for ever
+    await handler.stop()
 
 
 async def test_tools_show_as_tasks_with_their_outcome_where_the_surface_has_tasks(clock: FakeClock) -> None:

@@ -167,6 +167,28 @@ async def wait_queued(redis_url: str, chat: int, count: int, timeout: float = 30
             await asyncio.sleep(0.05)
 
 
+async def wait_shutting_down(env: dict[str, str], timeout: float = 60) -> None:
+    """Wait until the replica of `env` says on /readyz that it shuts down (or no longer answers): the load
+    balancer sends it nothing more."""
+    url = f"http://127.0.0.1:{env['METRICS_PORT']}/readyz"
+    # A connection per look: one kept alive is not answered while the replica shuts its servers down.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with (
+        asyncio.timeout(timeout),
+        aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as session,
+    ):
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status != 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                return
+            except TimeoutError:
+                pass
+            await asyncio.sleep(0.05)
+
+
 async def recorded_in_postgres(postgres_url: str, text: str, timeout: float = 30) -> None:
     """Wait until a reply in flight is recorded in Postgres as showing `text` (see conftest.recorded_text)."""
     async with asyncio.timeout(timeout):
