@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage, ToolMessage
@@ -56,11 +56,13 @@ from agent.silence import SilenceWatch
 from media.store import FileStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INTERRUPT = "__interrupt__"
 """The `updates` key under which LangGraph reports a pause (an `interrupt`)."""
 CANCELLED_RESULT = "Cancelled: the reply was stopped before this tool finished."
-HISTORY_FAILED = "The conversation history could not be loaded. Please try again."
+HISTORY_FAILURE = Failed("The conversation history could not be loaded. Please try again.", "history")
+"""How a run ends when the conversation's checkpoint cannot be read (`_loaded`)."""
 
 
 class Cut(enum.Enum):
@@ -125,11 +127,9 @@ class Agent:
             `TextDelta`s, `ToolCall`s (before their tools run), `ToolResult`s, then `Done` or `Failed`.
         """
         config = self._config(thread_id)
-        try:
-            history = await self._repair_history(config)
-        except Exception:
-            log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED, "history")
+        history = await _loaded(thread_id, self._repair_history(config))
+        if history is None:
+            yield HISTORY_FAILURE
             return
         translator = _Translator(history)
         async with aclosing(self._stream({"messages": [HumanMessage(text)]}, config, translator)) as events:
@@ -150,11 +150,9 @@ class Agent:
             reason: Why the calls were not run, for the model (when `approve` is False).
         """
         config = self._config(thread_id)
-        try:
-            snapshot = await self.graph.aget_state(config)
-        except Exception:
-            log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED, "history")
+        snapshot = await _loaded(thread_id, self.graph.aget_state(config))
+        if snapshot is None:
+            yield HISTORY_FAILURE
             return
         requested = requested_calls(snapshot.interrupts)
         if not requested:
@@ -203,15 +201,15 @@ class Agent:
         are answered as cancelled (as at the next turn after a /stop), and the model goes on from there.
         """
         config = self._config(thread_id)
-        try:
-            snapshot = await self.graph.aget_state(config)
-            if snapshot.next:
-                history: list[BaseMessage] = list((snapshot.values or {}).get("messages", []))
-            else:
-                history = await self._repair_history(config)
-        except Exception:
-            log.exception("could not load the history of %s", thread_id)
-            yield Failed(HISTORY_FAILED, "history")
+        snapshot = await _loaded(thread_id, self.graph.aget_state(config))
+        if snapshot is None:
+            yield HISTORY_FAILURE
+            return
+        history: list[BaseMessage] | None = list((snapshot.values or {}).get("messages", []))
+        if not snapshot.next:  # no step left to run: calls the crash left unanswered are answered as cancelled
+            history = await _loaded(thread_id, self._repair_history(config))
+        if history is None:
+            yield HISTORY_FAILURE
             return
         translator = _Translator(history)
         gated = {call["name"] for call in requested_calls(snapshot.interrupts)}  # asked for again, not run yet
@@ -289,6 +287,16 @@ class Agent:
             update = [RemoveMessage(id=REMOVE_ALL_MESSAGES), *repaired]
         await self.graph.aupdate_state(config, {"messages": update}, as_node=TOOLS_NODE)
         return repaired
+
+
+async def _loaded(thread_id: str, reading: Awaitable[T]) -> T | None:
+    """What `reading` (of the checkpoint of `thread_id`) returns, or None, logged, when it fails: the run then ends
+    with HISTORY_FAILURE rather than an exception the user would never see explained."""
+    try:
+        return await reading
+    except Exception:
+        log.exception("could not load the history of %s", thread_id)
+        return None
 
 
 def answer_dangling_tool_calls(messages: Sequence[BaseMessage]) -> list[BaseMessage]:

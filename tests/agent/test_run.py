@@ -14,6 +14,7 @@ from agent import AgentConfig, open_agent
 from agent.errors import CONNECTION_LOST, MODEL_SILENT, MODEL_STALLED
 from agent.events import AgentEvent, Done, Failed, TextDelta, ToolCall, ToolResult
 from agent.middleware import FINAL_INSTRUCTION, STOPPED_TEXT
+from agent.run import HISTORY_FAILURE
 from tests.agent.conftest import calculator, collect, default_tools, text_of
 from tests.doubles.openai_server import Break, Error, Hang, OpenAIDouble, Silent, Text, ToolCalls
 
@@ -389,3 +390,17 @@ async def test_a_tool_that_runs_longer_than_the_model_timeouts_is_not_mistaken_f
 
     assert kinds(events) == ["TextDelta", "ToolCall", "ToolResult", "TextDelta", "Done"]
     assert text_of(events) == "Working.It worked."
+
+
+async def test_a_memory_that_cannot_be_read_ends_every_kind_of_run_with_a_notice(
+    llm: OpenAIDouble, make_config: MakeConfig
+) -> None:
+    async with open_agent(make_config(llm), default_tools()) as agent:
+        await agent.checkpointer.conn.close()  # type: ignore[attr-defined]  # the database went away
+        for events in (
+            await collect(agent.run("hello", thread_id="t:1")),
+            await collect(agent.resume("t:1", approve=True)),
+            await collect(agent.carry_on("t:1")),
+        ):
+            assert events == [HISTORY_FAILURE]
+    assert llm.requests == []  # the model is not asked without the conversation
