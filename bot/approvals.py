@@ -15,9 +15,16 @@ The rules users see (README, "Approvals"):
 - /stop (and /reset) while a request waits cancels it: the request says so and the model is not called; the
   call is answered as cancelled when the conversation goes on.
 
-Which task decides is settled in memory (`take`: whoever takes an approval decides it, once); the decision is
-then written here, before the run goes on, and only the first decision written counts (`record` returns None to
-any later one, another replica's included), so an approval is never resumed twice.
+The store is the one truth about which approvals wait, in one process as with replicas (`get`, `waiting_in`,
+`due` read it; nothing is kept in memory), so a press, a new message, /stop, /reset or the timeout acts the same
+whichever replica it lands on, also after the replica that asked died. A decision is made in two steps:
+- claimed, at once, by whoever decides (`bot.conversations.Conversations.decide`: in memory with one process, by
+  a Redis key set with NX with replicas, in the same Lua script that queues the decision at the head of the
+  conversation's queue), so a press is answered truthfully at once and a second one hears "no longer waiting";
+- written here (`record`) when its turn runs, before the run goes on. Only the first decision written counts
+  (`record` returns None to any later one), so an approval is never resumed twice, whatever the claims did.
+Every process looks for approvals past their deadline every EXPIRE_EVERY seconds (`watch`); the claim lets one of
+them decide each.
 
 Approvals live in the bot's state store (`bot.store`: SQLite in BOT_DATA_DIR, or Postgres with DATABASE_URL), in the
 table `livebot_approvals`. Those an earlier version kept in `BOT_DATA_DIR/approvals.sqlite` are imported at the
@@ -27,19 +34,18 @@ first start (`bot.store.import_file`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from agent.approval import DENIED
-from bot.store import Schema, Store, import_file
+from bot.store import STORE_ERRORS, Schema, Store, import_file
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,11 @@ SCHEMA = Schema(
     ],
 )
 _COLUMNS = "id, channel, conversation, asker, text, deadline, address, message, created"
+_WAITING = "id, conversation, asker, text, deadline, address, message"
+"""The columns an `Approval` is made of (`Approvals._approval`)."""
+EXPIRE_EVERY = 2.0
+"""Seconds between two looks for approvals past their deadline (the deadline is minutes away: a look costs one
+indexed query)."""
 MAX_VALUE_CHARS = 300
 """Characters of one argument value shown in a request; the model's text may be long, and it is hostile."""
 MAX_ARGS_CHARS = 1500
@@ -66,7 +77,7 @@ class Approval:
 
     Attributes:
         id: A random token: the buttons carry it (`channels.inbound.approval_data`).
-        channel: The platform ("telegram", "slack", "console"): each bot loads its own.
+        channel: The platform ("telegram", "slack", "console"): each bot reads its own.
         conversation: The conversation (the agent's thread) whose run waits.
         asker: Who asked for the run: they may decide (or a chat admin).
         text: The request as shown (the calls), kept to settle the message after a restart.
@@ -100,6 +111,33 @@ class Decision:
     note: str
     reason: str = DENIED
     resume: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """A decision on its way to the run it goes on with: queued as a turn of the approval's conversation (in Redis
+    with replicas, so it carries only data), and written (`Approvals.record`) when that turn runs.
+
+    Attributes:
+        approval: The approval's id.
+        decision: What becomes of it.
+        pressed: The message whose button was pressed: the request, also when the bot went down before it recorded
+            where the request is (None for a decision that was no press).
+    """
+
+    approval: str
+    decision: Decision
+    pressed: Any = None
+
+    def encode(self) -> dict[str, Any]:
+        decision = self.decision
+        return {"id": self.approval, "approve": decision.approve, "note": decision.note,
+                "reason": decision.reason, "resume": decision.resume, "pressed": self.pressed}  # fmt: skip
+
+    @classmethod
+    def decode(cls, data: Mapping[str, Any]) -> Ruling:
+        decision = Decision(bool(data["approve"]), str(data["note"]), str(data["reason"]), bool(data["resume"]))
+        return cls(str(data["id"]), decision, data.get("pressed"))
 
 
 def approved(by: str) -> Decision:
@@ -164,7 +202,7 @@ def _visible(char: str) -> str:
 
 
 class Approvals:
-    """The approvals of one channel: in the store, and indexed in memory. Open with `open_approvals`.
+    """The approvals of one channel, in the store. Open with `open_approvals`.
 
     Args:
         store: The bot's state store, its `approvals` schema set up.
@@ -178,36 +216,39 @@ class Approvals:
         self._store = store
         self._channel = channel
         self._clock = clock
-        self._waiting: dict[str, Approval] = {}
-        self._messages: dict[str, Any] = {}  # where requests decided before `shown` returned are shown
-        self._changed = asyncio.Event()
 
-    async def load(self) -> None:
-        """Read the approvals still waiting (from before a restart)."""
+    async def get(self, approval_id: str) -> Approval | None:
+        """The waiting approval `approval_id`, or None (decided, or never this bot's).
+
+        Raises:
+            STORE_ERRORS: The store is away (as for every read here).
+        """
+        found = await self._waiting("id = ?", (approval_id,))
+        return found[0] if found else None
+
+    async def waiting_in(self, conversation: str) -> Approval | None:
+        """The approval waiting in `conversation`, if any (a conversation has one at most: its run is paused; were
+        there more, the latest is the one its run waits for)."""
+        found = await self._waiting("conversation = ?", (conversation,))
+        return max(found, key=lambda approval: approval.deadline, default=None)
+
+    async def due(self) -> list[Approval]:
+        """The approvals whose deadline passed (also while the bot was down, or on a replica that died)."""
+        return await self._waiting("deadline <= ?", (self._clock(),))
+
+    async def _waiting(self, where: str, params: tuple[Any, ...]) -> list[Approval]:
         async with self._store.transaction() as tx:
             rows = await tx.fetchall(
-                "SELECT id, conversation, asker, text, deadline, address, message FROM livebot_approvals"
-                " WHERE channel = ? AND decided IS NULL",
-                (self._channel,),
+                f"SELECT {_WAITING} FROM livebot_approvals WHERE channel = ? AND decided IS NULL AND {where}",
+                (self._channel, *params),
             )
-        for row in rows:
-            approval = Approval(
-                row[0], self._channel, row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6])
-            )
-            self._waiting[approval.id] = approval
-        if self._waiting:
-            log.info("%s: %d approval(s) still waiting from before", self._channel, len(self._waiting))
+        return [self._approval(row) for row in rows]
 
-    def get(self, approval_id: str) -> Approval | None:
-        """The waiting approval `approval_id`, or None (decided, expired, or never this bot's)."""
-        return self._waiting.get(approval_id)
-
-    def waiting_in(self, conversation: str) -> Approval | None:
-        """The approval waiting in `conversation`, if any (a conversation has at most one: its run is paused)."""
-        return next((a for a in self._waiting.values() if a.conversation == conversation), None)
+    def _approval(self, row: Sequence[Any]) -> Approval:
+        return Approval(row[0], self._channel, row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6]))
 
     async def open(self, conversation: str, asker: str, text: str, address: dict[str, Any] | None) -> Approval:
-        """Record a new request; it waits until `take`n, or until APPROVAL_TIMEOUT from now."""
+        """Record a new request; it waits until decided, or until APPROVAL_TIMEOUT from now."""
         approval = Approval(
             secrets.token_urlsafe(12), self._channel, conversation, asker, text, self._clock() + self.timeout, address
         )
@@ -217,74 +258,60 @@ class Approvals:
                 (approval.id, self._channel, conversation, asker, text, approval.deadline, json.dumps(address),
                  self._clock()),
             )  # fmt: skip
-        self._waiting[approval.id] = approval
-        self._changed.set()
         return approval
 
     async def shown(self, approval: Approval, message: Any) -> Approval:
-        """Record where the request is shown (its message), so it can be settled after a restart."""
+        """Record where the request is shown (its message), so whoever decides it settles that message."""
         async with self._store.transaction() as tx:
             await tx.execute(
                 "UPDATE livebot_approvals SET message = ? WHERE id = ?", (json.dumps(message), approval.id)
             )
-        approval = replace(approval, message=message)
-        if approval.id in self._waiting:
-            self._waiting[approval.id] = approval
-        else:  # a press came as soon as the buttons showed: its decision is queued behind this reply
-            self._messages[approval.id] = message
-        return approval
-
-    def take(self, approval_id: str, *, pressed: Any = None) -> Approval | None:
-        """Take the approval out of the waiting ones, to decide it: only the first taker gets it.
-
-        Args:
-            approval_id: The approval.
-            pressed: The message whose button was pressed: the request, also when the bot went down before it
-                recorded where the request is.
-        """
-        approval = self._waiting.pop(approval_id, None)
-        if approval is None:
-            return None
-        self._changed.set()
-        if approval.message is None and pressed is not None:
-            approval = replace(approval, message=pressed)
-        return approval
-
-    async def record(self, approval: Approval, decision: Decision) -> Approval | None:
-        """Write the decision, before the run goes on (so it is never resumed twice, a restart included); returns
-        the approval with its message (which may have been recorded after it was taken), or None when a decision
-        was written already (by another replica sharing the store): that one counts, this one is dropped."""
-        outcome = "approved" if decision.approve else ("denied" if decision.resume else "cancelled")
-        message = self._messages.pop(approval.id, approval.message)
-        async with self._store.transaction() as tx:
-            won = await tx.fetchall(
-                "UPDATE livebot_approvals SET decided = ?, note = ? WHERE id = ? AND decided IS NULL RETURNING id",
-                (outcome, decision.note, approval.id),
-            )
-        if not won:
-            log.info("%s: approval %s was decided elsewhere first", approval.conversation, approval.id)
-            return None
         return replace(approval, message=message)
 
-    async def watch(self, expire: Callable[[Approval], object]) -> None:
-        """Call `expire` for each approval whose deadline passes (at once for those that passed while the bot was
-        down), until cancelled; `expire` decides it (and so takes it)."""
+    async def record(self, ruling: Ruling) -> Approval | None:
+        """Write the decision, before the run goes on (so it is never resumed twice, a restart included); returns
+        the approval as recorded (with the message it is shown in), or None when a decision was written already
+        (here, or by another replica): that one counts, this one is dropped."""
+        decision = ruling.decision
+        outcome = "approved" if decision.approve else ("denied" if decision.resume else "cancelled")
+        async with self._store.transaction() as tx:
+            rows = await tx.fetchall(
+                "UPDATE livebot_approvals SET decided = ?, note = ? WHERE id = ? AND channel = ? AND decided IS NULL"
+                f" RETURNING {_WAITING}",
+                (outcome, decision.note, ruling.approval, self._channel),
+            )
+        if not rows:
+            log.info("approval %s was decided first by another decision", ruling.approval)
+            return None
+        approval = self._approval(rows[0])
+        if approval.message is None and ruling.pressed is not None:
+            approval = replace(approval, message=ruling.pressed)
+        return approval
+
+    async def watch(self, expire: Callable[[Approval], Awaitable[object]]) -> None:
+        """Every EXPIRE_EVERY seconds, until cancelled, hand each approval past its deadline to `expire`, which
+        decides it (its claim makes one decision of any number of looks, here and on other replicas). A store
+        that is away is looked at again at the next period."""
+        task = asyncio.current_task()
         while True:
-            self._changed.clear()
-            now = self._clock()
-            for approval in [a for a in self._waiting.values() if a.deadline <= now]:
-                log.info("%s: approval %s expired", approval.conversation, approval.id)
-                expire(approval)
-                self._waiting.pop(approval.id, None)  # (in case `expire` did not take it)
-            soonest = min((a.deadline for a in self._waiting.values()), default=None)
-            timeout = None if soonest is None else max(soonest - self._clock(), 0.0) + 0.01
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+            try:
+                due = await self.due()
+            except STORE_ERRORS as exc:
+                log.warning("%s: cannot look for approvals past their deadline (%s)", self._channel, exc)
+                due = []
+            for approval in due:
+                try:
+                    await expire(approval)
+                except Exception:  # one that cannot be decided does not hold up the others
+                    log.exception("%s: approval %s past its deadline not decided", approval.conversation, approval.id)
+            if task is not None and task.cancelling():  # a cancellation lost on its way (see `_running` in
+                return  # bot.conversations: Python 3.11's wait_for, which redis-py uses) still ends it
+            await asyncio.sleep(EXPIRE_EVERY)
 
 
 async def open_approvals(store: Store, data_dir: Path, channel: str, timeout: float) -> Approvals:
     """`channel`'s approvals in `store` (the table set up, those an earlier version kept in
-    `data_dir / "approvals.sqlite"` imported), with the waiting ones loaded."""
+    `data_dir / "approvals.sqlite"` imported)."""
     await store.migrate(SCHEMA)
     await import_file(  # the ids are random tokens: an import repeated after a crash skips what it has
         store,
@@ -292,6 +319,4 @@ async def open_approvals(store: Store, data_dir: Path, channel: str, timeout: fl
         f"SELECT {_COLUMNS} FROM approvals WHERE decided IS NULL",
         f"INSERT INTO livebot_approvals ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
-    approvals = Approvals(store, channel, timeout)
-    await approvals.load()
-    return approvals
+    return Approvals(store, channel, timeout)

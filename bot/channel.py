@@ -20,10 +20,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from agent.run import Cut
 from agent.thread import AgentThread
-from bot.approvals import Approval, approved, denied, expired, open_approvals
+from bot.approvals import Approval, Ruling, approved, denied, expired, open_approvals
 from bot.attachments import open_attachments
 from bot.conversations import Conversations, Once
 from bot.dedupe import Dedupe
@@ -34,7 +35,7 @@ from bot.replicas import open_redis, redis_problem
 from bot.runtime import LOST_MARK, RESUMED_MARK, Runtime
 from bot.settings import Settings
 from bot.shared_queues import SharedQueues
-from bot.store import open_store
+from bot.store import STORE_ERRORS, open_store
 from channels.capabilities import LiveMode, Profile, resolve
 from channels.errors import (
     ChannelError,
@@ -75,6 +76,7 @@ class ApprovalOutcome(enum.Enum):
     APPROVED = "Approved."
     DENIED = "Denied."
     GONE = "This request is no longer waiting."
+    UNAVAILABLE = "I cannot reach my records right now. Please press again in a moment."
     NOT_YOURS = "Only the person who asked can approve or deny this."
 
 
@@ -192,29 +194,41 @@ class ChannelBot(Generic[T]):
 
     async def approval_pressed(self, press: ApprovalPress[T]) -> ApprovalOutcome:
         """Decide the approval an Approve or Deny button belongs to, if the presser may (as for Stop: the person
-        who asked, or an admin of the chat). Works for buttons shown before a restart: approvals are on disk, and
-        the run goes on from its checkpoint. The request's message then says what was decided, and by whom."""
+        who asked, or an admin of the chat). Works on any replica and for buttons shown before a restart:
+        approvals are in the store, and the run goes on from its checkpoint. The first decision counts; the
+        request's message then says what was decided, and by whom."""
         approvals = self.conversations.approvals
-        approval = approvals.get(press.approval_id) if approvals is not None else None
-        if approval is None or approval.conversation != press.conversation:  # (a button from another chat: forged)
-            return ApprovalOutcome.GONE
-        if not await self.may_act(press.target, press.user, approval.asker):
-            log.info("%s: approval pressed by someone who did not ask; ignored", press.conversation)
-            return ApprovalOutcome.NOT_YOURS
-        decision = approved(press.user_name) if press.approve else denied(press.user_name)
-        surface = lambda: self.surface(press.target)  # noqa: E731
-        if self.conversations.decide(approval.id, decision, surface, pressed=press.message) is None:
-            return ApprovalOutcome.GONE
+        try:
+            approval = await approvals.get(press.approval_id) if approvals is not None else None
+            if approval is None or approval.conversation != press.conversation:  # (a button from another chat)
+                return ApprovalOutcome.GONE
+            if not await self.may_act(press.target, press.user, approval.asker):
+                log.info("%s: approval pressed by someone who did not ask; ignored", press.conversation)
+                return ApprovalOutcome.NOT_YOURS
+            decision = approved(press.user_name) if press.approve else denied(press.user_name)
+            surface = lambda: self.surface(press.target)  # noqa: E731
+            if not await self.conversations.decide(approval, decision, surface, pressed=press.message):
+                return ApprovalOutcome.GONE
+        except (*STORE_ERRORS, RedisError) as exc:
+            log.warning("%s: an approval press could not be decided (%s)", press.conversation, type(exc).__name__)
+            return ApprovalOutcome.UNAVAILABLE
         log.info("%s: approval %s %s", press.conversation, approval.id, "approved" if press.approve else "denied")
         return ApprovalOutcome.APPROVED if press.approve else ApprovalOutcome.DENIED
 
-    def expire(self, approval: Approval) -> None:
-        """APPROVAL_TIMEOUT passed (maybe while the bot was down): the approval is denied and the run goes on."""
-        if approval.address is None:
-            log.warning("%s: approval %s has no address; dropped", approval.conversation, approval.id)
+    async def expire(self, approval: Approval) -> None:
+        """APPROVAL_TIMEOUT passed (maybe while the bot was down, or on a replica that died): the approval is
+        denied and the run goes on. Called at each look at the store until the decision is written (a failure,
+        Redis away, is tried again at the next); only the first decides."""
+        decision = expired(self._settings.approval_timeout)
+        if approval.address is None:  # nowhere to go on: it stops waiting (the next message answers the calls)
+            log.warning("%s: approval %s has no address; denied without going on", approval.conversation, approval.id)
+            assert self.conversations.approvals is not None  # (it came from them)
+            await self.conversations.approvals.record(Ruling(approval.id, decision))
             return
         target = self.target_type.from_address(approval.address)
-        self.conversations.decide(approval.id, expired(self._settings.approval_timeout), lambda: self.surface(target))
+        surface = lambda: self.surface(target)  # noqa: E731
+        if await self.conversations.decide(approval, decision, surface):
+            log.info("%s: approval %s expired", approval.conversation, approval.id)
 
     async def may_act(self, target: T, user: str, asker: str) -> bool:
         """Whether `user` may act on a reply `asker` asked for (stop it, approve its tool calls): the asker, or an

@@ -77,11 +77,11 @@ async def run_console(
         runtime = Runtime(agent, attachments=files, approvals=approvals)
         conversations = Conversations(runtime, runs_per_minute=settings.user_runs_per_minute)
         text = banner(settings, demo=agent.is_demo, interactive=channel.interactive, problem=model_problem)
-        if (waiting := approvals.waiting_in(channel.conversation)) is not None:  # asked before a restart
+        if (waiting := await approvals.waiting_in(channel.conversation)) is not None:  # asked before a restart
             text += f"\n\n{waiting.text}\n\n{ASK_APPROVAL}"
         timeout = expired(settings.approval_timeout)
         watcher = asyncio.create_task(
-            approvals.watch(lambda approval: conversations.decide(approval.id, timeout, channel.surface))
+            approvals.watch(lambda approval: conversations.decide(approval, timeout, channel.surface))
         )
         try:
             status = await channel.run(conversations, banner=text, after_reply=log_note)

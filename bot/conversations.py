@@ -8,8 +8,9 @@ The behaviour users see:
 - `/stop` (or a Stop button) cancels the running reply at once: the model's stream is closed, the message keeps
   the text so far with a "Stopped" mark, and follow-ups still waiting are dropped (the user asked for quiet).
 - A request to approve a tool call waiting in the conversation (bot.approvals) is denied by a new message (the
-  run goes on without the tool, then the new message is answered) and cancelled by `/stop` or `/reset`; a decision
-  (a press, the timeout) is a turn of its own in the queue, so it never overlaps a reply.
+  run goes on without the tool, then the new message is answered) and cancelled by `/stop` (when no reply runs)
+  or `/reset`; a decision (a press, the timeout) is a turn of its own, first in the queue, so it never overlaps a
+  reply. Which approval waits is read from the store, so it is the same answer on every replica.
 - A user who starts more than `runs_per_minute` model runs in a minute gets a polite note instead of a run.
 - `shutdown` takes no new messages, lets replies in flight finish for a grace period, then stops the rest, each
   finalised with its text so far and a notice.
@@ -18,8 +19,11 @@ In replica mode (`share`, REDIS_URL) the queue of each conversation is in Redis 
 messages of one conversation are answered one at a time and in order whichever replica they land on: the replica
 that holds the conversation's lease drains its queue with the same rules (follow-ups merged, commands alone,
 MAX_PENDING); a Stop that lands elsewhere is sent to it; when a replica dies, another takes its conversations over
-(their replies cut short are finished first, `on_takeover`); at shutdown, a replica lets go of the conversations
-it is not answering at once, and of the others after their replies ended, so another replica answers what waits.
+(their replies cut short are finished first, `on_takeover`); a decision on an approval is claimed and queued at the
+head of the conversation's queue in one step (`SharedQueues.decide`), so exactly one decision goes on with the run,
+on the replica that holds the conversation, whichever replica it was made on; at shutdown, a replica lets go of the
+conversations it is not answering at once, and of the others after their replies ended, so another replica answers
+what waits.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bot.approvals import CANCELLED, SUPERSEDED, Approval, Approvals, Decision, approved, denied
+from bot.approvals import CANCELLED, SUPERSEDED, Approval, Approvals, Decision, Ruling, approved, denied
 from bot.metrics import LEASES_TAKEN_OVER
 from bot.runtime import LEASE_LOST, SHUTDOWN, Runtime
 from bot.shared_queues import SWEEP_EVERY, Entry, SharedQueues
+from bot.store import STORE_ERRORS
 from channels.clock import Clock, LoopClock
 from channels.commands import RESET, STOP, command_of
 from channels.inbound import Attachment, FileKind, Incoming
@@ -60,8 +65,8 @@ KEEP_LOCAL = 10_000
 class _Request:
     incoming: Incoming
     surface: SurfaceFactory
-    decided: tuple[Approval, Decision] | None = None
-    """Not a message: a decided approval, whose run goes on (`Runtime.resume`)."""
+    decided: Ruling | None = None
+    """Not a message: a decision on an approval, whose run goes on (`Runtime.resume`)."""
     carried: bool = False
     """Not a message: the rest of a run a crash cut short (`Runtime.carry_on`)."""
 
@@ -109,6 +114,7 @@ class Conversations:
         self._local: OrderedDict[str, _Request] = OrderedDict()  # entry id -> the request queued here
         self._order: dict[str, tuple[asyncio.Lock, int]] = {}  # conversation -> its enqueueing here, and who waits
         self._background: list[asyncio.Task[None]] = []
+        self._claimed: set[str] = set()  # one process: the approvals decided here whose turn has not run yet
 
     def share(
         self,
@@ -142,14 +148,9 @@ class Conversations:
         request = _Request(incoming, surface)
         command, key = command_of(incoming.text), incoming.conversation
         if command is STOP:
-            if not self.stop(key) and not self._settle_waiting(key, CANCELLED, surface):
-                if self._shared is not None:
-                    self._spawn(self._stop_elsewhere(self._shared, key, surface))
-                else:
-                    self.notify(surface, NOTHING_TO_STOP)
+            if not self.stop(key):
+                self._spawn(self._stop_elsewhere(key, surface))
             return
-        if command is RESET:  # a waiting approval goes with the conversation (a new message: see `_work`)
-            self._settle_waiting(key, CANCELLED, surface)
         conversation = self._conversations.get(incoming.conversation)
         full = conversation is not None and len(conversation.pending) >= MAX_PENDING
         if full or (not request.is_command and not self._may_run(incoming.user_id)):
@@ -176,50 +177,62 @@ class Conversations:
         """The approvals waiting in these conversations (the runtime's)."""
         return self._runtime.approvals
 
-    def decide(
-        self, approval_id: str, decision: Decision, surface: SurfaceFactory, *, pressed: Any = None
-    ) -> Approval | None:
-        """Decide the waiting approval `approval_id`: its run goes on (or not) as the next turn of its conversation,
-        answered on `surface`. Returns it, or None when it no longer waits (decided already, expired).
+    async def decide(
+        self, approval: Approval, decision: Decision, surface: SurfaceFactory, *, pressed: Any = None
+    ) -> bool:
+        """Decide the waiting `approval`: its run goes on (or not) as the next turn of its conversation, before the
+        messages that wait there, answered on `surface`. Returns False when a decision on it was made already
+        (here or, with replicas, anywhere): only the first counts.
 
-        `pressed` is the message whose button decided it (see `Approvals.take`)."""
-        approvals = self.approvals
-        approval = approvals.take(approval_id, pressed=pressed) if approvals is not None else None
-        if approval is None or self._closed:
-            return None
-        conversation = self._conversations.setdefault(approval.conversation, _Conversation())
-        incoming = Incoming(approval.conversation, "", approval.asker)
-        # First in line: it goes on with the turn before every message that came after it.
-        conversation.pending.appendleft(_Request(incoming, surface, decided=(approval, decision)))
-        if conversation.worker is None:
-            conversation.worker = self._spawn(
-                self._work(approval.conversation, conversation)
-                if self._shared is None
-                else self._hold(self._shared, approval.conversation, conversation)
-            )
-        return approval
+        `pressed` is the message whose button decided it (see `Ruling`).
+
+        Raises:
+            RedisError: Replica mode, Redis is away: nothing was decided.
+        """
+        if self._closed:
+            return False
+        key = approval.conversation
+        request = _Request(Incoming(key, "", approval.asker), surface, decided=Ruling(approval.id, decision, pressed))
+        if self._shared is not None:
+            return await self._decide_shared(self._shared, request, approval)
+        if approval.id in self._claimed:
+            return False
+        self._claimed.add(approval.id)
+        self._first(key, request)
+        return True
 
     def carry_on(self, key: str, asker: str, surface: SurfaceFactory) -> None:
         """Queue the rest of the run a crash cut short in conversation `key` (asked for by `asker`, who may stop
         it) as its next turn, before the messages that came after it."""
-        if self._closed:
-            return
+        if not self._closed:
+            self._first(key, _Request(Incoming(key, "", asker), surface, carried=True))
+
+    def _first(self, key: str, request: _Request) -> None:
+        """Queue `request` (not a message) here, as the next turn of `key`, before every message waiting."""
         conversation = self._conversations.setdefault(key, _Conversation())
-        conversation.pending.appendleft(_Request(Incoming(key, "", asker), surface, carried=True))
+        conversation.pending.appendleft(request)
         if conversation.worker is None:
             conversation.worker = self._spawn(
                 self._work(key, conversation) if self._shared is None else self._hold(self._shared, key, conversation)
             )
 
-    def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
+    async def answer_approval(self, key: str, approve: bool, by: str, surface: SurfaceFactory) -> bool:
         """Decide the approval waiting in conversation `key` (the console's y/n); False when none waits."""
-        return self._settle_waiting(key, approved(by) if approve else denied(by), surface)
+        return await self._settle_waiting(key, approved(by) if approve else denied(by), surface)
 
-    def _settle_waiting(self, key: str, decision: Decision, surface: SurfaceFactory) -> bool:
-        """Decide the approval waiting in conversation `key`, if any; returns whether there was one."""
+    async def _settle_waiting(self, key: str, decision: Decision, surface: SurfaceFactory) -> bool:
+        """Decide the approval waiting in conversation `key`, if any (the store says); returns whether this
+        decision is the one that counts. A store (or Redis) that is away counts as none waiting: the conversation
+        goes on (its run answers a call left waiting as cancelled)."""
         approvals = self.approvals
-        waiting = approvals.waiting_in(key) if approvals is not None else None
-        return waiting is not None and self.decide(waiting.id, decision, surface) is not None
+        if approvals is None:
+            return False
+        try:
+            waiting = await approvals.waiting_in(key)
+            return waiting is not None and await self.decide(waiting, decision, surface)
+        except (*STORE_ERRORS, RedisError) as exc:
+            log.warning("%s: cannot decide the approval that may wait (%s)", key, type(exc).__name__)
+            return False
 
     def stop(self, key: str) -> bool:
         """Stop the running reply of `key` and drop its waiting follow-ups. Returns whether a reply was running."""
@@ -305,18 +318,31 @@ class Conversations:
     async def _work(self, key: str, conversation: _Conversation) -> None:
         try:
             while conversation.pending:
-                upcoming = conversation.pending[0]
-                if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
-                    log.info("%s: a new message denies the tool call waiting for approval", key)
+                await self._settle_for(key, conversation.pending[0])  # (its decision, if any, goes first)
                 await self._run(key, conversation, self._next_turn(conversation.pending))
         finally:
             del self._conversations[key]
+
+    async def _settle_for(self, key: str, upcoming: _Request) -> bool:
+        """What the turn about to start does to an approval waiting in `key`: a message denies it (the run goes on
+        without the tool first), /reset cancels it (it goes with the conversation). Returns whether it decided one:
+        that decision is then the next turn."""
+        if command_of(upcoming.incoming.text) is RESET:
+            decision, what = CANCELLED, "/reset cancels"
+        elif not upcoming.is_command:
+            decision, what = SUPERSEDED, "a new message denies"
+        else:
+            return False
+        if not await self._settle_waiting(key, decision, upcoming.surface):
+            return False
+        log.info("%s: %s the tool call waiting for approval", key, what)
+        return True
 
     async def _run(self, key: str, conversation: _Conversation, request: _Request) -> None:
         """Run one turn as the conversation's reply, and wait for it."""
         conversation.asker = request.incoming.user_id
         if request.decided is not None:
-            turn = self._runtime.resume(*request.decided, request.surface())
+            turn = self._runtime.resume(request.decided, request.surface())
         elif request.carried:
             turn = self._runtime.carry_on(request.incoming, request.surface())
         else:
@@ -326,6 +352,8 @@ class Conversations:
         if not conversation.reply.cancelled() and (error := conversation.reply.exception()):
             log.error("%s: reply failed", key, exc_info=error)
         conversation.reply = None
+        if request.decided is not None:  # written by now (or it failed: the approval may be decided again)
+            self._claimed.discard(request.decided.approval)
 
     # -- replica mode --------------------------------------------------------------------------------------
 
@@ -338,12 +366,10 @@ class Conversations:
             async with lock:
                 files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
                 entry = Entry(key, incoming.text, incoming.user_id, incoming.user_name, address, shared.new_id(), files)
-                self._local[entry.id] = request
-                while len(self._local) > KEEP_LOCAL:
-                    self._local.popitem(last=False)
+                self._remember(entry, request)
                 try:
                     status = await shared.enqueue(entry, MAX_PENDING)
-                    lease = await shared.acquire(key) if status in ("free", "orphaned") else None
+                    await self._take_if_free(shared, key, status)
                 except RedisError as exc:  # Redis is away: this replica answers, as one process would
                     log.warning("%s: cannot queue in Redis (%s); answered here", key, type(exc).__name__)
                     self._local.pop(entry.id, None)
@@ -354,14 +380,48 @@ class Conversations:
                     log.info("%s: message from %s turned away (queue full)", key, incoming.user_id)
                     if self._noted.first(key):
                         self.notify(request.surface, TOO_FAST)
-                elif lease is not None:
-                    self._take(shared, key, lease, taken_over=status == "orphaned")
         finally:
             lock, waiting = self._order[key]
             if waiting == 1:
                 del self._order[key]
             else:
                 self._order[key] = (lock, waiting - 1)
+
+    def _remember(self, entry: Entry, request: _Request) -> None:
+        """Keep the request of an entry queued here, so this replica answers it from memory if it holds `key`."""
+        self._local[entry.id] = request
+        while len(self._local) > KEEP_LOCAL:
+            self._local.popitem(last=False)
+
+    async def _take_if_free(self, shared: SharedQueues, key: str, status: str) -> None:
+        """After queueing in `key`: take it if nobody holds it ("free"), or over if its holder died ("orphaned")."""
+        lease = await shared.acquire(key) if status in ("free", "orphaned") else None
+        if lease is not None:
+            self._take(shared, key, lease, taken_over=status == "orphaned")
+
+    async def _decide_shared(self, shared: SharedQueues, request: _Request, approval: Approval) -> bool:
+        """`decide` with replicas: claim the decision and queue it at the head of the conversation's queue in Redis
+        (one script), where it outlives this replica; the holder runs it (this replica takes the conversation if
+        nobody holds it; if it cannot, the sweep gives it to a replica that can)."""
+        assert request.decided is not None
+        key = approval.conversation
+        entry = Entry(
+            key, "", approval.asker, None, approval.address, shared.new_id(), decided=request.decided.encode()
+        )
+        self._remember(entry, request)
+        status = "taken"
+        try:
+            status = await shared.decide(entry, approval.id)
+        finally:
+            if status == "taken":  # (or Redis failed, which the caller hears: nothing was queued)
+                self._local.pop(entry.id, None)
+        if status == "taken":
+            return False
+        try:
+            await self._take_if_free(shared, key, status)
+        except RedisError as exc:
+            log.warning("%s: a decision is queued but the conversation not taken (%s)", key, type(exc).__name__)
+        return True
 
     def _take(self, shared: SharedQueues, key: str, lease: str, *, taken_over: bool = False) -> None:
         """This replica holds `key` now: drain its queue."""
@@ -378,7 +438,7 @@ class Conversations:
     ) -> None:
         """Answer `key`'s queue while holding its lease, then let the lease go (at shutdown: hand it over)."""
         try:
-            while conversation.lease is None:  # a decision came for a conversation this replica does not hold
+            while conversation.lease is None:  # a run carried on in a conversation this replica does not hold
                 if self._closed or (lease := await shared.acquire(key)) is not None:
                     conversation.lease = lease if not self._closed else None
                     break
@@ -392,7 +452,7 @@ class Conversations:
                     conversation.quiet = False
                     await shared.pop(key, lease, 10**6)
                 request: _Request | None
-                if conversation.pending and not self._closed:  # a decision, a run carried on: before every message
+                if conversation.pending and not self._closed:  # a run carried on: before every message
                     request = conversation.pending.popleft()
                 else:
                     request = None if self._closed else await self._next_shared_turn(shared, key, lease)
@@ -411,39 +471,45 @@ class Conversations:
             del self._conversations[key]
 
     async def _next_shared_turn(self, shared: SharedQueues, key: str, lease: str) -> _Request | None:
-        """The next turn from Redis (the same rule as `_next_turn`), taken off the queue; None when it is empty."""
-        entries = await shared.peek(key, MAX_PENDING)
-        if not entries:
-            return None
-        requests = deque(self._local.get(entry.id) or self._request_of(entry) for entry in entries)
-        upcoming = requests[0]
-        before = len(requests)
-        request = self._next_turn(requests)
-        taken = before - len(requests)
-        if not await shared.pop(key, lease, taken):
-            return None  # the lease was lost: the heartbeat stops this conversation
-        for entry in entries[:taken]:
-            self._local.pop(entry.id, None)
-        if not upcoming.is_command and self._settle_waiting(key, SUPERSEDED, upcoming.surface):
-            log.info("%s: a new message denies the tool call waiting for approval", key)
-        return request
+        """The next turn from Redis (the same rules as `_work`), taken off the queue; None when it is empty or the
+        lease was lost (the heartbeat then stops this conversation)."""
+        while True:
+            entries = await shared.peek(key, MAX_PENDING)
+            if not entries:
+                return None
+            requests = deque(self._local.get(entry.id) or self._request_of(entry) for entry in entries)
+            if await self._settle_for(key, requests[0]):
+                continue  # its decision is first in the queue now
+            before = len(requests)
+            request = self._next_turn(requests)
+            taken = before - len(requests)
+            popped = await shared.pop(key, lease, taken, head=entries[0].id)
+            if popped is None:
+                return None
+            if popped:
+                for entry in entries[:taken]:
+                    self._local.pop(entry.id, None)
+                return request
+            # else a decision came first meanwhile: look again
 
     def _request_of(self, entry: Entry) -> _Request:
-        """A message another replica queued."""
+        """An entry another replica queued: a message, or a decision on an approval."""
         assert self._surface_of is not None and self._fetcher is not None and entry.address is not None
         address, surface_of, fetcher = entry.address, self._surface_of, self._fetcher
         files = tuple(_attachment(data, fetcher) for data in entry.files)
         incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files)
-        return _Request(incoming, lambda: surface_of(address))
+        decided = Ruling.decode(entry.decided) if entry.decided is not None else None
+        return _Request(incoming, lambda: surface_of(address), decided=decided)
 
-    async def _stop_elsewhere(self, shared: SharedQueues, key: str, surface: SurfaceFactory) -> None:
-        """/stop for a reply that does not run here: the replica writing it stops it, else nothing runs."""
+    async def _stop_elsewhere(self, key: str, surface: SurfaceFactory) -> None:
+        """/stop for a reply that does not run here: the replica writing it stops it; when no reply runs anywhere,
+        the approval waiting in the conversation is cancelled; else there is nothing to stop."""
         try:
-            stopped = await self.stop_anywhere(key)
+            if await self.stop_anywhere(key):
+                return
         except RedisError as exc:
             log.warning("%s: /stop could not reach the other replicas (%s)", key, type(exc).__name__)
-            stopped = False
-        if not stopped:
+        if not await self._settle_waiting(key, CANCELLED, surface):
             self.notify(surface, NOTHING_TO_STOP)
 
     def _lose(self, key: str) -> None:

@@ -17,7 +17,7 @@ from agent.approval import needs_approval
 from agent.events import AgentEvent, ApprovalNeeded, Done, Failed, Picture, ToolCall, ToolResult
 from agent.run import Cut
 from agent.thread import AgentThread
-from bot.approvals import CANNOT_ASK, Approval, Approvals, Decision, describe_calls
+from bot.approvals import CANNOT_ASK, Approvals, Decision, Ruling, describe_calls
 from bot.attachments import Attachments, Turn
 from bot.inflight import InFlight, Record
 from bot.metrics import Outcome
@@ -151,14 +151,14 @@ class Runtime:
 
         await self._stream(incoming, surface, start)
 
-    async def resume(self, approval: Approval, decision: Decision, surface: ReplySurface) -> None:
-        """Go on with the run that paused for `approval`, now decided: the request's message says what was
-        decided (its buttons go), and the rest of the answer streams to `surface` in a new message."""
+    async def resume(self, ruling: Ruling, surface: ReplySurface) -> None:
+        """Go on with the run that paused for the approval `ruling` decides: the decision is written (only the
+        first written counts), the request's message says what was decided (its buttons go), and the rest of the
+        answer streams to `surface` in a new message."""
         assert self.approvals is not None  # only approvals it recorded are resumed
-        recorded = await self.approvals.record(approval, decision)
-        if recorded is None:  # decided elsewhere first (another replica): that decision goes on with the run
+        approval, decision = await self.approvals.record(ruling), ruling.decision
+        if approval is None:  # decided first by another decision: that one went on with the run
             return
-        approval = recorded
         asks = capabilities(surface).approvals
         if asks is not None and approval.message is not None:
             try:
@@ -288,10 +288,8 @@ class Runtime:
                 await self.approvals.shown(approval, message)
                 log.info("%s: waiting for approval %s", incoming.conversation, approval.id)
                 return
-            if self.approvals.take(approval.id) is None:
+            if await self.approvals.record(Ruling(approval.id, Decision(False, "", reason=CANNOT_ASK))) is None:
                 return  # decided meanwhile
-            if await self.approvals.record(approval, Decision(False, "", reason=CANNOT_ASK)) is None:
-                return
         log.info("%s: %d call(s) denied: no approval possible here", incoming.conversation, len(calls))
         await self._stream(incoming, surface, self._resumed(incoming.conversation, False, CANNOT_ASK))
 

@@ -20,6 +20,13 @@ A replica that dies stops renewing, so its conversations' scores fall behind; ev
 conversations every `SWEEP_EVERY` seconds (`expired`) and takes them over: that is how the queued messages of a
 dead replica, and the replies it was writing, are finished by another.
 
+A decision on an approval (`decide`) is queued at the head of its conversation's list, so it goes on with the
+paused run before the messages that wait, and in the same script it is claimed: a key per approval set with NX,
+so of any number of decisions (presses on several replicas, a new message, the timeout) one is queued and the
+others hear that it is taken. In Redis the decision outlives the replica that claimed it: the holder, or whoever
+takes the conversation over, runs it. As entries now come at both ends, the holder takes what it peeked only while
+the head is still the entry it peeked first (`pop`), else it looks again.
+
 Stop requests travel by pub/sub: each replica listens on a channel of its own; a Stop press that lands elsewhere
 is published to the channel of the replica that holds the conversation (`holder`). Who asked for the running reply
 (the authority to stop it) is kept beside the lease (`running`).
@@ -49,16 +56,33 @@ LEASE_TTL = 6.0
 """Seconds a conversation's lease lasts without renewal: how long a dead replica's conversations wait."""
 SWEEP_EVERY = 1.0
 """Seconds between two looks for conversations whose holder stopped renewing."""
+CLAIM_TTL = 3600.0
+"""Seconds an approval's claim (`decide`) lasts: far longer than its decision waits at the head of the queue before
+it is written to the store, which then says it is decided; a claim whose decision was lost with Redis (or dropped
+by a Stop) frees the approval again after it, for the timeout to decide."""
 
-_ENQUEUE = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+_QUEUED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'held' end
 local now = redis.call('TIME')
 local added = redis.call('ZADD', KEYS[3], 'NX', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[4]), ARGV[3])
 if added == 1 then return 'free' end
 return 'orphaned'
 """
+"""What an entry just queued finds: its conversation held, free, or orphaned (the end of `_ENQUEUE` and `_DECIDE`)."""
+_ENQUEUE = (
+    """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+"""
+    + _QUEUED
+)
+_DECIDE = (
+    """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[2]) then return 'taken' end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+"""
+    + _QUEUED
+)
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local token = redis.call('INCR', KEYS[3])
@@ -69,10 +93,13 @@ redis.call('ZADD', KEYS[2], now[1] * 1000 + math.floor(now[2] / 1000) + tonumber
 return value
 """
 _POP = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+if ARGV[3] ~= '' then
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head or cjson.decode(head)['i'] ~= ARGV[3] then return 0 end
+end
 redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
-return items
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
@@ -120,15 +147,18 @@ class Entry:
     """Unique per entry: the replica that queued it answers its own message from memory."""
     files: tuple[dict[str, Any], ...] = ()
     """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
+    decided: dict[str, Any] | None = None
+    """Not a message: a decision on an approval (`bot.approvals.Ruling`, encoded), whose run goes on."""
 
     def encode(self) -> str:
         fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
-        return json.dumps({**fields, "i": self.id, "f": self.files})
+        return json.dumps({**fields, "i": self.id, "f": self.files, "d": self.decided})
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Entry:
         data = json.loads(raw)
-        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"]))
+        fields = data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"])
+        return cls(*fields, data.get("d"))  # (an entry an earlier version queued has no "d")
 
 
 class SharedQueues:
@@ -149,6 +179,7 @@ class SharedQueues:
         self._held_key = f"{prefix}:held"
         self._fence = f"{prefix}:fence"
         self._enqueue = client.register_script(_ENQUEUE)
+        self._decide = client.register_script(_DECIDE)
         self._acquire = client.register_script(_ACQUIRE)
         self._pop = client.register_script(_POP)
         self._release = client.register_script(_RELEASE)
@@ -197,10 +228,24 @@ class SharedQueues:
         queue, _, _ = self._keys(conversation)
         return [Entry.decode(raw) for raw in await self.client.lrange(queue, 0, count - 1)]
 
-    async def pop(self, conversation: str, value: str, count: int) -> bool:
-        """Take the first `count` entries (those `peek` showed); False when the lease is no longer `value`."""
+    async def pop(self, conversation: str, value: str, count: int, *, head: str = "") -> bool | None:
+        """Take the first `count` entries: those `peek` showed, the first of them `head` (an entry id). False when
+        the head is another entry now (a decision came first: peek again); None when the lease is no longer
+        `value`. Without `head`, take the first `count` whatever they are."""
         queue, lease, _ = self._keys(conversation)
-        return await self._pop(keys=[queue, lease], args=[value, count]) is not None
+        done = await self._pop(keys=[queue, lease], args=[value, count, head])
+        return None if done == -1 else done == 1
+
+    async def decide(self, entry: Entry, approval: str) -> str:
+        """Queue `entry`, a decision on `approval`, at the head of its conversation's queue, if no decision on it
+        was queued before (then "taken", and nothing is queued); else as `enqueue` says (never "full": a decision
+        is never turned away)."""
+        queue, lease, _ = self._keys(entry.conversation)
+        status = await self._decide(
+            keys=[queue, lease, self._held_key, f"{self._prefix}:approval:{approval}"],
+            args=[entry.encode(), int(CLAIM_TTL * 1000), entry.conversation, int(self.ttl * 1000)],
+        )
+        return _text(status)
 
     async def release(self, conversation: str, value: str, *, hand_over: bool = False) -> bool | None:
         """Let the lease go when the queue is empty (True); False when messages came meanwhile (go on), None when

@@ -194,7 +194,7 @@ class SlackBot(ChannelBot[SlackTarget]):
         if press is None:
             return
         outcome = await self.approval_pressed(press)
-        if outcome in (ApprovalOutcome.NOT_YOURS, ApprovalOutcome.GONE):
+        if outcome in (ApprovalOutcome.NOT_YOURS, ApprovalOutcome.GONE, ApprovalOutcome.UNAVAILABLE):
             self._tell(press.target, press.user, outcome.value)
 
     def _tell(self, target: SlackTarget, user: str, text: str) -> None:

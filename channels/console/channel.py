@@ -45,7 +45,7 @@ class Conversations(Protocol):
 
     def stop(self, key: str) -> bool: ...
 
-    def answer_approval(self, key: str, approve: bool, by: str, surface: Callable[[], ReplySurface]) -> bool: ...
+    async def answer_approval(self, key: str, approve: bool, by: str, surface: Callable[[], ReplySurface]) -> bool: ...
 
     async def drain(self) -> None: ...
 
@@ -125,7 +125,7 @@ class ConsoleChannel:
                 await self._drain()  # the reply in progress is finished (and written out), then the chat ends
                 return 0
             if line.strip():
-                self._submit(line.strip())
+                await self._submit(line.strip())
 
     # -- piped or --plain ----------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class ConsoleChannel:
         try:
             while (line := await lines.get()) is not None:
                 if line.strip():
-                    self._submit(line.strip())
+                    await self._submit(line.strip())
                 if self._echo:  # a script's lines: each answered on its own, in order
                     await self._drain()
             if not self._leaving:
@@ -169,7 +169,7 @@ class ConsoleChannel:
 
     # -- shared --------------------------------------------------------------------------------------------
 
-    def _submit(self, text: str) -> None:
+    async def _submit(self, text: str) -> None:
         """Hand a line to the runtime; its reply prints it (and the lines merged with it) before the answer."""
         assert self._conversations is not None
         if command_of(text) is STOP and self._stop_reply():
@@ -184,7 +184,7 @@ class ConsoleChannel:
         self._waiting.append((number, text))
         self._show_waiting()
         answer = text.lower()
-        if (answer in YES or answer in NO) and self._conversations.answer_approval(
+        if (answer in YES or answer in NO) and await self._conversations.answer_approval(
             self._conversation, answer in YES, "you", lambda: self._surface(number)
         ):
             return

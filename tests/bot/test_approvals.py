@@ -4,10 +4,20 @@ where approvals are kept."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from pathlib import Path
 
-from bot.approvals import MAX_ARGS_CHARS, MAX_VALUE_CHARS, approved, denied, describe_calls, open_approvals
+from bot.approvals import (
+    MAX_ARGS_CHARS,
+    MAX_VALUE_CHARS,
+    Approvals,
+    Ruling,
+    approved,
+    denied,
+    describe_calls,
+    open_approvals,
+)
 from bot.store import open_store
 from channels.inbound import approval_data, read_approval_data
 
@@ -57,18 +67,32 @@ async def test_approvals_an_earlier_version_kept_in_approvals_sqlite_still_wait(
     for _ in range(2):  # imported once, then read from the store
         async with open_store(tmp_path) as store:
             approvals = await open_approvals(store, tmp_path, "telegram", 60)
-            waiting = approvals.get("waiting")
-            assert waiting is not None and approvals.get("done") is None
+            waiting = await approvals.get("waiting")
+            assert waiting is not None and await approvals.get("done") is None
             assert (waiting.conversation, waiting.address, waiting.message) == ("telegram:5", {"chat_id": 5}, 12)
     assert (tmp_path / "approvals.sqlite.imported").exists()
 
 
-async def test_an_approval_is_decided_once_when_two_processes_share_the_store(tmp_path: Path) -> None:
+async def test_what_waits_is_read_from_the_store_and_the_first_decision_written_counts(tmp_path: Path) -> None:
+    now = [1000.0]
     async with open_store(tmp_path) as store:
         here = await open_approvals(store, tmp_path, "telegram", 60)
         approval = await here.open("telegram:5", "5", "Approve?", {"chat_id": 5})
-        there = await open_approvals(store, tmp_path, "telegram", 60)  # another replica, which loaded it too
-        taken_here, taken_there = here.take(approval.id), there.take(approval.id)
-        assert taken_here is not None and taken_there is not None
-        assert await there.record(taken_there, denied("Bob")) is not None
-        assert await here.record(taken_here, approved("Alice")) is None  # too late: Bob's decision counts
+        there = Approvals(store, "telegram", 60, clock=lambda: now[0])  # another replica: it asked for nothing
+        assert await there.get(approval.id) == approval and await there.waiting_in("telegram:5") == approval
+        assert await Approvals(store, "slack", 60).get(approval.id) is None  # each channel its own
+        await here.shown(approval, 77)
+        now[0] = approval.deadline - 1
+        assert await there.due() == []
+        now[0] = approval.deadline
+        assert [a.id for a in await there.due()] == [approval.id]
+        decided = await there.record(Ruling(approval.id, denied("Bob"), pressed=12))
+        assert decided is not None and decided.message == 77  # where it is shown, as recorded (not the press's)
+        assert await here.record(Ruling(approval.id, approved("Alice"))) is None  # too late: Bob's decision counts
+        assert await here.get(approval.id) is None and await there.waiting_in("telegram:5") is None
+        assert await there.due() == []
+
+
+def test_a_ruling_crosses_replicas_as_data() -> None:
+    ruling = Ruling("abc", denied("Bob"), pressed={"ts": "1.2"})
+    assert Ruling.decode(json.loads(json.dumps(ruling.encode()))) == ruling

@@ -1,6 +1,7 @@
 """The Redis protocol of replica mode's conversations (`bot.shared_queues`), against a real Redis: one holder at a
-time, nothing stranded between a message and a holder letting go, and the fencing check that keeps a replica
-whose lease expired from touching the queue another replica now answers."""
+time, nothing stranded between a message and a holder letting go, the fencing check that keeps a replica whose
+lease expired from touching the queue another replica now answers, and decisions on approvals: claimed once,
+queued first, never lost to a holder that peeked before they came."""
 
 from __future__ import annotations
 
@@ -95,3 +96,63 @@ async def test_a_stop_reaches_the_replica_that_holds_the_reply(client: redis.Red
     await stops.aclose()
     assert await a.pop(KEY, lease, 1) and await a.release(KEY, lease)
     assert await b.holder(KEY) is None
+
+
+def decision(approval: str) -> Entry:
+    return Entry(KEY, "", "7", None, {"chat_id": 42}, uuid.uuid4().hex, decided={"id": approval})
+
+
+async def test_a_decision_is_claimed_once_and_goes_first_in_the_queue(client: redis.Redis) -> None:
+    a, b = pair(client)
+    await a.enqueue(entry("one"), 20)
+    lease = await a.acquire(KEY)
+    assert lease is not None
+    first, second = decision("ap1"), decision("ap1")
+    assert await b.decide(first, "ap1") == "held"  # a holds the conversation: a runs it
+    assert await a.decide(second, "ap1") == "taken"  # another decision on the same approval: not queued
+    queued = await a.peek(KEY, 20)
+    assert queued[0].id == first.id and queued[0].decided == {"id": "ap1"}  # before the message that waited
+    assert [e.text for e in queued[1:]] == ["one"]
+    assert await b.decide(decision("ap2"), "ap2") == "held"  # another approval's decision is its own
+
+
+async def test_the_holder_takes_what_it_peeked_only_while_no_decision_came_before_it(client: redis.Redis) -> None:
+    a, b = pair(client)
+    await a.enqueue(entry("one"), 20)
+    lease = await a.acquire(KEY)
+    assert lease is not None
+    peeked = await a.peek(KEY, 20)
+    decided = decision("ap1")
+    assert await b.decide(decided, "ap1") == "held"  # between the holder's peek and its pop
+    assert await a.pop(KEY, lease, 1, head=peeked[0].id) is False  # it looks again
+    again = await a.peek(KEY, 20)
+    assert [e.id for e in again] == [decided.id, peeked[0].id]  # nothing was taken
+    assert await a.pop(KEY, lease, 1, head=again[0].id) is True
+    assert [e.text for e in await a.peek(KEY, 20)] == ["one"]
+    assert await b.pop(KEY, "b|0", 1, head=peeked[0].id) is None  # (not the holder: fenced, as before)
+
+
+async def test_a_decision_where_nobody_holds_the_conversation_is_taken_by_the_one_who_decided(
+    client: redis.Redis,
+) -> None:
+    a, b = pair(client, ttl=0.3)
+    assert await a.decide(decision("ap1"), "ap1") == "free"  # nobody holds it: the decider takes it
+    lease = await a.acquire(KEY)
+    assert lease is not None  # then it dies, holding it, with the decision queued
+    async with asyncio.timeout(10):
+        while True:
+            if KEY in await b.expired():
+                break
+            await asyncio.sleep(0.05)
+    assert await b.decide(decision("ap2"), "ap2") == "orphaned"  # the decider takes it over
+    taken = await b.acquire(KEY)
+    assert taken is not None
+    assert [e.decided for e in await b.peek(KEY, 20)] == [{"id": "ap2"}, {"id": "ap1"}]  # both are still there
+
+
+def test_an_entry_carries_its_decision_and_reads_one_queued_without() -> None:
+    decided = decision("ap1")
+    assert Entry.decode(decided.encode()) == decided
+    plain = entry("one")
+    old = plain.encode().replace(', "d": null', "")  # as an earlier version queued it
+    assert Entry.decode(old) == plain
