@@ -210,14 +210,20 @@ class Scene:
         self.hub.push("edited_message", message.to_api())
         return message
 
-    def press_button(self, chat: Chat | int, message_id: int, user: User, data: str) -> CallbackQueryRecord:
+    def press_button(
+        self, chat: Chat | int, message_id: int, user: User, data: str, *, stale: bool = False
+    ) -> CallbackQueryRecord:
         """`user` presses the inline button with `callback_data == data` on a message; the bot gets a callback_query.
 
-        Raises ValueError when the message has no such button (a test asking for the impossible).
+        With `stale`, the button is gone but the user's app still showed it (the edit that took it away had not
+        reached them): Telegram delivers such a press all the same, with the message as it is now.
+
+        Raises ValueError when the message has no such button and the press is not `stale` (a test asking for the
+        impossible).
         """
         message = self._live(chat, message_id)
         buttons = [button for row in (message.reply_markup or {}).get("inline_keyboard", []) for button in row]
-        if not any(button.get("callback_data") == data for button in buttons):
+        if not stale and not any(button.get("callback_data") == data for button in buttons):
             raise ValueError(f"message {message_id} has no button with callback_data {data!r}: {buttons}")
         query = CallbackQueryRecord(str(next(self._query_ids)), user, message, data)
         self.world.callback_queries[query.id] = query

@@ -210,3 +210,13 @@ async def none_in_flight(postgres_url: str, timeout: float = 30) -> None:
                     if not await (await db.execute("SELECT id FROM inflight_replies")).fetchall():
                         return
             await asyncio.sleep(0.05)
+
+
+async def let_go(redis_url: str, chat: int, timeout: float = 30) -> None:
+    """Wait until no replica holds the conversation of the Telegram chat `chat` (its last turn is over)."""
+    async with redis.Redis.from_url(redis_url) as client, asyncio.timeout(timeout):
+        pattern = f"livebot:telegram:*:conv:telegram:{chat}:lease"
+        while True:
+            if not [key async for key in client.scan_iter(match=pattern)]:
+                return
+            await asyncio.sleep(0.05)
