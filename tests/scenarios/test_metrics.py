@@ -78,6 +78,7 @@ async def test_metrics_health_and_readiness_of_a_running_bot(
             return figure(f, "livebot_replies_finished_total", platform="telegram", outcome="failed") == 1
 
         figures = await wait_for_figures(port, both_counted)
+        calls = list(tg.calls)
 
         # SIGTERM during a reply: for the whole grace /readyz says so (also on a connection the balancer keeps
         # open), and /healthz and /metrics stay up.
@@ -109,7 +110,7 @@ async def test_metrics_health_and_readiness_of_a_running_bot(
     # The first final waited out the 429's retry_after: at least a second from start to final.
     assert figure(figures, "livebot_final_seconds_bucket", **telegram, le="0.5") <= 1
     sent = figure(figures, "livebot_platform_calls_total", **telegram, method="sendMessage")
-    assert sent == len([c for c in tg.calls if c.method == "sendMessage"])
+    assert sent == len([c for c in calls if c.method == "sendMessage"])
     assert figure(figures, "livebot_platform_rate_limited_total", **telegram, method="sendMessage") == 1
     assert figure(figures, "livebot_platform_calls_total", **telegram, method="getUpdates") >= 1
     assert figure(figures, "livebot_conversations_in_flight", **telegram) == 0
