@@ -260,7 +260,8 @@ class InFlight:
         self._wake.clear()
 
     async def _write(self, records: list[Record]) -> bool:
-        """One transaction for `records`: ended ones deleted, the others upserted. Returns whether it went."""
+        """One transaction for `records`: ended ones deleted, new ones inserted, the others updated (all three
+        only while this process owns the record). Returns whether it went."""
         now, wall = self._clock.now(), time.time()
         for record in records:
             del self._pending[record.id]
