@@ -1,10 +1,11 @@
 """Replica mode: each conversation's queue in Redis, and the lease that lets one replica at a time answer it.
 
-A message that lands on any replica is appended to its conversation's list (`enqueue`). The replica that holds
-the conversation's lease drains the list one turn at a time (`bot.conversations` decides what a turn is, as with
-one process); when the list is empty it lets the lease go. Enqueueing and letting go are each one Lua script
-(atomic in Redis), so a message appended while the holder lets go is never stranded: either the holder sees it
-before it lets go, or the sender sees no holder and takes the lease itself.
+A message that lands on any replica is appended to its conversation's list (`enqueue`), in the order the
+platform sent it (two replicas that take in two messages of one conversation at once insert them by `sent`). The
+replica that holds the conversation's lease drains the list one turn at a time (`bot.conversations` decides what a
+turn is, as with one process); when the list is empty it lets the lease go. Enqueueing and letting go are each
+one Lua script (atomic in Redis), so a message appended while the holder lets go is never stranded: either the
+holder sees it before it lets go, or the sender sees no holder and takes the lease itself.
 
 The lease is a key holding `<replica>|<token>`, with an expiry, where the token comes from one counter (`INCR`):
 every taking gets a larger one, and each script that changes the queue or the lease first checks the caller's
@@ -24,8 +25,9 @@ A decision on an approval (`decide`) is queued at the head of its conversation's
 paused run before the messages that wait, and in the same script it is claimed: a key per approval set with NX,
 so of any number of decisions (presses on several replicas, a new message, the timeout) one is queued and the
 others hear that it is taken. In Redis the decision outlives the replica that claimed it: the holder, or whoever
-takes the conversation over, runs it. As entries now come at both ends, the holder takes what it peeked only while
-the head is still the entry it peeked first (`pop`), else it looks again.
+takes the conversation over, runs it. As entries may come before the ones the holder peeked (a decision, or a
+message sent earlier), it takes what it peeked only while the head is still the entry it peeked first (`pop`),
+else it looks again, so what goes first is answered first.
 
 Stop requests travel by pub/sub: each replica listens on a channel of its own; a Stop press that lands elsewhere
 is published to the channel of the replica that holds the conversation (`holder`). Who asked for the running reply
@@ -43,7 +45,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +73,15 @@ return 'orphaned'
 """What an entry just queued finds: its conversation held, free, or orphaned (the end of `_ENQUEUE` and `_DECIDE`)."""
 _ENQUEUE = (
     """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+local length = redis.call('LLEN', KEYS[1])
+if length >= tonumber(ARGV[2]) then return 'full' end
+local sent, before = tonumber(ARGV[5]), nil
+for i = length - 1, 0, -1 do  -- past the entries the platform sent later (usually none: one look at the tail)
+  local queued = redis.call('LINDEX', KEYS[1], i)
+  if tonumber(cjson.decode(queued)['s'] or 0) <= sent then break end
+  before = queued
+end
+if before then redis.call('LINSERT', KEYS[1], 'BEFORE', before, ARGV[1]) else redis.call('RPUSH', KEYS[1], ARGV[1]) end
 """
     + _QUEUED
 )
@@ -94,11 +103,14 @@ return value
 """
 _POP = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-if ARGV[3] ~= '' then
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head or cjson.decode(head)['i'] ~= ARGV[3] then return 0 end
+if #ARGV == 1 then redis.call('DEL', KEYS[1]) return 1 end
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head or cjson.decode(head)['i'] ~= ARGV[2] then return 0 end
+local taken = {}
+for i = 2, #ARGV do taken[ARGV[i]] = true end
+for _, queued in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if taken[cjson.decode(queued)['i']] then redis.call('LREM', KEYS[1], 1, queued) end
 end
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
 return 1
 """
 _RELEASE = """
@@ -128,6 +140,15 @@ for i = 2, #ARGV, 2 do
 end
 return lost
 """
+_MAY_RUN = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ms, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1
+"""
 _EXPIRED = """
 local now = redis.call('TIME')
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000), 'LIMIT', 0, ARGV[1])
@@ -147,18 +168,21 @@ class Entry:
     """Unique per entry: the replica that queued it answers its own message from memory."""
     files: tuple[dict[str, Any], ...] = ()
     """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
+    sent: float = 0.0
+    """The message's place in its conversation's order on the platform (`Incoming.sent`): the queue keeps it (a
+    decision's 0 keeps it before every message)."""
     decided: dict[str, Any] | None = None
     """Not a message: a decision on an approval (`bot.approvals.Ruling`, encoded), whose run goes on."""
 
     def encode(self) -> str:
         fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
-        return json.dumps({**fields, "i": self.id, "f": self.files, "d": self.decided})
+        return json.dumps({**fields, "i": self.id, "f": self.files, "s": self.sent, "d": self.decided})
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Entry:
         data = json.loads(raw)
         fields = data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"])
-        return cls(*fields, data.get("d"))  # (an entry an earlier version queued has no "d")
+        return cls(*fields, data.get("s", 0.0), data.get("d"))  # (an earlier version's entry lacks "s" or "d")
 
 
 class SharedQueues:
@@ -185,6 +209,7 @@ class SharedQueues:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._expired = client.register_script(_EXPIRED)
+        self._may_run = client.register_script(_MAY_RUN)
 
     def _keys(self, conversation: str) -> tuple[str, str, str]:
         base = f"{self._prefix}:conv:{conversation}"
@@ -210,9 +235,14 @@ class SharedQueues:
         queue, lease, _ = self._keys(entry.conversation)
         status = await self._enqueue(
             keys=[queue, lease, self._held_key],
-            args=[entry.encode(), limit, entry.conversation, int(self.ttl * 1000)],
+            args=[entry.encode(), limit, entry.conversation, int(self.ttl * 1000), entry.sent],
         )
         return status.decode()
+
+    async def may_run(self, user: str, per_minute: int) -> bool:
+        """Whether `user` may start a model run now: fewer than `per_minute` in the last minute, counted over
+        every replica (a sliding window on Redis's clock); a yes counts this run."""
+        return await self._may_run(keys=[f"{self._prefix}:runs:{user}"], args=[per_minute, self.new_id()]) == 1
 
     async def acquire(self, conversation: str) -> str | None:
         """Take the conversation's lease if nobody holds it; returns the lease's value (the fencing check's
@@ -228,12 +258,14 @@ class SharedQueues:
         queue, _, _ = self._keys(conversation)
         return [Entry.decode(raw) for raw in await self.client.lrange(queue, 0, count - 1)]
 
-    async def pop(self, conversation: str, value: str, count: int, *, head: str = "") -> bool | None:
-        """Take the first `count` entries: those `peek` showed, the first of them `head` (an entry id). False when
-        the head is another entry now (a decision came first: peek again); None when the lease is no longer
-        `value`. Without `head`, take the first `count` whatever they are."""
+    async def pop(self, conversation: str, value: str, taken: Sequence[Entry] | None) -> bool | None:
+        """Take the entries `taken`, some `peek` showed, the first of them first (an entry sent earlier may have been
+        inserted among them since: it stays), or every entry (None). False when another entry is first now (a
+        decision, or a message sent earlier, came before them: peek again); None when the lease is no longer
+        `value`."""
         queue, lease, _ = self._keys(conversation)
-        done = await self._pop(keys=[queue, lease], args=[value, count, head])
+        ids = [] if taken is None else [entry.id for entry in taken]
+        done = await self._pop(keys=[queue, lease], args=[value, *ids])
         return None if done == -1 else done == 1
 
     async def decide(self, entry: Entry, approval: str) -> str:
