@@ -323,8 +323,13 @@ class Conversations:
     async def _work(self, key: str, conversation: _Conversation) -> None:
         try:
             while conversation.pending:
-                await self._settle_for(key, conversation.pending[0])  # (its decision, if any, goes first)
-                await self._run(key, conversation, self._next_turn(conversation.pending))
+                request = self._next_turn(conversation.pending)  # formed now: what comes from here on follows it
+                await self._settle_for(key, request)
+                pending = conversation.pending
+                if pending and (pending[0].decided is not None or pending[0].carried):  # (its own, or a press's)
+                    pending.insert(1, request)  # a decision came first meanwhile: it goes on with the run first
+                    continue
+                await self._run(key, conversation, request)
         finally:
             del self._conversations[key]
 
