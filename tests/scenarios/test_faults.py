@@ -248,13 +248,22 @@ async def hanging_site() -> AsyncIterator[tuple[str, list[web.Request], asyncio.
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", hang)
+    async with local_site(app) as root:
+        try:
+            yield f"{root}/slow-page", requests, hung_up
+        finally:
+            released.set()
+
+
+@asynccontextmanager
+async def local_site(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on 127.0.0.1 for the duration of the block; yields its root URL."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/slow-page", requests, hung_up
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
-        released.set()
         await runner.cleanup()
 
 

@@ -20,6 +20,7 @@ from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.telegram_world import Chat, StoredMessage
 from tests.scenarios.replicas import RoundRobin, let_go, none_in_flight, replicas, webhook_replicas, webhooks_set
 from tests.scenarios.test_approvals_telegram import REQUEST, buttons, the_request
+from tests.scenarios.test_faults import local_site
 from tests.scenarios.test_mcp import tool_answer
 from tests.scenarios.test_replicas_conversations import last_question
 
@@ -37,13 +38,8 @@ async def page_site() -> AsyncIterator[tuple[str, list[web.Request]]]:
 
     app = web.Application()
     app.router.add_get("/page", page)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/page", hits
-    finally:
-        await runner.cleanup()
+    async with local_site(app) as root:
+        yield f"{root}/page", hits
 
 
 async def shown_and_let_go(tg: TelegramDouble, group: Chat, redis_url: str, postgres_url: str) -> StoredMessage:
