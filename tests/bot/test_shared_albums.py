@@ -6,27 +6,16 @@ for it is taken by another replica's sweep."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 import redis.asyncio as redis
 
 from bot.shared_albums import AlbumItem, SharedAlbums
 from channels.inbound import Attachment, FileKind, Incoming
 
 ALBUM = "-100:album-1"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    url = os.environ.get("LIVEBOT_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("LIVEBOT_TEST_REDIS_URL is not set (.ci/run starts Redis and sets it)")
-    async with redis.Redis.from_url(url) as shared:
-        yield shared
 
 
 def fetcher(source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
