@@ -11,6 +11,8 @@ meanwhile moved the due time on: the waiter waits again), so exactly one replica
 The album lives in Redis, not in the replica that waits for it: when every replica that took in one of its items
 dies or shuts down before it is due, any replica's sweep (every `SWEEP_EVERY` seconds) takes the albums overdue
 by `OVERDUE`, about two seconds late. An album's items expire after `TTL` (the sweep forgets its due time then).
+What a dying replica can still lose is what any message risks: an item it acknowledged and had not added yet, and
+an album it took and had not queued yet (`complete` queues it at once, in Redis: a few milliseconds).
 
 Why these primitives: a list keeps every item whatever replica adds it; a sorted set on Redis's clock finds the
 overdue albums without scanning keys and keeps every replica on one clock; one script takes atomically, without
