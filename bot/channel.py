@@ -350,7 +350,7 @@ async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversatio
     leftovers = await inflight.leftovers(bot.platform, conversation=conversation)
     if not leftovers:
         return
-    log.info("%s: finishing %d reply(ies) cut short by a crash", conversation or bot.platform, len(leftovers))
+    log.info("%s: finishing %d reply(ies) cut short", conversation or bot.platform, len(leftovers))
     tasks = [asyncio.create_task(bot.take_over(leftover, inflight)) for leftover in leftovers]
     _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
     for task in late:

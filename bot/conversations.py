@@ -294,10 +294,12 @@ class Conversations:
             if not self._tasks:
                 return
             _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-            for conversation in self._conversations.values():
+            for key, conversation in self._conversations.items():
                 if conversation.reply is not None and not conversation.reply.done():
                     conversation.handed_over = conversation.lease is not None
                     conversation.reply.cancel(HAND_OVER if conversation.handed_over else SHUTDOWN)
+                    how = "handed over" if conversation.handed_over else "cut short"
+                    log.info("%s: a reply still running after the grace is %s", key, how)
             if late:
                 await asyncio.wait(late)
         finally:

@@ -241,11 +241,13 @@ class Runtime:
         except asyncio.CancelledError as stopped:
             if events is not None:
                 await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
-            if LEASE_LOST in stopped.args or (HAND_OVER in stopped.args and record is not None):
+            lost = LEASE_LOST in stopped.args  # (another replica may be writing already: not one more call)
+            if lost or (HAND_OVER in stopped.args and record is not None):
                 abandoned = True
                 outcome.handed_over()
-                await handler.abandon()
-                if record is not None and HAND_OVER in stopped.args:
+                handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
+                await handler.abandon(tidy=not lost)
+                if record is not None and not lost:
                     await record.hand_over()  # before the conversation is let go: the taker reads it then
                 raise
             shutting_down = SHUTDOWN in stopped.args or HAND_OVER in stopped.args  # (no record: cannot hand over)

@@ -57,9 +57,10 @@ class AddressedSurface(RecordingSurface):
 
 
 def handed_over_replies() -> float:
-    return REGISTRY.get_sample_value(
-        "livebot_replies_finished_total", {"platform": "telegram", "outcome": "handed_over"}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value("livebot_replies_finished_total", {"platform": "telegram", "outcome": "handed_over"})
+        or 0.0
+    )
 
 
 async def test_a_reply_handed_over_stops_writing_and_is_recorded_as_shown_before_it_ends(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ async def test_a_reply_handed_over_stops_writing_and_is_recorded_as_shown_before
             assert left.screen == Screen("edit", 1, HALF, buttons=True)  # exactly what the user sees
             await clock.advance(30)
             assert len(surface.calls) == calls  # no mark, no final edit, no "typing": the taker finishes it
-            assert surface.visible == [HALF]
+            assert surface.visible == [HALF] and surface.closed == 1  # (what it showed beside the text is gone)
             assert handed_over_replies() == counted + 1
 
 
