@@ -433,24 +433,27 @@ async def serve_channel(settings: Settings, agent: AgentThread, kind: type[B]) -
                 dropped=lambda: bot.limiter.dropped,
                 outbox=lambda: outbox.figures(kind.platform),
             )
-            try:
-                if settings.replicas:  # another replica's replies are in flight, not cut: issue 16 takes over
-                    log.info("%s: replica mode: replies cut short are not finished at start-up", kind.platform)
-                else:
-                    await finish_leftovers(bot, inflight)
-                async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready), bot.listen():
-                    courier = asyncio.create_task(
-                        outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
-                    )
-                    watcher = asyncio.create_task(approvals.watch(bot.expire), name=f"{kind.platform}-approvals")
-                    ready.listening = True
-                    try:
-                        yield bot
-                    finally:
-                        ready.shutting_down = True
-                        watcher.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await watcher
-                        await outbox.stop(courier)  # after the delivery it is in, so no send goes unrecorded
-            finally:
-                await bot.conversations.shutdown(settings.shutdown_grace)
+            # The health and metrics endpoints outlive the grace: /readyz says "shutting down" and /metrics counts
+            # the last replies until the process is about to exit.
+            async with serve_metrics(settings.metrics_listen, settings.metrics_port, live, ready):
+                try:
+                    if settings.replicas:  # another replica's replies are in flight, not cut: the sweep takes over
+                        log.info("%s: replica mode: replies cut short are not finished at start-up", kind.platform)
+                    else:
+                        await finish_leftovers(bot, inflight)
+                    async with bot.listen():
+                        courier = asyncio.create_task(
+                            outbox.courier(kind.platform, bot.deliver), name=f"{kind.platform}-outbox"
+                        )
+                        watcher = asyncio.create_task(approvals.watch(bot.expire), name=f"{kind.platform}-approvals")
+                        ready.listening = True
+                        try:
+                            yield bot
+                        finally:
+                            ready.shutting_down = True
+                            watcher.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await watcher
+                            await outbox.stop(courier)  # after the delivery it is in, so no send goes unrecorded
+                finally:
+                    await bot.conversations.shutdown(settings.shutdown_grace)

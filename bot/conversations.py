@@ -154,22 +154,27 @@ class Conversations:
             return
         if command is RESET:  # a waiting approval goes with the conversation (a new message: see `_work`)
             self._settle_waiting(key, CANCELLED, surface)
-        conversation = self._conversations.get(incoming.conversation)
-        full = conversation is not None and len(conversation.pending) >= MAX_PENDING
-        if full or (not request.is_command and not self._may_run(incoming.user_id)):
-            log.info("%s: message from %s turned away (%s)", incoming.conversation, incoming.user_id,
-                     "queue full" if full else "runs per minute")  # fmt: skip
-            if self._noted.first(incoming.conversation):
-                self.notify(surface, TOO_FAST)
-            return
-        if self._shared is not None and address is not None:
+        if self._shared is not None and address is not None:  # (the queue and the run count are in Redis)
             self._spawn(self._enqueue(self._shared, request, address))
             return
         self._queue_here(request)
 
-    def _queue_here(self, request: _Request) -> None:
-        """One process: the conversation's queue is in memory."""
+    def _turn_away(self, request: _Request, why: str) -> None:
+        """A message not answered (its conversation's queue is full, its sender ran too much): logged, and the
+        conversation hears TOO_FAST at most once a minute."""
         incoming = request.incoming
+        log.info("%s: message from %s turned away (%s)", incoming.conversation, incoming.user_id, why)
+        if self._noted.first(incoming.conversation):
+            self.notify(request.surface, TOO_FAST)
+
+    def _queue_here(self, request: _Request) -> None:
+        """One process (or Redis away): the conversation's queue is in memory, the run counts too."""
+        incoming = request.incoming
+        conversation = self._conversations.get(incoming.conversation)
+        full = conversation is not None and len(conversation.pending) >= MAX_PENDING
+        if full or (not request.is_command and not self._may_run(incoming.user_id)):
+            self._turn_away(request, "queue full" if full else "runs per minute")
+            return
         conversation = self._conversations.setdefault(incoming.conversation, _Conversation())
         conversation.pending.append(request)
         if conversation.worker is None:
@@ -345,11 +350,15 @@ class Conversations:
         try:
             async with lock:
                 files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
-                entry = Entry(key, incoming.text, incoming.user_id, incoming.user_name, address, shared.new_id(), files)
-                self._local[entry.id] = request
-                while len(self._local) > KEEP_LOCAL:
-                    self._local.popitem(last=False)
+                who = (incoming.user_id, incoming.user_name)
+                entry = Entry(key, incoming.text, *who, address, shared.new_id(), files, incoming.sent)
                 try:
+                    if not request.is_command and not await shared.may_run(incoming.user_id, self._runs_per_minute):
+                        self._turn_away(request, "runs per minute")
+                        return
+                    self._local[entry.id] = request
+                    while len(self._local) > KEEP_LOCAL:
+                        self._local.popitem(last=False)
                     status = await shared.enqueue(entry, MAX_PENDING)
                     lease = await shared.acquire(key) if status in ("free", "orphaned") else None
                 except RedisError as exc:  # Redis is away: this replica answers, as one process would
@@ -359,9 +368,7 @@ class Conversations:
                     return
                 if status == "full":
                     self._local.pop(entry.id, None)
-                    log.info("%s: message from %s turned away (queue full)", key, incoming.user_id)
-                    if self._noted.first(key):
-                        self.notify(request.surface, TOO_FAST)
+                    self._turn_away(request, "queue full")
                 elif lease is not None:
                     self._take(shared, key, lease, taken_over=status == "orphaned")
         finally:
@@ -398,7 +405,7 @@ class Conversations:
             while (lease := conversation.lease) is not None:
                 if conversation.quiet:
                     conversation.quiet = False
-                    await shared.pop(key, lease, 10**6)
+                    await shared.pop(key, lease, None)
                 request: _Request | None
                 if conversation.pending and not self._closed:  # a decision, a run carried on: before every message
                     request = conversation.pending.popleft()
@@ -430,7 +437,7 @@ class Conversations:
         before = len(requests)
         request = self._next_turn(requests)
         taken = before - len(requests)
-        if not await shared.pop(key, lease, taken):
+        if not await shared.pop(key, lease, entries[:taken]):
             return None  # the lease was lost: the heartbeat stops this conversation
         for entry in entries[:taken]:
             self._local.pop(entry.id, None)
@@ -443,7 +450,7 @@ class Conversations:
         assert self._surface_of is not None and self._fetcher is not None and entry.address is not None
         address, surface_of, fetcher = entry.address, self._surface_of, self._fetcher
         files = tuple(_attachment(data, fetcher) for data in entry.files)
-        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files)
+        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files, entry.sent)
         return _Request(incoming, lambda: surface_of(address))
 
     async def _stop_elsewhere(self, shared: SharedQueues, key: str, surface: SurfaceFactory) -> None:

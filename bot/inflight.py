@@ -63,11 +63,17 @@ SCHEMA = Schema(
         "ALTER TABLE inflight_replies ADD COLUMN handed_over INTEGER NOT NULL DEFAULT 0",
     ],
 )
-_UPSERT = (
+_INSERT = (
     "INSERT INTO inflight_replies (id, conversation, platform, address, thread_id, asker, screen, owner, started,"
     " updated, handed_over) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
     " screen = excluded.screen, updated = excluded.updated, handed_over = excluded.handed_over"
+    " WHERE inflight_replies.owner = excluded.owner"
 )
+# Once a record is stored, it is only updated, and only while this process still owns it: a replica that lost the
+# conversation (its lease expired) and wrote late cannot overwrite a record another replica claimed, nor bring
+# back one that was finished and dropped.
+_UPDATE = "UPDATE inflight_replies SET screen = ?, updated = ?, handed_over = ? WHERE id = ? AND owner = ?"
+_DELETE = "DELETE FROM inflight_replies WHERE id = ? AND owner = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +165,16 @@ class Record:
         return True
 
     def row(self, owner: str, now: float) -> tuple[Any, ...]:
-        screen = self.screen
-        encoded = json.dumps(
-            {"mode": screen.mode, "message": screen.message, "text": screen.text, "buttons": screen.buttons}
-        )
-        return (self.id, *self._static, encoded, owner, self._started, now, int(self.handed_over))
+        """The record's row, for its first write."""
+        return (self.id, *self._static, self._encoded(), owner, self._started, now, int(self.handed_over))
+
+    def change(self, owner: str, now: float) -> tuple[Any, ...]:
+        """What changed since, for the later writes (`_UPDATE`'s parameters)."""
+        return (self._encoded(), now, int(self.handed_over), self.id, owner)
+
+    def _encoded(self) -> str:
+        shown = self.screen
+        return json.dumps({"mode": shown.mode, "message": shown.message, "text": shown.text, "buttons": shown.buttons})
 
 
 class InFlight:
@@ -277,20 +288,24 @@ class InFlight:
         self._wake.clear()
 
     async def _write(self, records: list[Record]) -> bool:
-        """One transaction for `records`: ended ones deleted, the others upserted. Returns whether it went."""
+        """One transaction for `records`: ended ones deleted, new ones inserted, the others updated (all three
+        only while this process owns the record). Returns whether it went."""
         now, wall = self._clock.now(), time.time()
         for record in records:
             del self._pending[record.id]
             record.urgent, record.written_at = False, now
         gone = [r for r in records if r.ended]
         kept = [r for r in records if not r.ended]
-        rows = [r.row(self.owner, wall) for r in kept]
+        new = [r.row(self.owner, wall) for r in kept if not r.stored]
+        changed = [r.change(self.owner, wall) for r in kept if r.stored]
         try:
             async with self._store.transaction() as tx:
-                if stored := [(r.id,) for r in gone if r.stored]:
-                    await tx.executemany("DELETE FROM inflight_replies WHERE id = ?", stored)
-                if rows:
-                    await tx.executemany(_UPSERT, rows)
+                if stored := [(r.id, self.owner) for r in gone if r.stored]:
+                    await tx.executemany(_DELETE, stored)
+                if new:
+                    await tx.executemany(_INSERT, new)
+                if changed:
+                    await tx.executemany(_UPDATE, changed)
         except Exception as exc:  # the database is away: keep the latest state, try again later
             for record in records:
                 self._pending.setdefault(record.id, record)

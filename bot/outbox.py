@@ -8,15 +8,15 @@ A courier per channel delivers the entries oldest first: at start-up (so a resta
 entry arrives, and every `RETRY_EVERY` seconds while any are left (with Postgres, always: another replica may have
 left some).
 
-Delivery is marked in the same breath as the send succeeds, so an entry is sent once; only a crash in the instant
-between the platform's answer and the commit could repeat it. A shutdown does not cancel a delivery half-way: the
-courier is asked to stop (`stop`) and finishes the entry it is sending first, so a send the platform took is
-always recorded.
+A delivered entry is deleted in the same breath as the send succeeds, so an entry is sent once; only a crash in
+the instant between the platform's answer and the commit could repeat it. A shutdown does not cancel a delivery
+half-way: the courier is asked to stop (`stop`) and finishes the entry it is sending first, so a send the platform
+took is always recorded.
 
 On Postgres a courier claims an entry with `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction that lasts while
 it is sent: another replica's courier skips it (and takes the next), and if the replica dies mid-send the
 transaction ends, the row lock with it, and the entry is claimed again. On SQLite one process delivers (one
-courier per channel), so the entry is read, sent, then marked, without holding the database meanwhile.
+courier per channel), so the entry is read, sent, then deleted, without holding the database meanwhile.
 
 Entries an earlier version kept in `BOT_DATA_DIR/outbox.sqlite` are imported into the store at the first start
 (`bot.store.import_file`; with DATABASE_URL that file was never used, so it is left alone).
@@ -54,10 +54,13 @@ SCHEMA = Schema(
             " address TEXT NOT NULL, text TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, sent DOUBLE PRECISION)",
         ),
         "CREATE INDEX IF NOT EXISTS livebot_outbox_waiting ON livebot_outbox (channel, id) WHERE sent IS NULL",
+        "DELETE FROM livebot_outbox WHERE sent IS NOT NULL",
     ],
 )
 _OLDEST = "SELECT id, address, text FROM livebot_outbox WHERE channel = ? AND sent IS NULL ORDER BY id LIMIT 1"
-_SENT = "UPDATE livebot_outbox SET sent = ? WHERE id = ?"
+_DELIVERED = "DELETE FROM livebot_outbox WHERE id = ?"
+"""A delivered entry goes: nothing reads it again, and the table stays as small as what waits (earlier versions
+marked it in `sent` and kept it for ever; the schema's last step deletes those)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ class Outbox:
                         return RETRY_EVERY if self._shared else float("inf")
                     try:
                         await deliver(entry.address, entry.text)
-                    except PermanentError as exc:  # marked: it would fail the same way for ever
+                    except PermanentError as exc:  # deleted: it would fail the same way for ever
                         log.error("%s: outbox entry %d cannot be delivered (%s); dropped", channel, entry.id, exc)
             except RateLimited as exc:
                 return max(exc.retry_after, 0.05)
@@ -134,20 +137,20 @@ class Outbox:
     @contextlib.asynccontextmanager
     async def _claim(self, channel: str) -> AsyncIterator[Entry | None]:
         """The oldest entry of `channel` no one else is delivering (None when there is none), for the block: it
-        is marked sent when the block ends, and left for a later claim when the block raises."""
+        is deleted when the block ends, and left for a later claim when the block raises."""
         if self._shared:  # the row stays locked while it is sent: other couriers skip it
             async with self._store.transaction() as tx:
                 entry = await _oldest(tx, channel, " FOR UPDATE SKIP LOCKED")
                 yield entry
                 if entry is not None:
-                    await tx.execute(_SENT, (time.time(), entry.id))
+                    await tx.execute(_DELIVERED, (entry.id,))
             return
         async with self._store.transaction() as tx:  # one courier: nothing to lock, and the database stays free
             entry = await _oldest(tx, channel, "")
         yield entry
         if entry is not None:
             async with self._store.transaction() as tx:
-                await tx.execute(_SENT, (time.time(), entry.id))
+                await tx.execute(_DELIVERED, (entry.id,))
 
     async def stop(self, courier: asyncio.Task[None]) -> None:
         """End `courier` after the delivery it is in (at most STOP_PATIENCE), so no send goes unrecorded."""

@@ -1,10 +1,11 @@
 """Replica mode: each conversation's queue in Redis, and the lease that lets one replica at a time answer it.
 
-A message that lands on any replica is appended to its conversation's list (`enqueue`). The replica that holds
-the conversation's lease drains the list one turn at a time (`bot.conversations` decides what a turn is, as with
-one process); when the list is empty it lets the lease go. Enqueueing and letting go are each one Lua script
-(atomic in Redis), so a message appended while the holder lets go is never stranded: either the holder sees it
-before it lets go, or the sender sees no holder and takes the lease itself.
+A message that lands on any replica is appended to its conversation's list (`enqueue`), in the order the
+platform sent it (two replicas that take in two messages of one conversation at once insert them by `sent`). The
+replica that holds the conversation's lease drains the list one turn at a time (`bot.conversations` decides what a
+turn is, as with one process); when the list is empty it lets the lease go. Enqueueing and letting go are each
+one Lua script (atomic in Redis), so a message appended while the holder lets go is never stranded: either the
+holder sees it before it lets go, or the sender sees no holder and takes the lease itself.
 
 The lease is a key holding `<replica>|<token>`, with an expiry, where the token comes from one counter (`INCR`):
 every taking gets a larger one, and each script that changes the queue or the lease first checks the caller's
@@ -37,7 +38,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,15 @@ SWEEP_EVERY = 1.0
 """Seconds between two looks for conversations whose holder stopped renewing."""
 
 _ENQUEUE = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 'full' end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+local length = redis.call('LLEN', KEYS[1])
+if length >= tonumber(ARGV[2]) then return 'full' end
+local sent, before = tonumber(ARGV[5]), nil
+for i = length - 1, 0, -1 do  -- past the entries the platform sent later (usually none: one look at the tail)
+  local queued = redis.call('LINDEX', KEYS[1], i)
+  if tonumber(cjson.decode(queued)['s'] or 0) <= sent then break end
+  before = queued
+end
+if before then redis.call('LINSERT', KEYS[1], 'BEFORE', before, ARGV[1]) else redis.call('RPUSH', KEYS[1], ARGV[1]) end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'held' end
 local now = redis.call('TIME')
 local added = redis.call('ZADD', KEYS[3], 'NX', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[4]), ARGV[3])
@@ -71,9 +79,13 @@ return value
 """
 _POP = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-redis.call('LTRIM', KEYS[1], tonumber(ARGV[2]), -1)
-return items
+if #ARGV == 1 then redis.call('DEL', KEYS[1]) return 1 end
+local taken = {}
+for i = 2, #ARGV do taken[ARGV[i]] = true end
+for _, queued in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if taken[cjson.decode(queued)['i']] then redis.call('LREM', KEYS[1], 1, queued) end
+end
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
@@ -102,6 +114,15 @@ for i = 2, #ARGV, 2 do
 end
 return lost
 """
+_MAY_RUN = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ms, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1
+"""
 _EXPIRED = """
 local now = redis.call('TIME')
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000), 'LIMIT', 0, ARGV[1])
@@ -121,15 +142,18 @@ class Entry:
     """Unique per entry: the replica that queued it answers its own message from memory."""
     files: tuple[dict[str, Any], ...] = ()
     """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
+    sent: float = 0.0
+    """The message's place in its conversation's order on the platform (`Incoming.sent`): the queue keeps it."""
 
     def encode(self) -> str:
         fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
-        return json.dumps({**fields, "i": self.id, "f": self.files})
+        return json.dumps({**fields, "i": self.id, "f": self.files, "s": self.sent})
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Entry:
         data = json.loads(raw)
-        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], tuple(data["f"]))
+        files = tuple(data["f"])
+        return cls(data["c"], data["t"], data["u"], data["n"], data["a"], data["i"], files, data.get("s", 0.0))
 
 
 class SharedQueues:
@@ -155,6 +179,7 @@ class SharedQueues:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self._expired = client.register_script(_EXPIRED)
+        self._may_run = client.register_script(_MAY_RUN)
 
     def _keys(self, conversation: str) -> tuple[str, str, str]:
         base = f"{self._prefix}:conv:{conversation}"
@@ -180,9 +205,14 @@ class SharedQueues:
         queue, lease, _ = self._keys(entry.conversation)
         status = await self._enqueue(
             keys=[queue, lease, self._held_key],
-            args=[entry.encode(), limit, entry.conversation, int(self.ttl * 1000)],
+            args=[entry.encode(), limit, entry.conversation, int(self.ttl * 1000), entry.sent],
         )
         return status.decode()
+
+    async def may_run(self, user: str, per_minute: int) -> bool:
+        """Whether `user` may start a model run now: fewer than `per_minute` in the last minute, counted over
+        every replica (a sliding window on Redis's clock); a yes counts this run."""
+        return await self._may_run(keys=[f"{self._prefix}:runs:{user}"], args=[per_minute, self.new_id()]) == 1
 
     async def acquire(self, conversation: str) -> str | None:
         """Take the conversation's lease if nobody holds it; returns the lease's value (the fencing check's
@@ -198,10 +228,12 @@ class SharedQueues:
         queue, _, _ = self._keys(conversation)
         return [Entry.decode(raw) for raw in await self.client.lrange(queue, 0, count - 1)]
 
-    async def pop(self, conversation: str, value: str, count: int) -> bool:
-        """Take the first `count` entries (those `peek` showed); False when the lease is no longer `value`."""
+    async def pop(self, conversation: str, value: str, taken: Sequence[Entry] | None) -> bool:
+        """Take the entries `taken` (some `peek` showed: an entry sent earlier may have been inserted before them
+        since), or every entry (None); False when the lease is no longer `value`."""
         queue, lease, _ = self._keys(conversation)
-        return await self._pop(keys=[queue, lease], args=[value, count]) is not None
+        ids = [] if taken is None else [entry.id for entry in taken]
+        return await self._pop(keys=[queue, lease], args=[value, *ids]) is not None
 
     async def release(
         self, conversation: str, value: str, *, hand_over: bool = False, unfinished: bool = False

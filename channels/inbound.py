@@ -68,6 +68,8 @@ class Incoming:
         user_id: The platform's id of the sender (for allowlists and per-user limits).
         user_name: A readable name where the platform gives one.
         attachments: Files sent with the message (an album's photos included), in order.
+        sent: Where the platform puts the message in its conversation's order (Telegram's message id, Slack's
+            ts): replicas that take in two messages of one conversation at once queue them in this order.
     """
 
     conversation: str
@@ -75,6 +77,7 @@ class Incoming:
     user_id: str
     user_name: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    sent: float = 0.0
 
 
 class Target(Protocol):

@@ -97,7 +97,16 @@ def read_event(
     if isinstance(screened, Refuse):
         return screened
     text = from_word(screened) if not attachments else screened  # "reset" with a file is a question, no command
-    return Answer(Incoming(target.conversation, text, user_id=str(user), attachments=attachments), target)
+    incoming = Incoming(target.conversation, text, str(user), attachments=attachments, sent=_sent(event))
+    return Answer(incoming, target)
+
+
+def _sent(event: Mapping[str, Any]) -> float:
+    """The message's ts as a number (its place in the channel's order); 0 when it has none that reads as one."""
+    try:
+        return float(event.get("ts") or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _locate(event: Mapping[str, Any], channel: str, user: str, team: str | None) -> SlackTarget | Ignore:

@@ -49,9 +49,8 @@ class Albums:
         else:
             first = album.incoming
             text = "\n\n".join(part for part in (first.text, incoming.text) if part)
-            album.incoming = Incoming(
-                first.conversation, text, first.user_id, first.user_name, first.attachments + incoming.attachments
-            )
+            files = first.attachments + incoming.attachments
+            album.incoming = Incoming(first.conversation, text, first.user_id, first.user_name, files, first.sent)
         if album.timer is not None:
             album.timer.cancel()
         album.timer = asyncio.get_running_loop().call_later(self._quiet, self._complete, key)

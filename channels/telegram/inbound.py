@@ -80,7 +80,7 @@ def read_update(
     if isinstance(screened, Refuse):
         return screened
     name = user.username or user.first_name
-    incoming = Incoming(target.conversation, screened, str(user.id), name, attachments)
+    incoming = Incoming(target.conversation, screened, str(user.id), name, attachments, message.message_id)
     return Answer(incoming, target)
 
 

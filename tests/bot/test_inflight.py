@@ -57,9 +57,10 @@ class _Counting:
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
-        if sql.startswith("INSERT INTO inflight_replies"):
-            for row in rows:
-                self._store.writes.setdefault(row[0], []).append(self._begun)
+        if sql.startswith(("INSERT INTO inflight_replies", "UPDATE inflight_replies")):
+            for row in rows:  # (the record's id: an insert's first parameter, an update's next to last)
+                record = row[0] if sql.startswith("INSERT") else row[-2]
+                self._store.writes.setdefault(record, []).append(self._begun)
         await self._tx.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -176,6 +177,29 @@ async def test_a_dead_processs_records_are_found_by_owner_and_claimed_by_one_tak
         assert await first.claim(left) and not await second.claim(same)  # one takes it over, the other leaves it
         assert await first.leftovers("telegram", owner=dead.owner) == []
         assert [r.conversation for r in await second.leftovers("telegram", owner=first.owner)] == ["telegram:1"]
+
+
+async def test_a_record_another_process_claimed_is_never_written_again_by_the_one_that_lost_it(
+    tmp_path: Path,
+) -> None:
+    async with open_store(tmp_path) as store:
+        taker = InFlight(store)  # the replica that takes the conversations over (the other lost their leases)
+        for late in ("claimed", "dropped"):
+            async with open_inflight(store) as lost:  # (the block's end waits for the last write)
+                record = lost.begin("telegram:1", "telegram", {"chat_id": 1}, "telegram:1", "alice")
+                record.show(Screen("edit", 5, "Half"))
+                await eventually(lambda record=record: _true(record.stored))
+                [left] = await taker.leftovers("telegram", owner=lost.owner)
+                assert await taker.claim(left)
+                if late == "dropped":
+                    await taker.drop(left.id)  # finished and settled by the taker
+                record.show(Screen("edit", 6, f"Half, and a write after it was {late}"))
+            leftovers = await InFlight(store).leftovers("telegram")
+            if late == "claimed":
+                assert [r.screen.text for r in leftovers] == ["Half"]  # as the taker claimed it
+                await taker.drop(left.id)
+            else:
+                assert leftovers == []  # a finished record does not come back
 
 
 class FlakyStore(CountingStore):

@@ -33,6 +33,8 @@ async def test_stopping_the_courier_mid_delivery_records_the_send(tmp_path: Path
         await asyncio.wait_for(stopping, 10)
         assert sent == ["Worth the wait."]
         assert (await outbox.figures("telegram"))[0] == 0  # recorded: a restart sends nothing again
+        async with store.transaction() as tx:  # and gone: delivered entries do not pile up for ever
+            assert await tx.fetchall("SELECT count(*) FROM livebot_outbox") == [(0,)]
 
 
 async def test_entries_an_earlier_version_left_in_outbox_sqlite_are_delivered_once(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ async def client() -> AsyncIterator[redis.Redis]:
         yield shared
 
 
-def entry(text: str) -> Entry:
-    return Entry(KEY, text, "7", "Alice", {"chat_id": 42}, uuid.uuid4().hex)
+def entry(text: str, sent: float = 0.0) -> Entry:
+    return Entry(KEY, text, "7", "Alice", {"chat_id": 42}, uuid.uuid4().hex, sent=sent)
 
 
 def pair(client: redis.Redis, ttl: float = 5.0) -> tuple[SharedQueues, SharedQueues]:
@@ -41,11 +41,12 @@ async def test_one_holder_drains_and_a_message_sent_while_it_lets_go_is_not_stra
     lease = await a.acquire(KEY)
     assert lease is not None and await b.acquire(KEY) is None
     assert await b.enqueue(entry("two"), 20) == "held"  # b leaves it to a
-    assert [e.text for e in await a.peek(KEY, 20)] == ["one", "two"]
-    assert await a.pop(KEY, lease, 2)
+    shown = await a.peek(KEY, 20)
+    assert [e.text for e in shown] == ["one", "two"]
+    assert await a.pop(KEY, lease, shown)
     assert await b.enqueue(entry("three"), 20) == "held"
     assert await a.release(KEY, lease) is False  # a message came: the holder goes on, it does not let go
-    assert await a.pop(KEY, lease, 1) and await a.release(KEY, lease) is True
+    assert await a.pop(KEY, lease, None) and await a.release(KEY, lease) is True
     assert await b.enqueue(entry("four"), 20) == "free"  # nobody holds it now: b takes it
     assert await b.acquire(KEY) is not None
 
@@ -56,6 +57,30 @@ async def test_a_full_queue_turns_a_message_away(client: redis.Redis) -> None:
         await a.enqueue(entry(str(i)), 3)
     assert await a.enqueue(entry("too many"), 3) == "full"
     assert [e.text for e in await a.peek(KEY, 10)] == ["0", "1", "2"]
+
+
+async def test_messages_two_replicas_take_in_at_once_are_queued_in_the_order_the_platform_sent_them(
+    client: redis.Redis,
+) -> None:
+    a, b = pair(client)
+    await a.enqueue(entry("one", 101), 20)
+    await a.enqueue(entry("three", 103), 20)  # b is a moment late with the message sent before it
+    await b.enqueue(entry("two", 102), 20)
+    await b.enqueue(entry("four", 104), 20)
+    assert [e.text for e in await a.peek(KEY, 20)] == ["one", "two", "three", "four"]
+    lease = await a.acquire(KEY)
+    assert lease is not None
+    shown = await a.peek(KEY, 2)  # the holder forms a turn of the first two...
+    await b.enqueue(entry("first of all", 100), 20)  # ...as one sent before them all comes in late
+    assert await a.pop(KEY, lease, shown)  # it takes exactly what it used
+    assert [e.text for e in await a.peek(KEY, 20)] == ["first of all", "three", "four"]
+
+
+async def test_a_users_runs_per_minute_are_counted_over_every_replica(client: redis.Redis) -> None:
+    a, b = pair(client)
+    assert await a.may_run("7", 3) and await b.may_run("7", 3) and await a.may_run("7", 3)
+    assert not await b.may_run("7", 3) and not await a.may_run("7", 3)  # the fourth, wherever it lands
+    assert await b.may_run("8", 3)  # another user has a budget of their own
 
 
 async def test_a_replica_whose_lease_expired_can_no_longer_touch_the_queue(client: redis.Redis) -> None:
@@ -71,7 +96,7 @@ async def test_a_replica_whose_lease_expired_can_no_longer_touch_the_queue(clien
             await asyncio.sleep(0.05)
     fresh = await b.acquire(KEY)
     assert fresh is not None and fresh != stale
-    assert not await a.pop(KEY, stale, 1)  # fenced: the old value no longer opens anything
+    assert not await a.pop(KEY, stale, None)  # fenced: the old value no longer opens anything
     assert await a.release(KEY, stale) is None
     assert await a.renew({KEY: stale}) == [KEY]  # its heartbeat learns it lost the conversation
     assert await b.renew({KEY: fresh}) == []
@@ -93,7 +118,7 @@ async def test_a_stop_reaches_the_replica_that_holds_the_reply(client: redis.Red
             await asyncio.wait([heard], timeout=0.1)
     assert heard.result() == KEY
     await stops.aclose()
-    assert await a.pop(KEY, lease, 1) and await a.release(KEY, lease)
+    assert await a.pop(KEY, lease, None) and await a.release(KEY, lease)
     assert await b.holder(KEY) is None
 
 
@@ -103,12 +128,12 @@ async def test_a_conversation_handed_over_with_a_reply_unfinished_is_due_at_once
     a, b = pair(client)
     await a.enqueue(entry("one"), 20)
     lease = await a.acquire(KEY)
-    assert lease is not None and await a.pop(KEY, lease, 1)
+    assert lease is not None and await a.pop(KEY, lease, None)
     assert await a.release(KEY, lease, hand_over=True)  # shutting down, its reply over, nothing waiting
     assert KEY not in await b.expired()  # nothing for another replica to do
     await a.enqueue(entry("two"), 20)
     lease = await a.acquire(KEY)
-    assert lease is not None and await a.pop(KEY, lease, 1)
+    assert lease is not None and await a.pop(KEY, lease, None)
     assert await a.release(KEY, lease, hand_over=True, unfinished=True)  # its reply handed over, nothing waiting
     assert KEY in await b.expired()  # due at once, not after a lease's time: another replica finishes the reply
     assert await b.acquire(KEY) is not None

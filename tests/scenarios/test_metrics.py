@@ -4,6 +4,7 @@ follow what its users lived through (an answer, a model error, a 429), read as P
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.agent.test_postgres import free_port
-from tests.doubles.openai_server import Error, OpenAIDouble, Text
+from tests.doubles.openai_server import Error, Held, OpenAIDouble, Text
 from tests.doubles.telegram_api import TelegramDouble
 from tests.scenarios.conftest import telegram_process
 
@@ -55,12 +56,16 @@ async def test_metrics_health_and_readiness_of_a_running_bot(
 ) -> None:
     alice = tg.add_user("Alice", username="alice")
     dm = tg.private_chat(alice)
+    release = asyncio.Event()
     llm.script(
-        Text("Hi there, Alice."), Error(400, "messages: this request is malformed", type="invalid_request_error")
+        Text("Hi there, Alice."),
+        Error(400, "messages: this request is malformed", type="invalid_request_error"),
+        Held("Finishing while the bot stops.", after_chars=9, release=release),
     )
     tg.fail_next("sendMessage", chat_id=dm.id, retry_after=1)  # the first answer's final waits out a 429
     port = free_port()
-    async with telegram_process(tg, llm, tmp_path, METRICS_PORT=str(port), METRICS_LISTEN="127.0.0.1"):
+    settings = {"METRICS_PORT": str(port), "METRICS_LISTEN": "127.0.0.1", "SHUTDOWN_GRACE": "120"}
+    async with telegram_process(tg, llm, tmp_path, **settings) as process:
         assert await get(port, "/healthz") == (200, "ok\n")
         assert await get(port, "/readyz") == (200, "ready\n")
 
@@ -73,6 +78,27 @@ async def test_metrics_health_and_readiness_of_a_running_bot(
             return figure(f, "livebot_replies_finished_total", platform="telegram", outcome="failed") == 1
 
         figures = await wait_for_figures(port, both_counted)
+        calls = list(tg.calls)
+
+        # SIGTERM during a reply: for the whole grace /readyz says so (also on a connection the balancer keeps
+        # open), and /healthz and /metrics stay up.
+        tg.user_message(dm, alice, "one more")
+        await tg.wait_for(lambda: tg.active_drafts(dm), timeout=30)  # the answer is being written
+        async with aiohttp.ClientSession() as balancer:  # one kept-alive connection, as a load balancer keeps
+            async with balancer.get(f"http://127.0.0.1:{port}/readyz") as response:
+                assert response.status == 200
+            process.send_signal(signal.SIGTERM)
+            while True:
+                async with balancer.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 503:
+                        assert await response.text() == "shutting down\n"
+                        break
+                await asyncio.sleep(0.05)
+            assert await get(port, "/healthz") == (200, "ok\n")
+            assert figure(await scrape(port), "livebot_conversations_in_flight", platform="telegram") == 1
+            release.set()
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+        assert tg.visible_texts(dm)[2] == "Finishing while the bot stops."
 
     telegram = {"platform": "telegram"}
     assert figure(figures, "livebot_replies_started_total", **telegram) == 2
@@ -84,7 +110,7 @@ async def test_metrics_health_and_readiness_of_a_running_bot(
     # The first final waited out the 429's retry_after: at least a second from start to final.
     assert figure(figures, "livebot_final_seconds_bucket", **telegram, le="0.5") <= 1
     sent = figure(figures, "livebot_platform_calls_total", **telegram, method="sendMessage")
-    assert sent == len([c for c in tg.calls if c.method == "sendMessage"])
+    assert sent == len([c for c in calls if c.method == "sendMessage"])
     assert figure(figures, "livebot_platform_rate_limited_total", **telegram, method="sendMessage") == 1
     assert figure(figures, "livebot_platform_calls_total", **telegram, method="getUpdates") >= 1
     assert figure(figures, "livebot_conversations_in_flight", **telegram) == 0
