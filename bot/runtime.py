@@ -40,7 +40,7 @@ LEASE_LOST = "lease lost"
 """The cancel message of a reply whose conversation another replica took over: it stops without writing."""
 HAND_OVER = "hand over"
 """The cancel message of a reply a replica that shuts down hands over (replica mode, at the end of SHUTDOWN_GRACE):
-it stops without writing, and its in-flight record is written before its conversation is let go."""
+it writes no more of the reply, and its in-flight record is written before its conversation is let go."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
 INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
 """Added at the next start to a reply a crash cut short whose run cannot go on (bot.channel, `take_over`)."""
@@ -50,7 +50,7 @@ RESUMED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer
 """Added at the next start to a reply a crash cut short whose run goes on from its checkpoint in a new reply."""
 HANDED_OVER_MARK = "↪️ _Bot maintenance: the whole answer follows below._"
 """Added by the replica that takes over a reply another handed over at shutdown, to its message left open mid-step
-(that step is written again from its start); no restart went wrong, so no warning, and nothing to ask again."""
+(that step is written again from its start); nothing went wrong, so no warning, and nothing to ask again."""
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
