@@ -42,7 +42,7 @@ from bot.runtime import HAND_OVER, LEASE_LOST, SHUTDOWN, Runtime
 from bot.shared_queues import SWEEP_EVERY, Entry, SharedQueues
 from channels.clock import Clock, LoopClock
 from channels.commands import RESET, STOP, command_of
-from channels.inbound import Attachment, FileKind, Incoming
+from channels.inbound import Incoming
 from channels.surface import ReplySurface
 
 log = logging.getLogger(__name__)
@@ -349,9 +349,7 @@ class Conversations:
         self._order[key] = (lock, waiting + 1)
         try:
             async with lock:
-                files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
-                who = (incoming.user_id, incoming.user_name)
-                entry = Entry(key, incoming.text, *who, address, shared.new_id(), files, incoming.sent)
+                entry = Entry.of(incoming, address, shared.new_id())
                 try:
                     if not request.is_command and not await shared.may_run(incoming.user_id, self._runs_per_minute):
                         self._turn_away(request, "runs per minute")
@@ -449,9 +447,7 @@ class Conversations:
         """A message another replica queued."""
         assert self._surface_of is not None and self._fetcher is not None and entry.address is not None
         address, surface_of, fetcher = entry.address, self._surface_of, self._fetcher
-        files = tuple(_attachment(data, fetcher) for data in entry.files)
-        incoming = Incoming(entry.conversation, entry.text, entry.user_id, entry.user_name, files, entry.sent)
-        return _Request(incoming, lambda: surface_of(address))
+        return _Request(entry.incoming(fetcher), lambda: surface_of(address))
 
     async def _stop_elsewhere(self, shared: SharedQueues, key: str, surface: SurfaceFactory) -> None:
         """/stop for a reply that does not run here: the replica writing it stops it, else nothing runs."""
@@ -560,28 +556,6 @@ class Conversations:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("%s failed", task.get_coro().__qualname__, exc_info=error)  # type: ignore[union-attr]
-
-
-def _file(a: Attachment) -> dict[str, Any]:
-    """An attachment as a queued entry keeps it: all but its download, which `source` names."""
-    return {
-        "name": a.name,
-        "kind": a.kind.value,
-        "mime": a.mime,
-        "size": a.size,
-        "duration": a.duration,
-        "source": a.source,
-    }
-
-
-def _attachment(
-    data: dict[str, Any], fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]]
-) -> Attachment:
-    """The attachment `_file` kept, with its download."""
-    source = data["source"]
-    return Attachment(
-        data["name"], FileKind(data["kind"]), data["mime"], data["size"], fetcher(source), data["duration"], source
-    )
 
 
 class Once:

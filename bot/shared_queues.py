@@ -38,12 +38,14 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
+
+from channels.inbound import Attachment, FileKind, Incoming
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,19 @@ class Entry:
     """The message's files (`Attachment` without its download, which the holder makes from `source`)."""
     sent: float = 0.0
     """The message's place in its conversation's order on the platform (`Incoming.sent`): the queue keeps it."""
+
+    @classmethod
+    def of(cls, incoming: Incoming, address: dict[str, Any] | None, id: str = "") -> Entry:
+        """The entry of a message whose reply goes to `address`: its files without their downloads (those the
+        platform keeps, `Attachment.source`; another replica downloads them again)."""
+        files = tuple(_file(a) for a in incoming.attachments if a.source is not None)
+        who = (incoming.user_id, incoming.user_name)
+        return cls(incoming.conversation, incoming.text, *who, address, id, files, incoming.sent)
+
+    def incoming(self, fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]]) -> Incoming:
+        """The message again, its files downloaded by `fetcher` (`ChannelBot.fetcher`) from their source."""
+        files = tuple(_attachment(data, fetcher) for data in self.files)
+        return Incoming(self.conversation, self.text, self.user_id, self.user_name, files, self.sent)
 
     def encode(self) -> str:
         fields = {"c": self.conversation, "t": self.text, "u": self.user_id, "n": self.user_name, "a": self.address}
@@ -307,6 +322,28 @@ class SharedQueues:
             with contextlib.suppress(RedisError):
                 await pubsub.unsubscribe()
             await pubsub.aclose()
+
+
+def _file(a: Attachment) -> dict[str, Any]:
+    """An attachment as an entry keeps it: all but its download, which `source` names."""
+    return {
+        "name": a.name,
+        "kind": a.kind.value,
+        "mime": a.mime,
+        "size": a.size,
+        "duration": a.duration,
+        "source": a.source,
+    }
+
+
+def _attachment(
+    data: dict[str, Any], fetcher: Callable[[dict[str, Any]], Callable[[int], Awaitable[bytes]]]
+) -> Attachment:
+    """The attachment `_file` kept, with its download."""
+    source = data["source"]
+    return Attachment(
+        data["name"], FileKind(data["kind"]), data["mime"], data["size"], fetcher(source), data["duration"], source
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -6,7 +6,8 @@ replica holding the poller lease polls (`bot.poller`), and an update delivered a
 update handler only decides and queues (`bot.channel`): the reply runs in its conversation's queue, so a slow
 reply never holds up another chat.
 The items of an album (one message each, sharing a media_group_id) are held until the album is whole and answered
-as one message (`channels.telegram.albums`).
+as one message (`channels.telegram.albums`); in replica mode they are collected in Redis, since they land on
+different replicas (`bot.shared_albums`).
 """
 
 from __future__ import annotations
@@ -17,30 +18,35 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import BotCommand, Update
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from telegram import BotCommand, Message, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
 from agent.thread import AgentThread
 from bot.channel import ChannelBot, serve_channel
+from bot.inflight import InFlight
 from bot.metrics import count_httpx_call
 from bot.poller import Lease, poll_while_leased
 from bot.runtime import Runtime
 from bot.serving import run_until_signal
 from bot.settings import Settings, SettingsError
+from bot.shared_albums import AlbumItem, SharedAlbums
 from bot.webhooks import serve, telegram_webhook
 from channels.capabilities import LiveMode, Profile
 from channels.commands import COMMANDS
-from channels.inbound import Answer
-from channels.telegram.albums import Albums
+from channels.inbound import Answer, Ignore
+from channels.telegram.albums import QUIET, Albums, merge
 from channels.telegram.drafts import DraftOwners
 from channels.telegram.files import Downloader
-from channels.telegram.inbound import TelegramIdentity, approval_request, read_update, stop_request
+from channels.telegram.inbound import TelegramIdentity, addressed, approval_request, read_update, stop_request
 from channels.telegram.stoppable_drafts import STOPPED_GENERATION, draft_stopped
 from channels.telegram.surface import BOT_BUDGET, TelegramSurface, TelegramTarget
 
@@ -77,6 +83,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         self._admins: dict[int, tuple[float, frozenset[str]]] = {}  # chat -> (until, administrators' ids)
         self.files = Downloader(application.bot, self.limiter)
         self.albums = Albums(lambda incoming, target: self.dispatch(Answer(incoming, target), "album"))
+        self.shared_albums: SharedAlbums | None = None
+        """Replica mode: the albums collected in Redis (`albums` then only serves while Redis is away)."""
         self.drafts = DraftOwners()
         """Which reply each draft belongs to while it streams (for updates about a draft, e.g. a stop)."""
 
@@ -86,6 +94,12 @@ class TelegramBot(ChannelBot[TelegramTarget]):
 
     def fetcher(self, source: dict[str, Any]) -> Callable[[int], Awaitable[bytes]]:
         return self.files.fetcher(source)
+
+    def share(self, client: Redis, inflight: InFlight) -> None:
+        """`ChannelBot.share`, and albums collected in Redis: their items land on different replicas."""
+        super().share(client, inflight)
+        prefix = f"livebot:telegram:{self.shared_key}"
+        self.shared_albums = SharedAlbums(client, prefix, self.fetcher, self._answer_album, quiet=QUIET)
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """python-telegram-bot's handler: decide, queue, return at once (an update delivered again: nothing)."""
@@ -113,12 +127,50 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             return
         message = update.message
         album = message.media_group_id if message is not None else None
+        if (
+            album is not None
+            and message is not None
+            and self.shared_albums is not None
+            and await self._share_album_item(self.shared_albums, update, message, album)
+        ):
+            return  # collected in Redis (replica mode)
         following = album is not None and message is not None and self.albums.collecting(message.chat_id, album)
         verdict = read_update(update, self.me, self.files, in_album=following)
         if album is not None and isinstance(verdict, Answer):
             self.albums.add(album, verdict.incoming, verdict.target)  # the album is answered once it is whole
         else:
             self.dispatch(verdict, f"update {update.update_id}")
+
+    async def _share_album_item(self, albums: SharedAlbums, update: Update, message: Message, album: str) -> bool:
+        """Replica mode: an album's item goes to Redis, where its album is collected whichever replica the other
+        items land on. Whether the album is for the bot is known only once it is whole (in a group, usually only
+        its first item mentions the bot), so every item is read as part of it; only an item addressed by itself
+        may be refused (an item that is not never gets a reply of its own, as with one process). Returns False
+        when Redis cannot take the item: the caller collects the album here, as one process does."""
+        verdict = read_update(update, self.me, self.files, in_album=True)
+        mine = addressed(message, self.me)
+        if not isinstance(verdict, Answer):
+            self.dispatch(verdict if mine else Ignore("an album's item not addressed to the bot"), "album item")
+            return True
+        target = verdict.target
+        item = AlbumItem(verdict.incoming, {**target.address(), "reply_to": target.reply_to}, mine)
+        try:
+            await albums.add(f"{message.chat_id}:{album}", item)
+        except RedisError as exc:
+            log.warning("telegram: cannot collect album %s in Redis (%s); collected here", album, type(exc).__name__)
+            return False
+        return True
+
+    def _answer_album(self, items: list[AlbumItem]) -> None:
+        """A whole album collected in Redis: one message, replying to its first item, when any of its items was
+        for the bot (in a group, the first item's mention makes the rest count); else ignored, as one process
+        ignores it."""
+        if not any(item.addressed for item in items):
+            log.debug("an album not addressed to the bot ignored")
+            return
+        first = items[0].address
+        target = replace(TelegramTarget.from_address(first), reply_to=first.get("reply_to"))
+        self.dispatch(Answer(merge([item.incoming for item in items]), target), "album")
 
     async def is_admin(self, target: TelegramTarget, user: str) -> bool:
         """An administrator of the group (getChatAdministrators, cached for ADMINS_TTL); nobody in a private chat."""
@@ -192,6 +244,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
         leased: asyncio.Task[None] | None = None
         try:
             await application.bot.set_my_commands(MENU)
+            if self.shared_albums is not None:
+                self.shared_albums.start()
             await application.start()
             assert application.updater is not None
             if settings.telegram_webhook_url:
@@ -217,6 +271,8 @@ class TelegramBot(ChannelBot[TelegramTarget]):
             if application.running:
                 await application.stop()
             self.albums.flush()  # no more items can come: an album still held is answered
+            if self.shared_albums is not None:  # the albums still collected stay in Redis, for the other replicas
+                await self.shared_albums.close()
 
     async def _start_polling(self) -> None:
         assert self.application.updater is not None

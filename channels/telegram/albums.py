@@ -1,13 +1,15 @@
 """An album is one turn: Telegram sends each of its photos or files as a message of its own, sharing a
 `media_group_id` and arriving within moments of each other. They are held until no more have come for `QUIET`
 seconds, then answered together (the caption, usually on the first, is the question), replying to the first.
+In replica mode an album's items land on different replicas: they are collected in Redis (`bot.shared_albums`)
+and merged the same way (`merge`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from channels.inbound import Incoming
 from channels.telegram.surface import TelegramTarget
@@ -16,10 +18,19 @@ QUIET = 0.8
 """Seconds without another item after which an album is complete (Telegram sends its items in one burst)."""
 
 
+def merge(items: Sequence[Incoming]) -> Incoming:
+    """An album's items (in the order they were sent) as one message: their texts joined, their files in order,
+    from the first's sender and in its place."""
+    first = items[0]
+    text = "\n\n".join(item.text for item in items if item.text)
+    files = tuple(file for item in items for file in item.attachments)
+    return Incoming(first.conversation, text, first.user_id, first.user_name, files, first.sent)
+
+
 @dataclass
 class _Album:
-    incoming: Incoming
     target: TelegramTarget
+    items: list[Incoming] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
 
 
@@ -45,12 +56,8 @@ class Albums:
         key = (target.chat_id, group_id)
         album = self._open.get(key)
         if album is None:
-            album = self._open[key] = _Album(incoming, target)
-        else:
-            first = album.incoming
-            text = "\n\n".join(part for part in (first.text, incoming.text) if part)
-            files = first.attachments + incoming.attachments
-            album.incoming = Incoming(first.conversation, text, first.user_id, first.user_name, files, first.sent)
+            album = self._open[key] = _Album(target)
+        album.items.append(incoming)
         if album.timer is not None:
             album.timer.cancel()
         album.timer = asyncio.get_running_loop().call_later(self._quiet, self._complete, key)
@@ -66,4 +73,4 @@ class Albums:
             return
         if album.timer is not None:
             album.timer.cancel()
-        self._submit(album.incoming, album.target)
+        self._submit(merge(album.items), album.target)

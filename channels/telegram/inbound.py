@@ -31,7 +31,15 @@ from channels.inbound import (
 from channels.telegram.files import Downloader
 from channels.telegram.surface import STOP_DATA, TelegramTarget
 
-__all__ = ["NOT_ALLOWED", "ONLY_TEXT", "TelegramIdentity", "approval_request", "read_update", "stop_request"]
+__all__ = [
+    "NOT_ALLOWED",
+    "ONLY_TEXT",
+    "TelegramIdentity",
+    "addressed",
+    "approval_request",
+    "read_update",
+    "stop_request",
+]
 
 ONLY_TEXT = "I can't read that kind of message: send me text, a photo, a voice note or a document."
 
@@ -62,8 +70,7 @@ def read_update(
     user = message.from_user
     if user is None or user.is_bot:
         return Ignore("from a bot or anonymous")
-    private = message.chat.type == ChatType.PRIVATE
-    if not private and not (in_album or _addressed(message, me)):
+    if not (in_album or addressed(message, me)):
         return Ignore("group message not addressed to the bot")
     target = _target(message)
     text = message.text if message.text is not None else message.caption
@@ -112,7 +119,11 @@ def _target(message: Message) -> TelegramTarget:
     return TelegramTarget(chat.id, kind, thread_id=topic, reply_to=message.message_id)
 
 
-def _addressed(message: Message, me: TelegramIdentity) -> bool:
+def addressed(message: Message, me: TelegramIdentity) -> bool:
+    """Whether `message` is for the bot by itself: every message of a private chat; in a group, one that mentions
+    the bot, replies to it or is a command for it (an album's later items are not, yet belong to the question)."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
     replied = message.reply_to_message
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         return True

@@ -5,25 +5,13 @@ whose lease expired from touching the queue another replica now answers."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as redis
 
 from bot.shared_queues import Entry, SharedQueues
 
 KEY = "telegram:42"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[redis.Redis]:
-    url = os.environ.get("LIVEBOT_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("LIVEBOT_TEST_REDIS_URL is not set (.ci/run starts Redis and sets it)")
-    async with redis.Redis.from_url(url) as shared:
-        yield shared
 
 
 def entry(text: str, sent: float = 0.0) -> Entry:

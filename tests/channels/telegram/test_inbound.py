@@ -8,7 +8,7 @@ import pytest
 from telegram import Update
 
 from channels.inbound import NOT_ALLOWED, Answer, Ignore, Refuse
-from channels.telegram.inbound import ONLY_TEXT, TelegramIdentity, read_update
+from channels.telegram.inbound import ONLY_TEXT, TelegramIdentity, addressed, read_update
 
 ME = TelegramIdentity(id=999, username="LiveBot")
 ALICE = {"id": 1, "is_bot": False, "first_name": "Alice", "username": "alice"}
@@ -63,6 +63,17 @@ def test_a_reply_to_the_bot_is_addressed() -> None:
 @pytest.mark.parametrize("text", ["just chatting", "@otherbot hi", "/help@OtherBot"])
 def test_unaddressed_group_messages_are_ignored(text: str) -> None:
     assert isinstance(read_update(update(text, chat=GROUP), ME), Ignore)
+
+
+def test_an_albums_later_item_is_not_addressed_by_itself_yet_is_read_as_part_of_the_album() -> None:
+    first, later = update("@livebot compare these", chat=GROUP), update("the second photo", chat=GROUP)
+    assert first.message is not None and later.message is not None
+    assert addressed(first.message, ME) and not addressed(later.message, ME)
+    assert isinstance(read_update(later, ME), Ignore)
+    verdict = read_update(later, ME, in_album=True)
+    assert isinstance(verdict, Answer) and verdict.incoming.text == "the second photo"
+    private = update("hi").message
+    assert private is not None and addressed(private, ME)  # every private message is for the bot
 
 
 def test_forum_topics_are_their_own_conversation_and_reply_in_the_topic() -> None:
