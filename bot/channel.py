@@ -32,7 +32,7 @@ from bot.inflight import InFlight, Leftover, open_inflight
 from bot.metrics import Live, Readiness, serve_metrics
 from bot.outbox import open_outbox
 from bot.replicas import open_redis, redis_problem
-from bot.runtime import LOST_MARK, RESUMED_MARK, Runtime
+from bot.runtime import HANDED_OVER_MARK, LOST_MARK, RESUMED_MARK, Runtime
 from bot.settings import Settings
 from bot.shared_queues import SharedQueues
 from bot.store import STORE_ERRORS, open_store
@@ -255,12 +255,12 @@ class ChannelBot(Generic[T]):
 
     async def take_over(self, leftover: Leftover, inflight: InFlight) -> None:
         """Finish a reply another process left in flight (this bot's earlier run that crashed; a replica that
-        died): the one entry point for any leftover record. Returns once its message is settled; the rest of the
-        answer then streams as the next turn of its conversation.
+        died, or handed it over as it shut down): the one entry point for any leftover record. Returns once its
+        message is settled; the rest of the answer then streams as the next turn of its conversation.
 
-        By the run's checkpoint (`Agent.cut_run`): a run that can go on gets RESUMED_MARK on the cut message and
-        goes on from the checkpoint as a new reply (the model asked again with the stored question), before the
-        conversation's follow-ups; a run that had finished (the crash came after its final edit) only loses the
+        By the run's checkpoint (`Agent.cut_run`): a run that can go on gets a mark on the cut message (`cut_mark`)
+        and goes on from the checkpoint as a new reply (the model asked again with the stored question), before
+        the conversation's follow-ups; a run that had finished (the crash came after its final edit) only loses the
         Stop button (its message shows the answer's end), so nothing is answered twice; one that cannot go on (the
         thread is gone) gets LOST_MARK. The record is claimed first (`InFlight.claim`: another process that
         claimed it is left to it) and dropped once the message is settled, settled or not: a message the platform
@@ -277,20 +277,21 @@ class ChannelBot(Generic[T]):
         shown = leftover.screen.text.rstrip()
         if cut is Cut.FINISHED:  # the final edit may have shown more than the record knew: the answer's end
             await _settle(self, leftover, answer if answer.startswith(shown) else shown, None)
-        else:
-            await _settle(self, leftover, shown, RESUMED_MARK if cut is Cut.UNFINISHED else LOST_MARK)
+        elif (mark := cut_mark(leftover, cut)) is not None:  # (None: handed over with nothing open to settle)
+            await _settle(self, leftover, shown, mark)
         await inflight.drop(leftover.id)
         if cut is Cut.UNFINISHED:
             target = self.target_type.from_address(leftover.address)
             self.conversations.carry_on(leftover.conversation, leftover.asker, lambda: self.surface(target))
-            log.info("%s: the run a crash cut short goes on from its checkpoint", leftover.conversation)
+            log.info("%s: the run cut short goes on from its checkpoint", leftover.conversation)
 
     async def settle_cut_reply(self, leftover: Leftover, text: str, mark: str | None) -> None:
-        """Settle the message of a reply a crash cut short: it shows `text` (what it showed, or more) and `mark`
-        (None: no mark), without the Stop button. A native stream still open is stopped with the mark (the text
-        stays exactly as shown); one that expired, and a message being edited, get the text and the mark by an
-        edit; a draft, which is no message, and a reply with no message open, get them as a new message (without a
-        mark there is nothing to settle: the run finished, so its final message went out).
+        """Settle the message of a reply cut short: it shows `text` (what it showed, or more) and `mark` (None: the
+        run had finished, and `text` is the answer's end), without the Stop button. A native stream still open is
+        stopped with the mark (the text stays exactly as shown); one that expired, and a message being edited, get
+        the text and the mark by an edit; a draft, which is no message, and a reply with no message open, get them
+        as a new message. A finished run's answer needs no new message (its final message went out), except on a
+        draft a replica handed over (`Leftover.handed_over`: its record is exact, so the final did not go out).
 
         Raises:
             ChannelError: The platform refused (the message was deleted, ...): the caller logs it and moves on.
@@ -300,7 +301,7 @@ class ChannelBot(Generic[T]):
         if mark is not None:
             text = f"{text}\n\n{mark}" if text else mark
         if screen.message is None:
-            if mark is not None:
+            if mark is not None or (leftover.handed_over and screen.text):
                 await surface.send(text, final=True)
             return
         if screen.mode == LiveMode.NATIVE.value and can.stream is not None:
@@ -340,6 +341,22 @@ class ChannelBot(Generic[T]):
         return self.open_surface(target, profile, on_live_refused=lambda: self._live_refused.add(target.chat))
 
 
+def cut_mark(leftover: Leftover, cut: Cut) -> str | None:
+    """The mark the message of a reply cut short gets when its run goes on (UNFINISHED) or cannot (LOST).
+
+    After a crash (or a replica's death) it says so: RESUMED_MARK, or LOST_MARK. A reply a replica handed over as
+    it shut down (`Leftover.handed_over`) goes on cleanly where no message was open (a draft, which is no message
+    and which the resumed reply's own draft and final message replace; or a pause between messages, as while a
+    tool runs, where the answer goes on in a new message as after any tool): no mark. Only a message left open
+    mid-step (edits, a native stream) gets HANDED_OVER_MARK, since that step is written again from its start.
+    """
+    if cut is Cut.LOST:
+        return LOST_MARK
+    if not leftover.handed_over:
+        return RESUMED_MARK
+    return HANDED_OVER_MARK if leftover.screen.message is not None else None
+
+
 async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversation: str | None = None) -> None:
     """Take over every reply of `bot`'s platform an earlier run of this process left in flight (or, with
     `conversation`, those of that conversation, which this replica takes over from a dead one)
@@ -347,7 +364,7 @@ async def finish_leftovers(bot: ChannelBot[Any], inflight: InFlight, conversatio
     leftovers = await inflight.leftovers(bot.platform, conversation=conversation)
     if not leftovers:
         return
-    log.info("%s: finishing %d reply(ies) cut short by a crash", conversation or bot.platform, len(leftovers))
+    log.info("%s: finishing %d reply(ies) cut short", conversation or bot.platform, len(leftovers))
     tasks = [asyncio.create_task(bot.take_over(leftover, inflight)) for leftover in leftovers]
     _, late = await asyncio.wait(tasks, timeout=FINISH_PATIENCE)
     for task in late:
@@ -364,7 +381,7 @@ async def _settle(bot: ChannelBot[Any], leftover: Leftover, text: str, mark: str
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         try:
             await bot.settle_cut_reply(leftover, text, mark)
-            log.info("%s: a reply cut short by a crash was settled", where)
+            log.info("%s: a reply cut short was settled", where)
             return
         except (RateLimited, TransientError) as exc:
             if attempt == FINISH_ATTEMPTS:

@@ -23,7 +23,8 @@ MAX_PENDING); a Stop that lands elsewhere is sent to it; when a replica dies, an
 head of the conversation's queue in one step (`SharedQueues.decide`), so exactly one decision goes on with the run,
 on the replica that holds the conversation, whichever replica it was made on; at shutdown, a replica lets go of the
 conversations it is not answering at once, and of the others after their replies ended, so another replica answers
-what waits.
+what waits; a reply still running when the grace ends is handed over (`HAND_OVER`): it stops writing, its in-flight
+record is written, and its conversation is let go, due at once, so another replica finishes it (`on_takeover`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from redis.exceptions import RedisError
 
 from bot.approvals import CANCELLED, SUPERSEDED, Approval, Approvals, Decision, Ruling, approved, denied
 from bot.metrics import LEASES_TAKEN_OVER
-from bot.runtime import LEASE_LOST, SHUTDOWN, Runtime
+from bot.runtime import HAND_OVER, LEASE_LOST, SHUTDOWN, Runtime
 from bot.shared_queues import SWEEP_EVERY, Entry, SharedQueues
 from bot.store import STORE_ERRORS
 from channels.clock import Clock, LoopClock
@@ -87,6 +88,8 @@ class _Conversation:
     """Replica mode: this replica's lease on the conversation (the fencing check's value) while it holds it."""
     quiet: bool = False
     """Replica mode: a Stop came; the follow-ups waiting in Redis are dropped after the reply."""
+    handed_over: bool = False
+    """Replica mode: its reply was handed over at shutdown; the conversation is let go as due at once."""
 
 
 class Conversations:
@@ -207,8 +210,8 @@ class Conversations:
         return True
 
     def carry_on(self, key: str, asker: str, surface: SurfaceFactory) -> None:
-        """Queue the rest of the run a crash cut short in conversation `key` (asked for by `asker`, who may stop
-        it) as its next turn, before the messages that came after it."""
+        """Queue the rest of the run a crash (or a hand-over) cut short in conversation `key` (asked for by
+        `asker`, who may stop it) as its next turn, before the messages that came after it."""
         if not self._closed:
             self._first(key, _Request(Incoming(key, "", asker), surface, carried=True))
 
@@ -297,7 +300,8 @@ class Conversations:
     async def shutdown(self, grace: float) -> None:
         """Take no new messages; give replies in flight `grace` seconds, then stop and finalise the rest. In
         replica mode, what waits in Redis stays there: each conversation is let go as soon as no reply of it runs
-        here, and another replica answers it."""
+        here, and another replica answers it; a reply still running after `grace` is handed over, not finalised
+        (another replica finishes it), since its conversation is held in Redis."""
         self._closed = True
         for conversation in self._conversations.values():
             if conversation.pending and self._shared is None:
@@ -307,9 +311,12 @@ class Conversations:
             if not self._tasks:
                 return
             _, late = await asyncio.wait(set(self._tasks), timeout=grace)
-            for conversation in self._conversations.values():
+            for key, conversation in self._conversations.items():
                 if conversation.reply is not None and not conversation.reply.done():
-                    conversation.reply.cancel(SHUTDOWN)
+                    conversation.handed_over = conversation.lease is not None
+                    conversation.reply.cancel(HAND_OVER if conversation.handed_over else SHUTDOWN)
+                    how = "handed over" if conversation.handed_over else "cut short"
+                    log.info("%s: a reply still running after the grace is %s", key, how)
             if late:
                 await asyncio.wait(late)
         finally:
@@ -434,10 +441,10 @@ class Conversations:
         return True
 
     def _take(self, shared: SharedQueues, key: str, lease: str, *, taken_over: bool = False) -> None:
-        """This replica holds `key` now: drain its queue."""
+        """This replica holds `key` now: drain its queue (`taken_over`: after what the last holder left there)."""
         if taken_over:
             LEASES_TAKEN_OVER.labels("conversation").inc()
-            log.info("%s: took the conversation over from a replica that stopped renewing its lease", key)
+            log.info("%s: took the conversation over from a replica that died or shut down", key)
         conversation = self._conversations.setdefault(key, _Conversation())
         conversation.lease = lease
         if conversation.worker is None:
@@ -467,7 +474,9 @@ class Conversations:
                 else:
                     request = None if self._closed else await self._next_shared_turn(shared, key, lease)
                     if request is None:
-                        released = await shared.release(key, lease, hand_over=self._closed)
+                        released = await shared.release(
+                            key, lease, hand_over=self._closed, unfinished=conversation.handed_over
+                        )
                         if released is False or conversation.lease != lease:
                             continue  # a message came meanwhile (and this replica may have taken it again)
                         break
@@ -551,7 +560,8 @@ class Conversations:
                 self._lose(key)
 
     async def _sweep(self, shared: SharedQueues) -> None:
-        """Take over the conversations whose holder stopped renewing (it died) or that wait for one."""
+        """Take over the conversations whose holder stopped renewing (it died), handed them over, or that wait for
+        one."""
         while self._running():
             await asyncio.sleep(SWEEP_EVERY)
             if self._closed:

@@ -16,7 +16,9 @@ own.
 
 A record names the conversation, the thread to resume from, who asked and the process that ran it (`owner`), so a
 replica that takes over a dead replica's conversations (issue 16) can ask for that replica's records
-(`leftovers(platform, owner=...)`) and hand each to the same `take_over`.
+(`leftovers(platform, owner=...)`) and hand each to the same `take_over`. A replica that shuts down hands its
+unfinished replies over the same way (`Record.hand_over`): the record is written, marked as handed over, before
+the conversation is let go, so the taker reads what the reply showed last.
 
 Records live in the bot's state store (`bot.store`: SQLite in BOT_DATA_DIR, or Postgres with DATABASE_URL), in
 the table `inflight_replies`.
@@ -58,17 +60,19 @@ SCHEMA = Schema(
             postgres="ALTER TABLE inflight_replies ALTER COLUMN started TYPE DOUBLE PRECISION,"
             " ALTER COLUMN updated TYPE DOUBLE PRECISION",
         ),
+        "ALTER TABLE inflight_replies ADD COLUMN handed_over INTEGER NOT NULL DEFAULT 0",
     ],
 )
 _INSERT = (
     "INSERT INTO inflight_replies (id, conversation, platform, address, thread_id, asker, screen, owner, started,"
-    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET screen = excluded.screen,"
-    " updated = excluded.updated WHERE inflight_replies.owner = excluded.owner"
+    " updated, handed_over) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " screen = excluded.screen, updated = excluded.updated, handed_over = excluded.handed_over"
+    " WHERE inflight_replies.owner = excluded.owner"
 )
 # Once a record is stored, it is only updated, and only while this process still owns it: a replica that lost the
 # conversation (its lease expired) and wrote late cannot overwrite a record another replica claimed, nor bring
 # back one that was finished and dropped.
-_UPDATE = "UPDATE inflight_replies SET screen = ?, updated = ? WHERE id = ? AND owner = ?"
+_UPDATE = "UPDATE inflight_replies SET screen = ?, updated = ?, handed_over = ? WHERE id = ? AND owner = ?"
 _DELETE = "DELETE FROM inflight_replies WHERE id = ? AND owner = ?"
 
 
@@ -104,6 +108,9 @@ class Leftover:
     started: float
     asker: str = ""
     """Who asked for the reply (who may stop its resumption); "" in records of versions before it was kept."""
+    handed_over: bool = False
+    """A replica that shut down stopped the reply and let its conversation go (`Record.hand_over`), rather than
+    dying: the screen is exactly what the user sees."""
 
 
 class Record:
@@ -121,6 +128,9 @@ class Record:
         self.urgent = True  # a new record is written at once
         self.stored = False  # a row exists in the database
         self.written_at = float("-inf")
+        self.handed_over = False
+        self.landed: asyncio.Event | None = None
+        """Set by the writer once the record is written as it stands (`hand_over` waits for it)."""
 
     def show(self, screen: Screen) -> None:
         """The reply now shows `screen` (the StreamingHandler calls this after each platform call)."""
@@ -136,13 +146,31 @@ class Record:
             self.ended = self.urgent = True
             self._book._changed(self)
 
+    async def hand_over(self) -> bool:
+        """The reply stops here, as it shows now, and another replica finishes it (a shutdown in replica mode):
+        note so and wait until the record is written, since the taker reads it as soon as the conversation is let
+        go. Returns False when the database did not take it within CLOSE_PATIENCE (the taker then finds the record
+        as last written, as after a crash)."""
+        if self.ended:
+            return False
+        self.handed_over = self.urgent = True
+        landed = self.landed = asyncio.Event()
+        self._book._changed(self)
+        try:
+            async with asyncio.timeout(CLOSE_PATIENCE):
+                await landed.wait()
+        except TimeoutError:
+            log.warning("in-flight record %s not written in %g s; handed over as last written", self.id, CLOSE_PATIENCE)
+            return False
+        return True
+
     def row(self, owner: str, now: float) -> tuple[Any, ...]:
         """The record's row, for its first write."""
-        return (self.id, *self._static, self._encoded(), owner, self._started, now)
+        return (self.id, *self._static, self._encoded(), owner, self._started, now, int(self.handed_over))
 
     def change(self, owner: str, now: float) -> tuple[Any, ...]:
         """What changed since, for the later writes (`_UPDATE`'s parameters)."""
-        return (self._encoded(), now, self.id, owner)
+        return (self._encoded(), now, int(self.handed_over), self.id, owner)
 
     def _encoded(self) -> str:
         shown = self.screen
@@ -190,7 +218,7 @@ class InFlight:
             params.append(conversation)
         async with self._store.transaction() as tx:
             rows = await tx.fetchall(
-                "SELECT id, conversation, platform, address, thread_id, screen, owner, started, asker"
+                "SELECT id, conversation, platform, address, thread_id, screen, owner, started, asker, handed_over"
                 f" FROM inflight_replies WHERE platform = ? AND {where} ORDER BY started",
                 params,
             )
@@ -290,6 +318,8 @@ class InFlight:
             record.stored = False
         for record in kept:
             record.stored = True  # (if it ended meanwhile, it is pending again and its row goes next)
+            if record.landed is not None and record.id not in self._pending:  # written as it stands
+                record.landed.set()
         if self._failing:
             log.info("in-flight records are written again")
         self._failing = False
@@ -297,10 +327,12 @@ class InFlight:
 
 
 def _leftover(row: tuple[Any, ...]) -> Leftover:
-    id_, conversation, platform, address, thread_id, screen, owner, started, asker = row
+    id_, conversation, platform, address, thread_id, screen, owner, started, asker, handed_over = row
     raw = json.loads(screen)
     shown = Screen(str(raw["mode"]), raw["message"], str(raw["text"]), bool(raw["buttons"]))
-    return Leftover(id_, conversation, platform, json.loads(address), thread_id, shown, owner, started, asker)
+    return Leftover(
+        id_, conversation, platform, json.loads(address), thread_id, shown, owner, started, asker, bool(handed_over)
+    )
 
 
 @contextlib.asynccontextmanager

@@ -56,7 +56,7 @@ REPLIES_STARTED = Counter(
 )
 REPLIES_FINISHED = Counter(
     "livebot_replies_finished",
-    "Replies that ended, by platform and outcome (answered, stopped, shutdown, failed).",
+    "Replies that ended, by platform and outcome (answered, stopped, shutdown, handed_over, failed).",
     ["platform", "outcome"],
     registry=REGISTRY,
 )
@@ -139,16 +139,25 @@ class Outcome:
         """The reply was cut short: `stopped` (by its user) or `shutdown`."""
         self._outcome = outcome
 
+    def handed_over(self) -> None:
+        """The reply stopped here unfinished, and another replica finishes it (this one lost the lease, or shuts
+        down): finished as `handed_over`, with no final latency (the reply that finishes it has its own)."""
+        self._seen()
+        REPLIES_FINISHED.labels(self._platform, "handed_over").inc()
+
     def record(self, delivered: bool) -> None:
         """The reply is over; `delivered` says whether its whole text is on screen."""
         platform = self._platform
-        if self._handler.first_visible is not None:
-            FIRST_VISIBLE.labels(platform).observe(self._handler.first_visible - self._started)
+        self._seen()
         if delivered:
             FINAL.labels(platform).observe(self._handler.clock.now() - self._started)
         elif self._outcome != "failed":
             self.failed("undelivered")
         REPLIES_FINISHED.labels(platform, self._outcome).inc()
+
+    def _seen(self) -> None:
+        if self._handler.first_visible is not None:
+            FIRST_VISIBLE.labels(self._platform).observe(self._handler.first_visible - self._started)
 
 
 @dataclass(eq=False)  # registered by identity

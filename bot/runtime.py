@@ -38,6 +38,9 @@ SHUTDOWN = "shutdown"
 """The cancel message that marks a reply stopped because the bot is shutting down, not by the user."""
 LEASE_LOST = "lease lost"
 """The cancel message of a reply whose conversation another replica took over: it stops without writing."""
+HAND_OVER = "hand over"
+"""The cancel message of a reply a replica that shuts down hands over (replica mode, at the end of SHUTDOWN_GRACE):
+it writes no more of the reply, and its in-flight record is written before its conversation is let go."""
 SHUTDOWN_MARK = "⏹ _The bot is restarting; this answer was cut short. Please ask again in a moment._"
 INTERRUPTED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. Please ask again._"
 """Added at the next start to a reply a crash cut short whose run cannot go on (bot.channel, `take_over`)."""
@@ -45,6 +48,9 @@ LOST_MARK = f"{INTERRUPTED_MARK}\n_(It could not be resumed: the conversation me
 """INTERRUPTED_MARK with a note saying why the answer does not follow."""
 RESUMED_MARK = "⚠️ _Interrupted: the bot restarted while writing this answer. The whole answer follows._"
 """Added at the next start to a reply a crash cut short whose run goes on from its checkpoint in a new reply."""
+HANDED_OVER_MARK = "↪️ _Bot maintenance: the whole answer follows below._"
+"""Added by the replica that takes over a reply another handed over at shutdown, to its message left open mid-step
+(that step is written again from its start); nothing went wrong, so no warning, and nothing to ask again."""
 SHUTDOWN_PATIENCE = 5.0
 """At shutdown, a final message waits at most this long for the platform; what is left goes to the outbox."""
 EMPTY_ANSWER = "_(The model returned an empty answer. Try asking again, or rephrase.)_"
@@ -194,7 +200,7 @@ class Runtime:
             readable = readable or bool(text.strip())  # blank lines alone show nothing
 
         events: AsyncGenerator[AgentEvent] | None = None
-        abandoned = False  # the lease was lost: no more writes, the record stays for the new holder
+        abandoned = False  # another replica finishes it: no more writes, the record stays for it
         try:
             events = await start(handler, write)
             async for event in events:
@@ -235,12 +241,16 @@ class Runtime:
         except asyncio.CancelledError as stopped:
             if events is not None:
                 await events.aclose()  # the model's stream is closed and no more text comes: the mark goes last
-            if LEASE_LOST in stopped.args:
+            lost = LEASE_LOST in stopped.args  # (another replica may be writing already: not one more call)
+            if lost or (HAND_OVER in stopped.args and record is not None):
                 abandoned = True
-                outcome.ended("handed_over")
-                await handler.abandon()
+                outcome.handed_over()
+                handler.patience = min(handler.patience, SHUTDOWN_PATIENCE)
+                await handler.abandon(tidy=not lost)
+                if record is not None and not lost:
+                    await record.hand_over()  # before the conversation is let go: the taker reads it then
                 raise
-            shutting_down = SHUTDOWN in stopped.args
+            shutting_down = SHUTDOWN in stopped.args or HAND_OVER in stopped.args  # (no record: cannot hand over)
             outcome.ended("shutdown" if shutting_down else "stopped")
             handler.emit(f"\n\n{SHUTDOWN_MARK if shutting_down else STOPPED_MARK}")
             if shutting_down:

@@ -16,7 +16,8 @@ of the TTL (its lease may have expired): a replica that lost a lease stops writi
 
 Every held (or orphaned) conversation is also in a sorted set, scored by when its lease expires (Redis's clock);
 a message queued where nobody holds the conversation counts as leased for one TTL (its sender takes the lease at
-once, unless it dies first), and a conversation handed over at shutdown is due at once.
+once, unless it dies first), and a conversation handed over at shutdown (what waits in it, a reply left
+unfinished there) is due at once (score 0).
 A replica that dies stops renewing, so its conversations' scores fall behind; every replica looks for such
 conversations every `SWEEP_EVERY` seconds (`expired`) and takes them over: that is how the queued messages of a
 dead replica, and the replies it was writing, are finished by another.
@@ -119,7 +120,7 @@ _RELEASE = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 if ARGV[3] == '0' and redis.call('LLEN', KEYS[1]) > 0 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[4])
-if redis.call('LLEN', KEYS[1]) > 0 then
+if ARGV[3] == '2' or redis.call('LLEN', KEYS[1]) > 0 then
   redis.call('ZADD', KEYS[3], 0, ARGV[2])
 else
   redis.call('ZREM', KEYS[3], ARGV[2])
@@ -294,13 +295,16 @@ class SharedQueues:
         )
         return _text(status)
 
-    async def release(self, conversation: str, value: str, *, hand_over: bool = False) -> bool | None:
+    async def release(
+        self, conversation: str, value: str, *, hand_over: bool = False, unfinished: bool = False
+    ) -> bool | None:
         """Let the lease go when the queue is empty (True); False when messages came meanwhile (go on), None when
-        the lease was lost. With `hand_over`, let it go anyway: another replica answers what is queued."""
+        the lease was lost. With `hand_over`, let it go anyway: another replica answers what is queued; with
+        `unfinished` too (a reply was handed over, its record written), the conversation is due even with nothing
+        queued, so another replica finishes that reply at once."""
         queue, lease, asker = self._keys(conversation)
-        done = await self._release(
-            keys=[queue, lease, self._held_key, asker], args=[value, conversation, "1" if hand_over else "0"]
-        )
+        how = "2" if unfinished else "1" if hand_over else "0"
+        done = await self._release(keys=[queue, lease, self._held_key, asker], args=[value, conversation, how])
         return None if done == -1 else done == 1
 
     async def renew(self, held: dict[str, str]) -> list[str]:

@@ -245,13 +245,27 @@ class StreamingHandler:
             await self._quietly(self._surface.close())
         return not self.undelivered
 
-    async def abandon(self) -> None:
-        """Stop without another platform call: this replica lost the conversation's lease, and the replica that
-        holds it now finishes the reply (`bot.conversations`, replica mode)."""
+    async def abandon(self, *, tidy: bool = False) -> None:
+        """Stop writing the reply: another replica finishes it (`bot.conversations`, replica mode).
+
+        Args:
+            tidy: False when this replica lost the conversation's lease (another may be writing already): no
+                platform call at all. True when it hands the reply over as it shuts down (it still holds the
+                conversation): the surface is closed too, within `patience`, which takes away what only this reply
+                showed beside its text (a Telegram group's status message while a tool runs, Slack's status line
+                and open streams), so the reply that goes on elsewhere starts clean; the text stays as shown.
+        """
         async with self._lock:
             self._stopped = True
             await self._end_flusher()
             self._set_waiting(False)
+            if not tidy:
+                return
+            try:
+                async with asyncio.timeout(None if self.patience == float("inf") else self.patience):
+                    await self._quietly(self._surface.close())
+            except TimeoutError:
+                log.info("%s: the surface was not closed within %g s", self._profile.key, self.patience)
 
     async def __aenter__(self) -> StreamingHandler:
         await self.start()

@@ -58,8 +58,8 @@ class _Counting:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = list(rows)
         if sql.startswith(("INSERT INTO inflight_replies", "UPDATE inflight_replies")):
-            for row in rows:  # (the record's id: an insert's first parameter, an update's third)
-                record = row[0] if sql.startswith("INSERT") else row[2]
+            for row in rows:  # (the record's id: an insert's first parameter, an update's next to last)
+                record = row[0] if sql.startswith("INSERT") else row[-2]
                 self._store.writes.setdefault(record, []).append(self._begun)
         await self._tx.executemany(sql, rows)
 
@@ -262,8 +262,10 @@ async def test_records_in_postgres_round_trip(tmp_path: Path) -> None:
         async with open_inflight(store) as book:
             record = book.begin("k", platform, {"chat_id": 1}, "k")
             record.show(Screen("edit", 3, "text", buttons=True))
-        [left] = await InFlight(store).leftovers(platform)
-        assert left.screen == Screen("edit", 3, "text", True)
+            record.show(Screen("edit", 3, "text and more", buttons=True))
+            assert await record.hand_over()  # written as it stands when it returns
+            [left] = await InFlight(store).leftovers(platform)
+            assert left.handed_over and left.screen == Screen("edit", 3, "text and more", True)
         assert abs(left.started - time.time()) < 10  # to the second, not to the minute (what the take-over compares)
         await book.drop(left.id)
         assert await InFlight(store).leftovers(platform) == []

@@ -174,3 +174,20 @@ def test_an_entry_carries_its_decision_and_reads_one_queued_without() -> None:
     plain = entry("one")
     old = plain.encode().replace(', "d": null', "")  # as an earlier version queued it
     assert Entry.decode(old) == plain
+
+
+async def test_a_conversation_handed_over_with_a_reply_unfinished_is_due_at_once_even_with_nothing_queued(
+    client: redis.Redis,
+) -> None:
+    a, b = pair(client)
+    await a.enqueue(entry("one"), 20)
+    lease = await a.acquire(KEY)
+    assert lease is not None and await a.pop(KEY, lease, None)
+    assert await a.release(KEY, lease, hand_over=True)  # shutting down, its reply over, nothing waiting
+    assert KEY not in await b.expired()  # nothing for another replica to do
+    await a.enqueue(entry("two"), 20)
+    lease = await a.acquire(KEY)
+    assert lease is not None and await a.pop(KEY, lease, None)
+    assert await a.release(KEY, lease, hand_over=True, unfinished=True)  # its reply handed over, nothing waiting
+    assert KEY in await b.expired()  # due at once, not after a lease's time: another replica finishes the reply
+    assert await b.acquire(KEY) is not None

@@ -387,6 +387,9 @@ class BotApi:
     def send_message_draft(self, params: dict[str, Any]) -> bool:
         """sendMessageDraft: private chats only, non-zero draft_id; empty text is the "Thinking..." placeholder.
 
+        A draft with the id of the one shown animates it; one with another id replaces it, without animation (the
+        Bot API's words), so a chat (or topic) shows at most one draft.
+
         Bot API 10.3: `can_stop` shows the user a stop button (`Scene.stop_draft` presses it), `keep_on_stop` keeps
         the draft visible after the press. Once stopped, later drafts with that id are accepted and not shown
         (guessed: Telegram documents no error for them).
@@ -405,6 +408,7 @@ class BotApi:
         if draft is None:
             thread = params.get("message_thread_id")
             draft = Draft(chat.id, draft_id, text, entities, thread, now, now)
+            self.world.replace_draft(chat.id, thread, now)
             self.world.drafts.append(draft)
         draft.text, draft.entities, draft.updated_at = text, entities, now
         draft.can_stop = params.get("can_stop", False)

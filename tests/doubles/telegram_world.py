@@ -191,7 +191,8 @@ class Draft:
 
     Attributes:
         history: Every text sent for this draft id, in order.
-        dismissed_at: When a real message in the chat replaced the preview (None while it may still show).
+        dismissed_at: When a real message in the chat, or a draft with another id, replaced the preview (None while
+            it may still show).
         can_stop: The last sendMessageDraft offered the user a stop button (Bot API 10.3).
         keep_on_stop: The last sendMessageDraft asked to keep the draft visible after a stop press.
         stopped_at: When the user pressed stop; later drafts with this id are accepted and not shown.
@@ -391,6 +392,12 @@ class World:
         """A real message in the chat replaces any draft preview shown there."""
         for draft in self.drafts:
             if draft.chat_id == chat_id and draft.dismissed_at is None:
+                draft.dismissed_at = now
+
+    def replace_draft(self, chat_id: int, message_thread_id: int | None, now: float) -> None:
+        """A draft with a new id replaces the one shown in the chat's topic (None: outside topics)."""
+        for draft in self.drafts:
+            if (draft.chat_id, draft.message_thread_id) == (chat_id, message_thread_id) and draft.dismissed_at is None:
                 draft.dismissed_at = now
 
     def stopped_draft(self, chat_id: int, draft_id: int) -> Draft | None:

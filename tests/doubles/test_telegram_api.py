@@ -226,6 +226,16 @@ async def test_drafts_only_in_private_chats_and_replaced_by_the_message(tg: Tele
     assert tg.active_drafts(dm) == [] and tg.drafts(dm) == [draft]
 
 
+async def test_a_draft_with_another_id_replaces_the_one_shown(tg: TelegramDouble, bot: telegram.Bot) -> None:
+    dm = tg.private_chat(tg.add_user("Alice"))
+    assert await bot.send_message_draft(dm.id, 7, "An answer cut short")
+    assert await bot.send_message_draft(dm.id, 9, "The whole answer, from the start")  # not animated: replaced
+    [first, second] = tg.drafts(dm)
+    assert tg.active_drafts(dm) == [second] and first.text == "An answer cut short"
+    assert await bot.send_message_draft(dm.id, 7, "Again")  # an id seen before, its draft gone: a new preview
+    assert [d.text for d in tg.active_drafts(dm)] == ["Again"] and len(tg.drafts(dm)) == 3
+
+
 async def test_a_draft_sent_with_can_stop_can_be_stopped_by_the_user(tg: TelegramDouble, bot: telegram.Bot) -> None:
     alice = tg.add_user("Alice")
     dm = tg.private_chat(alice)
