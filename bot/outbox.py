@@ -82,6 +82,7 @@ class Outbox:
         self._shared = store.backend == "postgres"  # other replicas deliver from the same table
         self._arrived = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._sent: set[int] = set()  # delivered, but the store did not take the record of it yet
 
     async def put(self, channel: str, address: dict[str, Any], text: str) -> None:
         """Keep `text` for `address` on `channel` until a courier delivers it."""
@@ -117,6 +118,7 @@ class Outbox:
         """Deliver until none is left or a delivery fails; returns how long to wait before the next round."""
         while not self._stopping.is_set():
             try:
+                await self._record_sent()  # before anything is claimed again: what was sent is never sent twice
                 async with self._claim(channel) as entry:
                     if entry is None:
                         return RETRY_EVERY if self._shared else float("inf")
@@ -124,6 +126,7 @@ class Outbox:
                         await deliver(entry.address, entry.text)
                     except PermanentError as exc:  # deleted: it would fail the same way for ever
                         log.error("%s: outbox entry %d cannot be delivered (%s); dropped", channel, entry.id, exc)
+                    self._sent.add(entry.id)
             except RateLimited as exc:
                 return max(exc.retry_after, 0.05)
             except ChannelError as exc:
@@ -144,13 +147,23 @@ class Outbox:
                 yield entry
                 if entry is not None:
                     await tx.execute(_DELIVERED, (entry.id,))
-            return
-        async with self._store.transaction() as tx:  # one courier: nothing to lock, and the database stays free
-            entry = await _oldest(tx, channel, "")
-        yield entry
+        else:
+            async with self._store.transaction() as tx:  # one courier: nothing to lock, the database stays free
+                entry = await _oldest(tx, channel, "")
+            yield entry
+            if entry is not None:
+                async with self._store.transaction() as tx:
+                    await tx.execute(_DELIVERED, (entry.id,))
         if entry is not None:
+            self._sent.discard(entry.id)
+
+    async def _record_sent(self) -> None:
+        """Delete the entries this courier delivered whose deletion the store refused (it was away a moment), so a
+        round never sends them again; raises the store's error while it is still away."""
+        for sent in list(self._sent):
             async with self._store.transaction() as tx:
-                await tx.execute(_DELIVERED, (entry.id,))
+                await tx.execute(_DELIVERED, (sent,))
+            self._sent.discard(sent)
 
     async def stop(self, courier: asyncio.Task[None]) -> None:
         """End `courier` after the delivery it is in (at most STOP_PATIENCE), so no send goes unrecorded."""
